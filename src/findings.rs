@@ -1,0 +1,108 @@
+//! Findings are data, not errors: every output format (human, JSON, SARIF, check-run annotations…)
+//! is rendered from the same `Finding` values, which carry the policy, the severity, the message and
+//! the exact place in a file.
+
+use serde::Serialize;
+
+/// How much a finding matters. `Deny` fails the check (exit code 1, check-run `failure`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A violation of a `deny` constraint, or input guardrail could not check (broken YAML, a policy error).
+    Deny,
+    /// A `warn` constraint, or something suspicious that does not block (ambiguous YAML 1.1 scalars).
+    Warn,
+    /// `dryrun` constraints and notes (a skipped Helm template): shown, never blocking.
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Deny => "deny",
+            Severity::Warn => "warn",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// A 1-based position range in a source file. `end_*` is inclusive of the last character's column + 1
+/// convention used by editors: `end_column` points just past the last character.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct Region {
+    pub line: u32,
+    pub column: u32,
+    pub end_line: u32,
+    pub end_column: u32,
+}
+
+impl Region {
+    pub fn point(line: u32, column: u32) -> Self {
+        Region { line, column, end_line: line, end_column: column + 1 }
+    }
+}
+
+/// The Kubernetes object a finding is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ResourceRef {
+    #[serde(rename = "apiVersion")]
+    pub api_version: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ResourceRef {
+    /// `Deployment default/web`, `Namespace prod`: how people name an object in a sentence.
+    pub fn display(&self) -> String {
+        match (self.namespace.is_empty(), self.name.is_empty()) {
+            (_, true) => self.kind.clone(),
+            (true, false) => format!("{} {}", self.kind, self.name),
+            (false, false) => format!("{} {}/{}", self.kind, self.namespace, self.name),
+        }
+    }
+}
+
+/// One thing guardrail has to say about one place in one file.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    /// The ConstraintTemplate kind, built-in policy name, conftest module package, or a `guardrail/…`
+    /// name for findings about the input itself (`guardrail/yaml`, `guardrail/policy-error`).
+    pub policy: String,
+    /// The Constraint's `metadata.name`; empty for conftest modules and input findings.
+    pub constraint: String,
+    pub severity: Severity,
+    pub message: String,
+    /// The file as given on the command line (or the repository path in the App).
+    pub file: String,
+    #[serde(flatten)]
+    pub region: Region,
+    /// RFC 6901 pointer into the resource (the parent resource for expanded objects); empty when
+    /// the finding is about the file rather than a field.
+    pub pointer: String,
+    /// `None` for findings about a file that holds no resource (a YAML syntax error, say).
+    pub resource: Option<ResourceRef>,
+}
+
+/// What one `check` produced: the findings, and errors that stopped guardrail from checking at all
+/// (an unreadable path, a policy file that does not load). Errors make the exit code 2.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Outcome {
+    pub findings: Vec<Finding>,
+    pub errors: Vec<String>,
+}
+
+impl Outcome {
+    pub fn has_deny(&self) -> bool {
+        self.findings.iter().any(|f| f.severity == Severity::Deny)
+    }
+
+    /// Stable order: by file, then position, then policy, so outputs and snapshots do not flicker.
+    pub fn sort(&mut self) {
+        self.findings.sort_by(|a, b| {
+            (&a.file, a.region, &a.policy, &a.constraint, &a.message)
+                .cmp(&(&b.file, b.region, &b.policy, &b.constraint, &b.message))
+        });
+        self.findings.dedup();
+    }
+}

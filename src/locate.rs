@@ -1,0 +1,193 @@
+//! Violation -> field. In order: the policy says where (`details.path`, `details.field`, `_loc`);
+//! else search: re-evaluate the same check with fields of the object removed (booleans flipped)
+//! and keep the smallest field whose removal makes exactly that violation go away; else the
+//! resource's first line. The search is depth-first and bounded by an evaluation budget.
+
+use serde_json::Value;
+
+use crate::manifest::node::{path_to_pointer, pointer_push, pointer_tokens};
+use crate::policy::{Check, Context, Hit, PolicySet};
+
+/// How a location was found (reported in benchmarks and debug logs).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Method {
+    Declared,
+    Searched,
+    Resource,
+}
+
+/// Most evaluations one violation may spend on the search.
+pub const SEARCH_BUDGET: usize = 96;
+
+#[derive(Clone, Debug)]
+pub struct Located {
+    /// RFC 6901 pointer relative to the evaluated object ("" = the whole object).
+    pub pointer: String,
+    pub method: Method,
+    pub evaluations: usize,
+}
+
+/// The pointer a policy declared in its result, if any.
+pub fn declared(hit: &Hit) -> Option<String> {
+    let d = &hit.details;
+    let candidates = [d.get("path"), d.get("field"), d.get("_loc"), d.get("details").and_then(|x| x.get("path"))];
+    for c in candidates.into_iter().flatten() {
+        let path = match c {
+            Value::String(s) => Some(s.clone()),
+            Value::Object(o) => o.get("path").or_else(|| o.get("field")).and_then(Value::as_str).map(str::to_string),
+            Value::Array(parts) => Some(parts.iter().fold(String::new(), |p, t| match t {
+                Value::String(s) => pointer_push(&p, s),
+                other => pointer_push(&p, &other.to_string()),
+            })),
+            _ => None,
+        };
+        if let Some(p) = path.and_then(|p| if p.starts_with('/') || p.is_empty() { Some(p) } else { path_to_pointer(&p) }) {
+            return Some(p);
+        }
+    }
+    None
+}
+
+pub fn locate(policies: &PolicySet, check: Check, object: &Value, hit: &Hit, all: &[Hit], ctx: &Context) -> Located {
+    if let Some(pointer) = declared(hit) {
+        return Located { pointer, method: Method::Declared, evaluations: 0 };
+    }
+    let mut search = Search { policies, check, ctx, target: &hit.message, baseline: all, evaluations: 0 };
+    match search.descend(object, "") {
+        Some(pointer) => Located { pointer, method: Method::Searched, evaluations: search.evaluations },
+        None => Located { pointer: String::new(), method: Method::Resource, evaluations: search.evaluations },
+    }
+}
+
+struct Search<'a> {
+    policies: &'a PolicySet,
+    check: Check,
+    ctx: &'a Context,
+    target: &'a str,
+    baseline: &'a [Hit],
+    evaluations: usize,
+}
+
+impl Search<'_> {
+    /// True when `variant` no longer produces the target violation and produces nothing new.
+    fn clears(&mut self, variant: &Value) -> bool {
+        if self.evaluations >= SEARCH_BUDGET {
+            return false;
+        }
+        self.evaluations += 1;
+        match self.policies.run(self.check, variant, self.ctx) {
+            Ok(hits) => {
+                !hits.iter().any(|h| h.message == self.target)
+                    && hits.iter().all(|h| self.baseline.iter().any(|b| b.message == h.message))
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Searches below `pointer` in `root`; returns the deepest field whose removal clears the
+    /// target, or `None` when no child does.
+    fn descend(&mut self, root: &Value, pointer: &str) -> Option<String> {
+        let node = root.pointer(pointer)?;
+        let children: Vec<String> = match node {
+            Value::Object(map) => map
+                .keys()
+                .filter(|k| !(pointer.is_empty() && (*k == "apiVersion" || *k == "kind")))
+                .cloned()
+                .collect(),
+            Value::Array(items) => (0..items.len()).map(|i| i.to_string()).collect(),
+            _ => return None,
+        };
+        let children = prioritise(node, children, self.target);
+        for child in children {
+            if self.evaluations >= SEARCH_BUDGET {
+                return None;
+            }
+            let child_pointer = pointer_push(pointer, &child);
+            let mut variant = root.clone();
+            remove(&mut variant, &child_pointer);
+            if self.clears(&variant) {
+                return Some(self.descend(root, &child_pointer).unwrap_or(child_pointer));
+            }
+            if let Some(Value::Bool(b)) = root.pointer(&child_pointer) {
+                let mut flipped = root.clone();
+                if let Some(slot) = flipped.pointer_mut(&child_pointer) {
+                    *slot = Value::Bool(!b);
+                }
+                if self.clears(&flipped) {
+                    return Some(child_pointer);
+                }
+            }
+        }
+        None
+    }
+}
+
+/// Tries first the children whose text the message mentions (a container's name, a value), then
+/// `spec` before `metadata`, so typical searches take a handful of evaluations.
+fn prioritise(node: &Value, mut children: Vec<String>, message: &str) -> Vec<String> {
+    let score = |child: &String| -> i32 {
+        let value = match node {
+            Value::Object(map) => map.get(child),
+            Value::Array(items) => child.parse::<usize>().ok().and_then(|i| items.get(i)),
+            _ => None,
+        };
+        let mut s = 0;
+        if message.contains(child.as_str()) && child.len() > 2 {
+            s += 2;
+        }
+        if let Some(v) = value {
+            if mentions(v, message) {
+                s += 3;
+            }
+        }
+        match child.as_str() {
+            "spec" => s += 1,
+            "status" => s -= 2,
+            _ => {}
+        }
+        -s
+    };
+    children.sort_by_key(score);
+    children
+}
+
+/// Whether a short string value inside `v` (a name, an image) appears in the message.
+fn mentions(v: &Value, message: &str) -> bool {
+    match v {
+        Value::String(s) => s.len() >= 3 && message.contains(s.as_str()),
+        Value::Object(map) => ["name", "image"].iter().any(|k| map.get(*k).is_some_and(|x| mentions(x, message))),
+        _ => false,
+    }
+}
+
+fn remove(root: &mut Value, pointer: &str) {
+    let tokens: Vec<String> = pointer_tokens(pointer).collect();
+    let Some((last, parents)) = tokens.split_last() else { return };
+    let mut node = root;
+    for t in parents {
+        node = match node {
+            Value::Object(m) => match m.get_mut(t) {
+                Some(n) => n,
+                None => return,
+            },
+            Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
+                Some(n) => n,
+                None => return,
+            },
+            _ => return,
+        };
+    }
+    match node {
+        Value::Object(m) => {
+            m.shift_remove(last);
+        }
+        Value::Array(a) => {
+            if let Ok(i) = last.parse::<usize>() {
+                if i < a.len() {
+                    a.remove(i);
+                }
+            }
+        }
+        _ => {}
+    }
+}

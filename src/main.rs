@@ -1,0 +1,132 @@
+//! The `guardrail` command: wiring only. `check` scans manifests, `verify` runs policy tests.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use guardrail::manifest::LoadOptions;
+use guardrail::policy::{self, PolicySet};
+use guardrail::report::{self, Format, RenderOptions};
+use guardrail::scan::{self, ScanOptions};
+
+#[derive(Parser)]
+#[command(name = "guardrail", version, about = "Gatekeeper policies on pull requests: findings at the exact field")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check Kubernetes manifests against the built-in pack and your policies.
+    Check {
+        /// Files or folders to check (YAML; folders recursively). Default: the current folder.
+        paths: Vec<PathBuf>,
+        /// ConstraintTemplates + Constraints, ExpansionTemplates or conftest .rego files (repeatable).
+        #[arg(long, short = 'p', env = "GUARDRAIL_POLICY", value_delimiter = ',')]
+        policy: Vec<PathBuf>,
+        /// Do not load the built-in policy pack.
+        #[arg(long)]
+        no_builtin: bool,
+        /// Namespace for namespaced objects that do not set metadata.namespace.
+        #[arg(long, short = 'n')]
+        namespace: Option<String>,
+        #[arg(long, short = 'f', value_enum, default_value = "human")]
+        format: Format,
+        /// Color in human output: auto, always, never.
+        #[arg(long, default_value = "auto")]
+        color: String,
+        /// Worker threads (default: one per core).
+        #[arg(long, default_value_t = 0)]
+        threads: usize,
+    },
+    /// Run gator `suite.yaml` tests and Rego `test_*` rules.
+    Verify {
+        /// Suite files or folders (searched recursively). Default: the current folder.
+        paths: Vec<PathBuf>,
+        /// Print every case, not only failures.
+        #[arg(long, short = 'v')]
+        verbose: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GUARDRAIL_LOG").unwrap_or_else(|_| "warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Check { paths, policy, no_builtin, namespace, format, color, threads } => {
+            check(paths, policy, no_builtin, namespace, format, &color, threads)
+        }
+        Command::Verify { paths, verbose } => verify(paths, verbose),
+    }
+}
+
+fn check(
+    paths: Vec<PathBuf>,
+    policy_paths: Vec<PathBuf>,
+    no_builtin: bool,
+    namespace: Option<String>,
+    format: Format,
+    color: &str,
+    threads: usize,
+) -> ExitCode {
+    let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
+    let opts = policy::LoadOptions { builtin: !no_builtin, ..Default::default() };
+    let policies = match PolicySet::load(&policy_paths, &opts) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("error: {e}");
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let scan_opts = ScanOptions { load: LoadOptions { default_namespace: namespace, ..Default::default() }, threads };
+    let scan = match scan::scan_paths(&paths, &policies, &scan_opts) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let color = match color {
+        "always" => true,
+        "never" => false,
+        _ => std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none(),
+    };
+    let render = RenderOptions { color, tool_version: env!("CARGO_PKG_VERSION") };
+    print!("{}", report::render(format, &scan.outcome, &scan.sources, &render));
+    tracing::info!(?scan.stats, "scan finished");
+    if !scan.outcome.errors.is_empty() {
+        ExitCode::from(2)
+    } else if scan.outcome.has_deny() {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+fn verify(paths: Vec<PathBuf>, verbose: bool) -> ExitCode {
+    let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
+    let summary = guardrail::verify::run(&paths);
+    for r in &summary.results {
+        match &r.error {
+            Some(e) => println!("FAIL {}\n     {}", r.name, e.replace('\n', "\n     ")),
+            None if verbose => println!("ok   {}", r.name),
+            None => {}
+        }
+    }
+    println!("{} passed, {} failed", summary.passed(), summary.failed());
+    if summary.results.is_empty() {
+        eprintln!("error: no suites or Rego tests found");
+        return ExitCode::from(2);
+    }
+    if summary.failed() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}

@@ -1,0 +1,374 @@
+//! Loading Kubernetes manifests: files and folders -> located resources. Problems with the input
+//! (broken YAML, budgets exceeded, Helm templates) become findings here; only an unreadable path
+//! given on the command line is an error.
+//!
+//! Namespace rule: `metadata.namespace`, else the `--namespace` default, else empty. An empty
+//! namespace is treated the way Gatekeeper treats a cluster-scoped object: `namespaces` and
+//! `excludedNamespaces` in a constraint's match do not apply to it.
+
+pub mod node;
+pub mod yaml;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::findings::{Finding, Region, ResourceRef, Severity};
+pub use node::{Node, NodeKind, Pos, Span};
+use yaml::YamlLimits;
+
+/// Policy names for findings about the input itself.
+pub const YAML_POLICY: &str = "guardrail/yaml";
+pub const NOTE_POLICY: &str = "guardrail/note";
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("{0}: no such file or directory")]
+    Missing(String),
+}
+
+/// Where a Kubernetes object's text lives: a file, a document of it, and a pointer prefix inside
+/// that document (`/items/3` for a `kind: List` item, `/spec/template` for a Pod implied by a
+/// Deployment).
+#[derive(Clone, Debug)]
+pub struct Origin {
+    pub file: Arc<str>,
+    pub document: Arc<Node>,
+    pub prefix: String,
+}
+
+impl Origin {
+    /// The region for a pointer into the object: the field itself if it exists, else its nearest
+    /// existing parent. Returns the region and the document pointer actually found.
+    pub fn locate(&self, pointer: &str) -> (Region, String) {
+        let full = format!("{}{}", self.prefix, pointer);
+        let (node, depth) = self.document.walk(&full);
+        let found: String = node::pointer_tokens(&full).take(depth).fold(String::new(), |p, t| node::pointer_push(&p, &t));
+        (region(node.focus()), found)
+    }
+
+    /// The first line of the object (its `apiVersion`/`kind` usually).
+    pub fn head(&self) -> Region {
+        let (node, _) = self.document.walk(&self.prefix);
+        let span = node.span;
+        Region { line: span.start.line, column: span.start.column, end_line: span.start.line, end_column: span.start.column + 1 }
+    }
+}
+
+pub fn region(span: Span) -> Region {
+    Region { line: span.start.line, column: span.start.column, end_line: span.end.line, end_column: span.end.column }
+}
+
+/// One Kubernetes object ready for evaluation.
+#[derive(Clone, Debug)]
+pub struct Resource {
+    pub object: Value,
+    /// The object as the user wrote it (for an implied Pod, the Deployment that implies it).
+    pub reported: ResourceRef,
+    pub origin: Origin,
+    /// Set for objects produced by expansion: the ExpansionTemplate's name and its enforcement override.
+    pub implied_by: Option<Implied>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Implied {
+    pub template: String,
+    pub enforcement_action: Option<String>,
+}
+
+impl Resource {
+    pub fn api_version(&self) -> &str {
+        self.object.get("apiVersion").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn kind(&self) -> &str {
+        self.object.get("kind").and_then(Value::as_str).unwrap_or("")
+    }
+    pub fn name(&self) -> &str {
+        meta_str(&self.object, "name")
+    }
+    pub fn namespace(&self) -> &str {
+        meta_str(&self.object, "namespace")
+    }
+    /// `(group, version)` from `apiVersion` (`apps/v1` -> `("apps", "v1")`, `v1` -> `("", "v1")`).
+    pub fn group_version(&self) -> (&str, &str) {
+        split_api_version(self.api_version())
+    }
+}
+
+pub fn split_api_version(api_version: &str) -> (&str, &str) {
+    match api_version.rsplit_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("", api_version),
+    }
+}
+
+pub fn meta_str<'a>(object: &'a Value, field: &str) -> &'a str {
+    object.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str).unwrap_or("")
+}
+
+pub fn resource_ref(object: &Value) -> ResourceRef {
+    ResourceRef {
+        api_version: object.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string(),
+        kind: object.get("kind").and_then(Value::as_str).unwrap_or("").to_string(),
+        namespace: meta_str(object, "namespace").to_string(),
+        name: meta_str(object, "name").to_string(),
+    }
+}
+
+/// Options for loading.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// Namespace for namespaced objects that do not set one.
+    pub default_namespace: Option<String>,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_file_bytes: u64,
+    pub yaml: YamlLimits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_file_bytes: 8 * 1024 * 1024, yaml: YamlLimits::default() }
+    }
+}
+
+/// Everything read from the inputs.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub resources: Vec<Resource>,
+    pub findings: Vec<Finding>,
+    /// File name -> text, for showing source lines.
+    pub sources: Vec<(String, Arc<str>)>,
+}
+
+/// A file to read: the name to report and where it is.
+#[derive(Clone, Debug)]
+pub struct InputFile {
+    pub display: String,
+    pub path: PathBuf,
+}
+
+/// Expands command-line paths into manifest files (folders recursively, in a stable order).
+/// Hidden folders are skipped; a Helm chart's `templates/` is skipped with a note.
+pub fn discover(paths: &[PathBuf], notes: &mut Vec<Finding>) -> Result<Vec<InputFile>, LoadError> {
+    let mut files = Vec::new();
+    for path in paths {
+        let meta = std::fs::metadata(path).map_err(|_| LoadError::Missing(path.display().to_string()))?;
+        if meta.is_dir() {
+            walk(path, &mut files, notes)?;
+        } else {
+            files.push(InputFile { display: display_path(path), path: path.clone() });
+        }
+    }
+    Ok(files)
+}
+
+fn display_path(path: &Path) -> String {
+    let s = path.to_string_lossy().replace('\\', "/");
+    s.strip_prefix("./").map(str::to_string).unwrap_or(s)
+}
+
+fn is_manifest_name(name: &str) -> bool {
+    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
+}
+
+fn walk(dir: &Path, files: &mut Vec<InputFile>, notes: &mut Vec<Finding>) -> Result<(), LoadError> {
+    let io = |e| LoadError::Io { path: dir.display().to_string(), source: e };
+    let mut entries: Vec<_> = std::fs::read_dir(dir).map_err(io)?.filter_map(Result::ok).collect();
+    entries.sort_by_key(|e| e.file_name());
+    let is_chart = entries.iter().any(|e| e.file_name() == "Chart.yaml");
+    for entry in entries {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let path = entry.path();
+        let Ok(file_type) = entry.file_type() else { continue };
+        if name.starts_with('.') {
+            continue;
+        }
+        if file_type.is_dir() {
+            if is_chart && name == "templates" {
+                notes.push(note(&display_path(&path), 1, "Helm chart templates are not checked; render them first (helm template … | guardrail check -)".into()));
+                continue;
+            }
+            walk(&path, files, notes)?;
+        } else if file_type.is_file() && is_manifest_name(&name) && !(is_chart && name == "Chart.yaml") {
+            files.push(InputFile { display: display_path(&path), path });
+        }
+    }
+    Ok(())
+}
+
+fn note(file: &str, line: u32, message: String) -> Finding {
+    Finding {
+        policy: NOTE_POLICY.into(),
+        constraint: String::new(),
+        severity: Severity::Info,
+        message,
+        file: file.into(),
+        region: Region::point(line, 1),
+        pointer: String::new(),
+        resource: None,
+    }
+}
+
+fn yaml_finding(file: &str, issue: &yaml::YamlIssue) -> Finding {
+    Finding {
+        policy: YAML_POLICY.into(),
+        constraint: String::new(),
+        severity: if issue.error { Severity::Deny } else { Severity::Warn },
+        message: issue.message.clone(),
+        file: file.into(),
+        region: region(issue.span),
+        pointer: String::new(),
+        resource: None,
+    }
+}
+
+/// Reads one file from disk, within the size budget.
+pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Finding> {
+    let too_big = |len: u64| {
+        let mut f = note(&file.display, 1, format!(
+            "file is {len} bytes, over the {} byte limit; it was not checked", limits.max_file_bytes));
+        f.policy = YAML_POLICY.into();
+        f.severity = Severity::Deny;
+        f
+    };
+    let meta = std::fs::metadata(&file.path).map_err(|e| {
+        let mut f = note(&file.display, 1, format!("cannot read file: {e}"));
+        f.severity = Severity::Deny;
+        f.policy = YAML_POLICY.into();
+        f
+    })?;
+    if meta.len() > limits.max_file_bytes {
+        return Err(too_big(meta.len()));
+    }
+    let bytes = std::fs::read(&file.path).map_err(|e| {
+        let mut f = note(&file.display, 1, format!("cannot read file: {e}"));
+        f.severity = Severity::Deny;
+        f.policy = YAML_POLICY.into();
+        f
+    })?;
+    String::from_utf8(bytes).map_err(|e| {
+        let mut f = note(&file.display, 1, format!("file is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()));
+        f.severity = Severity::Deny;
+        f.policy = YAML_POLICY.into();
+        f
+    })
+}
+
+/// Parses the text of one file into resources and findings. Runs the parser on a thread with a
+/// large stack: deeply nested input is stopped by the depth budget, not by a stack overflow.
+pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded) {
+    let file: Arc<str> = Arc::from(display);
+    out.sources.push((display.to_string(), Arc::from(text)));
+    if text.len() as u64 > opts.limits.max_file_bytes {
+        let mut f = note(display, 1, format!("file is {} bytes, over the {} byte limit; it was not checked", text.len(), opts.limits.max_file_bytes));
+        f.policy = YAML_POLICY.into();
+        f.severity = Severity::Deny;
+        out.findings.push(f);
+        return;
+    }
+    let docs = yaml::parse_stream(text, &opts.limits.yaml);
+    let helm = looks_like_helm(text);
+    for doc in docs {
+        let broken = doc.root.is_none() || doc.issues.iter().any(|i| i.error);
+        if helm || (broken && text.contains("{{")) {
+            out.findings.push(note(display, doc.first_line, "looks like a Helm or Go template ({{ … }}); not checked, render it first".into()));
+            continue;
+        }
+        let Some(root) = doc.root else {
+            out.findings.extend(doc.issues.iter().map(|i| yaml_finding(display, i)));
+            continue;
+        };
+        let document = Arc::new(root);
+        let json = document.to_json();
+        if !is_kubernetes_object(&json) {
+            // Not a Kubernetes object (a values file, a CI config…): skipped silently, but broken YAML
+            // in it still counts if it would have been a manifest.
+            continue;
+        }
+        out.findings.extend(doc.issues.iter().map(|i| yaml_finding(display, i)));
+        let list_items = json.get("kind").and_then(Value::as_str).filter(|k| k.ends_with("List"))
+            .and(json.get("items")).and_then(Value::as_array);
+        match list_items {
+            Some(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    if is_kubernetes_object(item) {
+                        push_resource(out, item.clone(), Origin { file: file.clone(), document: document.clone(), prefix: format!("/items/{i}") }, opts);
+                    }
+                }
+            }
+            None => push_resource(out, json, Origin { file: file.clone(), document, prefix: String::new() }, opts),
+        }
+    }
+}
+
+/// Helm's own template actions (`{{ .Values.x }}`, `{{- if … }}`, `{{ include … }}`); plain `{{ }}` in
+/// values (Prometheus alert texts) is left alone.
+fn looks_like_helm(text: &str) -> bool {
+    static HELM: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    HELM.get_or_init(|| {
+        regex::Regex::new(r"\{\{-?\s*(\.Values|\.Release|\.Chart|\.Capabilities|\.Files|include\s|template\s|if\s|range\s|with\s|define\s|end\s*-?\}\}|toYaml|tpl\s)")
+            .expect("valid regex")
+    })
+    .is_match(text)
+}
+
+fn is_kubernetes_object(v: &Value) -> bool {
+    let s = |k| v.get(k).and_then(Value::as_str).is_some_and(|s| !s.is_empty());
+    s("apiVersion") && s("kind")
+}
+
+/// Kinds that are build inputs, not cluster objects.
+fn is_tooling_kind(object: &Value) -> bool {
+    let api = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    api.starts_with("kustomize.config.k8s.io/") || api.starts_with("config.kubernetes.io/")
+}
+
+fn push_resource(out: &mut Loaded, mut object: Value, origin: Origin, opts: &LoadOptions) {
+    if is_tooling_kind(&object) {
+        return;
+    }
+    if let Some(ns) = &opts.default_namespace {
+        let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+        if meta_str(&object, "namespace").is_empty() && !is_cluster_scoped(kind) {
+            if let Some(meta) = object.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default()))) {
+                if let Some(m) = meta.as_object_mut() {
+                    m.insert("namespace".into(), Value::String(ns.clone()));
+                }
+            }
+        }
+    }
+    let reported = resource_ref(&object);
+    out.resources.push(Resource { object, reported, origin, implied_by: None });
+}
+
+/// Well-known cluster-scoped kinds: they never take the default namespace.
+pub fn is_cluster_scoped(kind: &str) -> bool {
+    matches!(
+        kind,
+        "Namespace" | "Node" | "PersistentVolume" | "ClusterRole" | "ClusterRoleBinding" | "StorageClass"
+            | "CustomResourceDefinition" | "PriorityClass" | "ValidatingWebhookConfiguration"
+            | "MutatingWebhookConfiguration" | "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
+            | "APIService" | "RuntimeClass" | "IngressClass" | "CSIDriver" | "VolumeSnapshotClass"
+            | "ConstraintTemplate" | "ClusterIssuer" | "PodSecurityPolicy"
+    )
+}
+
+/// Loads files and folders (sequentially; see `scan` for the parallel driver).
+pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, LoadError> {
+    let mut out = Loaded::default();
+    let files = discover(paths, &mut out.findings)?;
+    for file in &files {
+        match read_file(file, &opts.limits) {
+            Ok(text) => load_text(&file.display, &text, opts, &mut out),
+            Err(finding) => out.findings.push(finding),
+        }
+    }
+    Ok(out)
+}

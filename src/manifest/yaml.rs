@@ -1,0 +1,402 @@
+//! YAML read the way kubectl reads it (go-yaml v2 through sigs.k8s.io/yaml): `yes/no/on/off/y/n`
+//! are booleans, `0644` is octal, `<<` merges, anchors resolve. Every node keeps its span. Budgets
+//! (size, depth, nodes, alias expansion) turn hostile input into a located error, never a crash.
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_saphyr::{Budget, DuplicateKeyPolicy, MergeKeyPolicy, Options, Spanned};
+
+use super::node::{Node, NodeKind, Pos, Span};
+
+/// Limits applied to every YAML document.
+#[derive(Clone, Copy, Debug)]
+pub struct YamlLimits {
+    pub max_depth: usize,
+    pub max_nodes: usize,
+    pub max_alias_events: usize,
+    pub max_documents: usize,
+}
+
+impl Default for YamlLimits {
+    fn default() -> Self {
+        // Kubernetes objects nest ~15 deep and hold a few thousand nodes; these leave ample room.
+        YamlLimits { max_depth: 100, max_nodes: 500_000, max_alias_events: 200_000, max_documents: 10_000 }
+    }
+}
+
+/// Something to tell the user about a YAML file, at a position.
+#[derive(Clone, Debug, PartialEq)]
+pub struct YamlIssue {
+    pub span: Span,
+    pub message: String,
+    /// `true` for errors (the document could not be read faithfully), `false` for warnings.
+    pub error: bool,
+}
+
+/// One `---`-separated document of a file.
+#[derive(Debug)]
+pub struct Document {
+    /// `None` for an empty document or one that failed to parse (see the issues).
+    pub root: Option<Node>,
+    pub issues: Vec<YamlIssue>,
+    /// The first line of the document's own text (after any `---`).
+    pub first_line: u32,
+}
+
+/// The text of one document and where it starts in the file.
+struct Chunk<'a> {
+    text: &'a str,
+    /// 0-based line of the chunk's first line in the file.
+    line_offset: u32,
+}
+
+/// Splits a stream into documents at `---` / `...` lines, so that one broken document does not
+/// hide the others and each one's positions can be shifted back to file positions.
+fn split_documents(text: &str) -> Vec<Chunk<'_>> {
+    let mut chunks = Vec::new();
+    let mut start_byte = 0;
+    let mut start_line = 0u32;
+    let mut byte = 0;
+    for (line_no, line) in text.split_inclusive('\n').enumerate() {
+        let content = line.trim_end_matches(['\n', '\r']);
+        let is_marker = |m: &str| {
+            content == m || (content.starts_with(m) && content[m.len()..].starts_with([' ', '\t']))
+        };
+        if is_marker("---") || is_marker("...") {
+            if byte > start_byte || line_no as u32 > start_line {
+                chunks.push(Chunk { text: &text[start_byte..byte], line_offset: start_line });
+            }
+            // A `--- value` line starts a document whose content begins on that same line.
+            if is_marker("---") && content.len() > 3 && !content[3..].trim().is_empty() && !content[3..].trim().starts_with('#') {
+                start_byte = byte + 3;
+                start_line = line_no as u32;
+                byte += line.len();
+                continue;
+            }
+            byte += line.len();
+            start_byte = byte;
+            start_line = line_no as u32 + 1;
+            continue;
+        }
+        byte += line.len();
+    }
+    if start_byte < text.len() {
+        chunks.push(Chunk { text: &text[start_byte..], line_offset: start_line });
+    }
+    chunks
+}
+
+/// Parses every document of a YAML stream.
+pub fn parse_stream(text: &str, limits: &YamlLimits) -> Vec<Document> {
+    let chunks = split_documents(text);
+    let mut docs = Vec::new();
+    for (i, chunk) in chunks.iter().enumerate() {
+        if i >= limits.max_documents {
+            docs.push(Document {
+                root: None,
+                issues: vec![YamlIssue {
+                    span: Span::at(chunk.line_offset + 1, 1),
+                    message: format!("more than {} documents in one file; the rest were not read", limits.max_documents),
+                    error: true,
+                }],
+                first_line: chunk.line_offset + 1,
+            });
+            break;
+        }
+        if chunk.text.trim().is_empty() || chunk.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+            continue;
+        }
+        docs.push(parse_document(chunk.text, chunk.line_offset, limits));
+    }
+    docs
+}
+
+fn options(limits: &YamlLimits) -> Options {
+    let mut budget = Budget::default();
+    budget.max_depth = limits.max_depth;
+    budget.max_nodes = limits.max_nodes;
+    budget.max_documents = 2;
+    let mut options = Options::default();
+    options.budget = Some(budget);
+    options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
+    options.merge_keys = MergeKeyPolicy::Merge;
+    options.legacy_octal_numbers = true;
+    options.strict_booleans = false;
+    options.with_snippet = false;
+    options.alias_limits.max_total_replayed_events = limits.max_alias_events;
+    options
+}
+
+fn parse_document(text: &str, line_offset: u32, limits: &YamlLimits) -> Document {
+    let index = LineIndex::new(text, line_offset);
+    let first_line = text
+        .lines()
+        .position(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'))
+        .map(|p| p as u32 + line_offset + 1)
+        .unwrap_or(line_offset + 1);
+    let parsed: Result<Option<Spanned<Raw>>, serde_saphyr::Error> =
+        serde_saphyr::from_str_with_options(text, options(limits));
+    match parsed {
+        Ok(Some(raw)) => {
+            let mut issues = Vec::new();
+            let root = convert(raw, &index, text, &mut issues);
+            Document { root: Some(root), issues, first_line }
+        }
+        Ok(None) => Document { root: None, issues: Vec::new(), first_line },
+        Err(err) => {
+            let span = err
+                .location()
+                .map(|loc| index.span_of(&loc, text))
+                .unwrap_or_else(|| Span::at(first_line, 1));
+            let message = describe_error(&err);
+            Document { root: None, issues: vec![YamlIssue { span, message, error: true }], first_line }
+        }
+    }
+}
+
+/// serde-saphyr's messages, trimmed of their location suffix (we report the location ourselves).
+fn describe_error(err: &serde_saphyr::Error) -> String {
+    let text = err.without_snippet().to_string();
+    let text = text.lines().next().unwrap_or("").trim().to_string();
+    let text = match text.find(" at line ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    };
+    format!("YAML could not be read: {text}")
+}
+
+/// Maps serde-saphyr locations (relative to a document chunk) to file positions.
+struct LineIndex {
+    line_starts: Vec<usize>,
+    line_offset: u32,
+}
+
+impl LineIndex {
+    fn new(text: &str, line_offset: u32) -> Self {
+        let mut line_starts = vec![0];
+        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { line_starts, line_offset }
+    }
+
+    fn pos_of_byte(&self, text: &str, byte: usize) -> Pos {
+        let byte = byte.min(text.len());
+        let line = match self.line_starts.binary_search(&byte) {
+            Ok(l) => l,
+            Err(l) => l - 1,
+        };
+        let start = self.line_starts[line];
+        let column = text.get(start..byte).map(|s| s.chars().count()).unwrap_or(byte - start);
+        Pos { line: line as u32 + 1 + self.line_offset, column: column as u32 + 1 }
+    }
+
+    fn span_of(&self, loc: &serde_saphyr::Location, text: &str) -> Span {
+        let span = loc.span();
+        match (span.byte_offset(), span.byte_len()) {
+            (Some(offset), Some(len)) => {
+                let start = self.pos_of_byte(text, offset as usize);
+                let mut end = self.pos_of_byte(text, (offset + len) as usize);
+                if end <= start {
+                    end = Pos { line: start.line, column: start.column + 1 };
+                }
+                Span { start, end }
+            }
+            _ => {
+                let line = loc.line().max(1) as u32 + self.line_offset;
+                let column = loc.column().max(1) as u32;
+                Span::at(line, column)
+            }
+        }
+    }
+
+    fn slice<'t>(&self, loc: &serde_saphyr::Location, text: &'t str) -> Option<&'t str> {
+        let span = loc.span();
+        let offset = span.byte_offset()? as usize;
+        let len = span.byte_len()? as usize;
+        text.get(offset..offset + len)
+    }
+}
+
+/// What serde-saphyr hands us: values in source order, duplicates included.
+enum Raw {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(String),
+    Seq(Vec<Spanned<Raw>>),
+    Map(Vec<(Spanned<Raw>, Spanned<Raw>)>),
+}
+
+impl<'de> Deserialize<'de> for Raw {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(RawVisitor)
+    }
+}
+
+struct RawVisitor;
+
+impl<'de> Visitor<'de> for RawVisitor {
+    type Value = Raw;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Raw, E> {
+        Ok(Raw::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Raw, E> {
+        Ok(Raw::Int(v))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Raw, E> {
+        Ok(match i64::try_from(v) {
+            Ok(i) => Raw::Int(i),
+            Err(_) => Raw::UInt(v),
+        })
+    }
+    fn visit_i128<E: de::Error>(self, v: i128) -> Result<Raw, E> {
+        Ok(Raw::Float(v as f64))
+    }
+    fn visit_u128<E: de::Error>(self, v: u128) -> Result<Raw, E> {
+        Ok(Raw::Float(v as f64))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Raw, E> {
+        Ok(Raw::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Raw, E> {
+        Ok(Raw::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Raw, E> {
+        Ok(Raw::Str(v))
+    }
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Raw, E> {
+        Ok(Raw::Str(String::from_utf8_lossy(v).into_owned()))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_none<E: de::Error>(self) -> Result<Raw, E> {
+        Ok(Raw::Null)
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Raw, D::Error> {
+        Raw::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Raw, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element::<Spanned<Raw>>()? {
+            items.push(item);
+        }
+        Ok(Raw::Seq(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Raw, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(key) = map.next_key::<Spanned<Raw>>()? {
+            let value = map.next_value::<Spanned<Raw>>()?;
+            entries.push((key, value));
+        }
+        Ok(Raw::Map(entries))
+    }
+}
+
+const YAML12_BOOLS: [&str; 6] = ["true", "True", "TRUE", "false", "False", "FALSE"];
+
+/// Turns the raw tree into located nodes, reporting duplicate keys and scalars whose meaning
+/// depends on the YAML version.
+fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<YamlIssue>) -> Node {
+    // An alias points at the anchor's definition: report values where they were written.
+    let loc = raw.defined;
+    let span = index.span_of(&loc, text);
+    let kind = match raw.value {
+        Raw::Null => NodeKind::Null,
+        Raw::Bool(b) => {
+            if let Some(src) = index.slice(&loc, text) {
+                if !YAML12_BOOLS.contains(&src) && !src.starts_with(['"', '\'', '!']) {
+                    issues.push(YamlIssue {
+                        span,
+                        message: format!(
+                            "`{src}` is the boolean {b} for kubectl (YAML 1.1) but the string \"{src}\" under YAML 1.2; \
+                             kustomize reads it as a string. Write `{b}` or quote it"
+                        ),
+                        error: false,
+                    });
+                }
+            }
+            NodeKind::Bool(b)
+        }
+        Raw::Int(i) => match index.slice(&loc, text) {
+            // go-yaml v2 does not know YAML 1.2's `0o` prefix: kubectl keeps `0o644` a string.
+            Some(src) if src.starts_with("0o") || src.starts_with("+0o") => {
+                issues.push(YamlIssue {
+                    span,
+                    message: format!(
+                        "`{src}` is the number {i} under YAML 1.2 but the string \"{src}\" for kubectl (YAML 1.1); write `0{i:o}` or quote it"
+                    ),
+                    error: false,
+                });
+                NodeKind::Str(src.to_string())
+            }
+            Some(src) if is_legacy_octal(src) => {
+                issues.push(YamlIssue {
+                    span,
+                    message: format!(
+                        "`{src}` is the octal number {i} for kubectl (YAML 1.1) but the decimal {} under YAML 1.2; \
+                         kustomize may read it differently. Write `0o{}` only if every tool reads YAML 1.2, or use the decimal {i}",
+                        src.trim_start_matches(['+', '-']).trim_start_matches('0'),
+                        src.trim_start_matches(['+', '-']).trim_start_matches('0')
+                    ),
+                    error: false,
+                });
+                NodeKind::Int(i)
+            }
+            _ => NodeKind::Int(i),
+        },
+        Raw::UInt(u) => NodeKind::UInt(u),
+        Raw::Float(f) => NodeKind::Float(f),
+        Raw::Str(s) => NodeKind::Str(s),
+        Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|i| convert(i, index, text, issues)).collect()),
+        Raw::Map(entries) => {
+            let mut out: Vec<(String, Node)> = Vec::with_capacity(entries.len());
+            for (key, value) in entries {
+                let key_span = index.span_of(&key.defined, text);
+                let key_text = match key.value {
+                    Raw::Str(s) => s,
+                    Raw::Bool(b) => b.to_string(),
+                    Raw::Int(i) => i.to_string(),
+                    Raw::UInt(u) => u.to_string(),
+                    Raw::Float(f) => f.to_string(),
+                    Raw::Null => "null".to_string(),
+                    Raw::Seq(_) | Raw::Map(_) => {
+                        issues.push(YamlIssue {
+                            span: key_span,
+                            message: "a mapping key that is itself a mapping or sequence cannot be a Kubernetes field".into(),
+                            error: true,
+                        });
+                        continue;
+                    }
+                };
+                let mut node = convert(value, index, text, issues);
+                node.key_span = Some(key_span);
+                if let Some(existing) = out.iter_mut().find(|(k, _)| *k == key_text) {
+                    let first = existing.1.key_span.unwrap_or(existing.1.span);
+                    issues.push(YamlIssue {
+                        span: key_span,
+                        message: format!(
+                            "duplicate key `{key_text}` (first at line {}): the cluster and other tools may keep different copies",
+                            first.start.line
+                        ),
+                        error: true,
+                    });
+                    existing.1 = node; // last wins, as the API server's JSON decoding does
+                } else {
+                    out.push((key_text, node));
+                }
+            }
+            NodeKind::Map(out)
+        }
+    };
+    Node::new(span, kind)
+}
+
+fn is_legacy_octal(src: &str) -> bool {
+    let digits = src.trim_start_matches(['+', '-']);
+    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+}

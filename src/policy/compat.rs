@@ -1,0 +1,470 @@
+//! Where regorus reads Rego differently from OPA, and the rewrites that make Gatekeeper's policies
+//! behave as they do under OPA:
+//! - v0 chained rule bodies `head { A } { B }` (OPA: two definitions; regorus: `else`) are split
+//!   into separate rules with the same head;
+//! - a line starting with `(` continues the previous line in regorus (a call); OPA starts a new
+//!   expression, so a `;` is inserted;
+//! - `not f(x.y)` with `x.y` undefined is true in regorus; OPA hoists the reference out of the
+//!   negation, so the body fails: references in such calls are bound on the line before;
+//! - `sprintf` with too few arguments errors in regorus; OPA prints `%!v(MISSING)`: an extension
+//!   named `sprintf` implements Go's formatting.
+
+/// A byte-level scan of Rego that knows strings, raw strings and comments.
+struct Scan<'a> {
+    src: &'a [u8],
+}
+
+impl Scan<'_> {
+    /// Index just past a string/raw string/comment starting at `i`, or `None` if `i` is code.
+    fn skip_non_code(&self, i: usize) -> Option<usize> {
+        let src = self.src;
+        match src[i] {
+            b'"' => {
+                let mut j = i + 1;
+                while j < src.len() && src[j] != b'"' && src[j] != b'\n' {
+                    j += if src[j] == b'\\' { 2 } else { 1 };
+                }
+                Some((j + 1).min(src.len()))
+            }
+            b'`' => {
+                let mut j = i + 1;
+                while j < src.len() && src[j] != b'`' {
+                    j += 1;
+                }
+                Some((j + 1).min(src.len()))
+            }
+            b'#' => {
+                let mut j = i;
+                while j < src.len() && src[j] != b'\n' {
+                    j += 1;
+                }
+                Some(j)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Applies the v0 rewrites. Text that needs none comes back unchanged.
+pub fn rewrite_v0(text: &str) -> String {
+    hoist_negated_call_refs(&split_chained_bodies(&insert_paren_separators(text)))
+}
+
+/// Rewrites that apply to both dialects.
+pub fn rewrite_v1(text: &str) -> String {
+    hoist_negated_call_refs(text)
+}
+
+/// `not f(a, x.y)` -> `__gr0 := x.y` + `not f(a, __gr0)`, as OPA's compiler does, so that an
+/// undefined reference makes the body fail instead of making the negation true.
+fn hoist_negated_call_refs(text: &str) -> String {
+    static NOT_CALL: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = NOT_CALL.get_or_init(|| {
+        regex::Regex::new(r"^(\s*)not\s+([A-Za-z_][A-Za-z0-9_.]*)\((.*)\)\s*(#.*)?$").expect("valid regex")
+    });
+    let mut out = String::with_capacity(text.len());
+    let mut counter = 0;
+    for line in text.split_inclusive('\n') {
+        let body = line.trim_end_matches(['\n', '\r']);
+        let ending = &line[body.len()..];
+        let Some(cap) = re.captures(body) else {
+            out.push_str(line);
+            continue;
+        };
+        let Some(args) = split_args(&cap[3]) else {
+            out.push_str(line);
+            continue;
+        };
+        let indent = &cap[1];
+        let mut new_args = Vec::new();
+        let mut hoisted = Vec::new();
+        for arg in args {
+            let a = arg.trim();
+            if is_reference(a) {
+                let var = format!("__gr{counter}");
+                counter += 1;
+                hoisted.push(format!("{indent}{var} := {a}\n"));
+                new_args.push(var);
+            } else {
+                new_args.push(a.to_string());
+            }
+        }
+        if hoisted.is_empty() {
+            out.push_str(line);
+            continue;
+        }
+        hoisted.iter().for_each(|h| out.push_str(h));
+        out.push_str(&format!("{indent}not {}({}){}", &cap[2], new_args.join(", "), ending));
+    }
+    out
+}
+
+/// Splits call arguments at top-level commas; `None` when brackets or strings do not balance.
+fn split_args(args: &str) -> Option<Vec<String>> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut current = String::new();
+    let mut in_string = false;
+    let mut prev = ' ';
+    for c in args.chars() {
+        if in_string {
+            current.push(c);
+            if c == '"' && prev != '\\' {
+                in_string = false;
+            }
+            prev = c;
+            continue;
+        }
+        match c {
+            '"' => in_string = true,
+            '(' | '[' | '{' => depth += 1,
+            ')' | ']' | '}' => depth -= 1,
+            ',' if depth == 0 => {
+                out.push(std::mem::take(&mut current));
+                prev = c;
+                continue;
+            }
+            _ => {}
+        }
+        if depth < 0 {
+            return None;
+        }
+        current.push(c);
+        prev = c;
+    }
+    if depth != 0 || in_string {
+        return None;
+    }
+    if !current.trim().is_empty() {
+        out.push(current);
+    }
+    Some(out)
+}
+
+/// A plain reference with a dot (`params.ranges`, `input.review.object.spec`), without calls,
+/// wildcards or operators: the kind OPA binds before a negated call.
+fn is_reference(arg: &str) -> bool {
+    let first = arg.chars().next().unwrap_or(' ');
+    (first.is_ascii_alphabetic() || first == '_')
+        && arg.contains('.')
+        && arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+        && !arg.split('.').any(|part| part == "_" || part.is_empty())
+}
+
+fn insert_paren_separators(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut prev_code_end: Option<char> = None;
+    let mut depth = 0i32;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('(') && depth > 0 {
+            if let Some(c) = prev_code_end {
+                if c.is_alphanumeric() || matches!(c, '_' | ')' | ']' | '"' | '`') {
+                    // Terminate the previous expression where OPA would (at the newline).
+                    let trimmed_out = out.trim_end_matches(['\n', '\r', ' ', '\t']).len();
+                    let tail = out[trimmed_out..].to_string();
+                    out.truncate(trimmed_out);
+                    out.push(';');
+                    out.push_str(&tail);
+                }
+            }
+        }
+        out.push_str(line);
+        let code = strip_comment(line);
+        depth += code.matches('{').count() as i32 - code.matches('}').count() as i32;
+        if let Some(c) = code.trim_end().chars().last() {
+            prev_code_end = Some(c);
+        }
+    }
+    out
+}
+
+fn strip_comment(line: &str) -> &str {
+    let bytes = line.as_bytes();
+    let scan = Scan { src: bytes };
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'#' {
+            return &line[..i];
+        }
+        match scan.skip_non_code(i) {
+            Some(j) => i = j,
+            None => i += 1,
+        }
+    }
+    line
+}
+
+fn split_chained_bodies(text: &str) -> String {
+    let src = text.as_bytes();
+    let scan = Scan { src };
+    let mut out = String::with_capacity(text.len());
+    let mut depth = 0i32;
+    let mut stmt_start: Option<usize> = None;
+    let mut head: Option<String> = None;
+    let mut last = 0;
+    let mut i = 0;
+    while i < src.len() {
+        if let Some(j) = scan.skip_non_code(i) {
+            i = j;
+            continue;
+        }
+        let c = src[i];
+        if depth == 0 && stmt_start.is_none() && !c.is_ascii_whitespace() {
+            stmt_start = Some(i);
+            head = None;
+        }
+        match c {
+            b'{' | b'[' | b'(' => {
+                if depth == 0 && c == b'{' && head.is_none() {
+                    let start = stmt_start.unwrap_or(i);
+                    let candidate = text[start..i].trim_end();
+                    let is_value = candidate.ends_with('=') || candidate.is_empty();
+                    if !is_value && !candidate.starts_with("package") && !candidate.starts_with("import") {
+                        head = Some(candidate.to_string());
+                    }
+                }
+                depth += 1;
+            }
+            b'}' | b']' | b')' => {
+                depth -= 1;
+                if depth == 0 && c == b'}' {
+                    // Look past whitespace and comments for a chained `{`.
+                    let mut k = i + 1;
+                    loop {
+                        while k < src.len() && src[k].is_ascii_whitespace() {
+                            k += 1;
+                        }
+                        if k < src.len() && src[k] == b'#' {
+                            k = scan.skip_non_code(k).unwrap_or(src.len());
+                            continue;
+                        }
+                        break;
+                    }
+                    match (&head, src.get(k)) {
+                        (Some(h), Some(b'{')) => {
+                            out.push_str(&text[last..=i]);
+                            out.push('\n');
+                            out.push_str(h);
+                            out.push(' ');
+                            last = k;
+                            i = k;
+                            continue; // the `{` is processed next, with the same head
+                        }
+                        (_, Some(_)) if text[k..].starts_with("else") => {}
+                        _ => {
+                            stmt_start = None;
+                            head = None;
+                        }
+                    }
+                }
+            }
+            b'\n' if depth == 0 => {
+                // A statement without braces (`package`, `import`, `x := 1`) ends at its line.
+                if head.is_none() {
+                    stmt_start = None;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// Registers the extensions that stand in for regorus builtins whose behaviour differs from OPA.
+pub fn install_extensions(engine: &mut regorus::Engine) -> anyhow::Result<()> {
+    engine.add_extension(
+        "sprintf".to_string(),
+        2,
+        Box::new(|args: Vec<regorus::Value>| {
+            let format = args.first().and_then(|v| v.as_string().ok()).map(|s| s.to_string()).unwrap_or_default();
+            let values = match args.get(1) {
+                Some(regorus::Value::Array(a)) => a.iter().cloned().collect::<Vec<_>>(),
+                _ => anyhow::bail!("sprintf: second argument must be an array"),
+            };
+            Ok(regorus::Value::from(go_sprintf(&format, &values)))
+        }),
+    )
+}
+
+/// Go's `fmt.Sprintf` for the verbs Rego policies use, with OPA's conversions (strings and
+/// numbers as themselves, everything else in Rego syntax).
+pub fn go_sprintf(format: &str, args: &[regorus::Value]) -> String {
+    let mut out = String::with_capacity(format.len() + 16);
+    let mut chars = format.chars().peekable();
+    let mut next = 0usize;
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut flags = String::new();
+        while let Some(&f) = chars.peek() {
+            if matches!(f, '-' | '+' | '#' | ' ' | '0') {
+                flags.push(f);
+                chars.next();
+            } else {
+                break;
+            }
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            chars.next();
+        }
+        let mut precision: Option<usize> = None;
+        if chars.peek() == Some(&'.') {
+            chars.next();
+            let mut p = String::new();
+            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+                p.push(d);
+                chars.next();
+            }
+            precision = Some(p.parse().unwrap_or(0));
+        }
+        let Some(verb) = chars.next() else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
+        if verb == '%' {
+            out.push('%');
+            continue;
+        }
+        let Some(arg) = args.get(next) else {
+            out.push_str(&format!("%!{verb}(MISSING)"));
+            continue;
+        };
+        next += 1;
+        let text = format_verb(verb, arg, precision);
+        let width: usize = width.parse().unwrap_or(0);
+        let len = text.chars().count();
+        if len < width {
+            let pad: String = std::iter::repeat_n(if flags.contains('0') && !flags.contains('-') { '0' } else { ' ' }, width - len).collect();
+            if flags.contains('-') {
+                out.push_str(&text);
+                out.push_str(&pad);
+            } else {
+                out.push_str(&pad);
+                out.push_str(&text);
+            }
+        } else {
+            out.push_str(&text);
+        }
+    }
+    if next < args.len() {
+        out.push_str("%!(EXTRA ");
+        let extra: Vec<String> = args[next..].iter().map(|a| format!("{}={}", go_type(a), rego_repr(a, true))).collect();
+        out.push_str(&extra.join(", "));
+        out.push(')');
+    }
+    out
+}
+
+fn go_type(v: &regorus::Value) -> &'static str {
+    match v {
+        regorus::Value::String(_) => "string",
+        regorus::Value::Number(_) => "json.Number",
+        _ => "ast.Value",
+    }
+}
+
+fn format_verb(verb: char, arg: &regorus::Value, precision: Option<usize>) -> String {
+    match (verb, arg) {
+        ('v' | 's', regorus::Value::String(s)) => match precision {
+            Some(p) if verb == 's' => s.chars().take(p).collect(),
+            _ => s.to_string(),
+        },
+        ('q', regorus::Value::String(s)) => serde_json::to_string(&**s).unwrap_or_default(),
+        ('d', regorus::Value::Number(_)) => {
+            let f = number_f64(arg);
+            if f.fract() == 0.0 { format!("{}", f as i64) } else { format!("%!d(json.Number={})", rego_repr(arg, true)) }
+        }
+        ('f' | 'F' | 'e' | 'g', regorus::Value::Number(_)) => {
+            let f = number_f64(arg);
+            match (verb, precision) {
+                ('e', p) => format!("{:.*e}", p.unwrap_or(6), f),
+                ('g', _) => rego_repr(arg, true),
+                (_, p) => format!("{:.*}", p.unwrap_or(6), f),
+            }
+        }
+        ('x', regorus::Value::String(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),
+        ('x', regorus::Value::Number(_)) => format!("{:x}", number_f64(arg) as i64),
+        ('t', regorus::Value::Bool(b)) => b.to_string(),
+        _ => rego_repr(arg, true),
+    }
+}
+
+fn number_f64(v: &regorus::Value) -> f64 {
+    v.to_json_str().ok().and_then(|s| s.parse::<f64>().ok()).unwrap_or(0.0)
+}
+
+/// A value as OPA prints terms: strings quoted inside composites, `{"a": 1}`, `["x", "y"]`.
+pub fn rego_repr(v: &regorus::Value, top: bool) -> String {
+    match v {
+        regorus::Value::String(s) if top => s.to_string(),
+        regorus::Value::String(s) => serde_json::to_string(&**s).unwrap_or_default(),
+        regorus::Value::Null => "null".into(),
+        regorus::Value::Undefined => "undefined".into(),
+        regorus::Value::Bool(b) => b.to_string(),
+        regorus::Value::Number(_) => v.to_json_str().unwrap_or_default(),
+        regorus::Value::Array(items) => {
+            format!("[{}]", items.iter().map(|i| rego_repr(i, false)).collect::<Vec<_>>().join(", "))
+        }
+        regorus::Value::Set(items) => {
+            if items.is_empty() {
+                "set()".into()
+            } else {
+                format!("{{{}}}", items.iter().map(|i| rego_repr(i, false)).collect::<Vec<_>>().join(", "))
+            }
+        }
+        regorus::Value::Object(map) => format!(
+            "{{{}}}",
+            map.iter().map(|(k, v)| format!("{}: {}", rego_repr(k, false), rego_repr(v, false))).collect::<Vec<_>>().join(", ")
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chained_bodies_become_separate_rules() {
+        let src = "package x\n\nok(a) {\n  a == 1\n} {\n  a == 2\n}\n\nviolation[{\"msg\": m}] { m := \"x\" } {\n m := \"y\" }\n";
+        let out = rewrite_v0(src);
+        assert!(out.contains("}\nok(a) {\n  a == 2"), "{out}");
+        assert!(out.contains("}\nviolation[{\"msg\": m}] {\n m := \"y\""), "{out}");
+    }
+
+    #[test]
+    fn else_chains_are_left_alone() {
+        let src = "package x\nf(a) = 1 { a } else = 2 { true }\n";
+        assert_eq!(rewrite_v0(src), src);
+    }
+
+    #[test]
+    fn leading_paren_starts_new_expression() {
+        let src = "package x\np {\n  x := input.a\n  (x > 1)\n}\n";
+        let out = rewrite_v0(src);
+        assert!(out.contains("x := input.a;\n  (x > 1)"), "{out}");
+    }
+
+    #[test]
+    fn negated_calls_bind_references_first() {
+        let src = "  not accept(rule, v, params.ranges)\n";
+        assert_eq!(rewrite_v1(src), "  __gr0 := params.ranges\n  not accept(rule, v, __gr0)\n");
+        let untouched = "  not accept(rule, x[_])\n  not f(\"a.b\")\n";
+        assert_eq!(rewrite_v1(untouched), untouched);
+    }
+
+    #[test]
+    fn sprintf_matches_go() {
+        let args = vec![regorus::Value::from("a"), regorus::Value::from(3i64)];
+        assert_eq!(go_sprintf("%v-%d-%v", &args), "a-3-%!v(MISSING)");
+        assert_eq!(go_sprintf("%q %%", &args[..1]), "\"a\" %");
+        let obj = regorus::Value::from_json_str(r#"{"privileged": true, "x": ["a", 1]}"#).unwrap();
+        assert_eq!(go_sprintf("%v", &[obj]), r#"{"privileged": true, "x": ["a", 1]}"#);
+    }
+}

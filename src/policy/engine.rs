@@ -1,0 +1,113 @@
+//! The regorus wrapper: the only file that builds `regorus::Engine`s. A program is prepared
+//! once (parsed, data added, warmed up) and cloned for every evaluation, with a wall-clock limit.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use regorus::utils::limits::ExecutionTimerConfig;
+use serde_json::Value as Json;
+
+use super::compat;
+use super::PolicyError;
+
+/// Which Rego dialect a source is written in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    V0,
+    V1,
+}
+
+/// A set of Rego modules, ready to evaluate rules on inputs.
+#[derive(Clone)]
+pub struct Program {
+    engine: regorus::Engine,
+    /// The name used in error findings ("K8sPSPPrivilegedContainer", "policy/deny.rego").
+    pub label: String,
+}
+
+impl std::fmt::Debug for Program {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Program").field("label", &self.label).finish()
+    }
+}
+
+/// Per-evaluation time limit: generous for real policies, fatal for runaway ones.
+pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(5);
+
+impl Program {
+    /// Parses `sources` (name, text). v0 sources get the regorus compatibility rewrites first.
+    pub fn new(label: &str, sources: &[(String, String)], dialect: Dialect, time_limit: Duration) -> Result<Self, PolicyError> {
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(dialect == Dialect::V0);
+        engine.set_strict_builtin_errors(false);
+        engine.set_execution_timer_config(ExecutionTimerConfig {
+            limit: time_limit,
+            check_interval: NonZeroU32::new(64).expect("non-zero"),
+        });
+        compat::install_extensions(&mut engine).map_err(|e| PolicyError::Rego { policy: label.into(), message: e.to_string() })?;
+        for (name, text) in sources {
+            let text = if dialect == Dialect::V0 { compat::rewrite_v0(text) } else { compat::rewrite_v1(text) };
+            engine
+                .add_policy(name.clone(), text)
+                .map_err(|e| PolicyError::Rego { policy: label.into(), message: first_lines(&e.to_string()) })?;
+        }
+        Ok(Program { engine, label: label.into() })
+    }
+
+    /// Adds a document under `data` (e.g. `{"inventory": …}`) to every later evaluation.
+    pub fn add_data(&mut self, data: &Json) -> Result<(), PolicyError> {
+        self.engine
+            .add_data(regorus::Value::from(data.clone()))
+            .map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })
+    }
+
+    /// The packages the modules declare, e.g. `data.k8spspprivileged`.
+    pub fn packages(&self) -> Result<Vec<String>, PolicyError> {
+        self.engine.get_packages().map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })
+    }
+
+    /// Evaluates `rule` (a full path like `data.k8spsp.violation`) with `input`. Undefined is `Null`.
+    pub fn eval(&self, rule: &str, input: &Json) -> Result<Json, EvalError> {
+        let mut engine = self.engine.clone();
+        engine.set_input(regorus::Value::from(input.clone()));
+        match engine.eval_rule(rule.to_string()) {
+            Ok(value) => Ok(to_json(&value)),
+            Err(e) => {
+                let message = e.to_string();
+                if message.contains("time limit") || message.contains("execution exceeded") || message.contains("deadline") {
+                    Err(EvalError::Timeout)
+                } else {
+                    Err(EvalError::Failed(first_lines(&message)))
+                }
+            }
+        }
+    }
+
+    /// Evaluates a query (for `test_*` rules): true when it produced `true`.
+    pub fn eval_bool(&self, query: &str, input: Option<&Json>) -> Result<bool, EvalError> {
+        let mut engine = self.engine.clone();
+        if let Some(input) = input {
+            engine.set_input(regorus::Value::from(input.clone()));
+        }
+        let rule_value = engine.eval_rule(query.to_string()).map_err(|e| EvalError::Failed(first_lines(&e.to_string())))?;
+        Ok(rule_value == regorus::Value::Bool(true))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EvalError {
+    Timeout,
+    Failed(String),
+}
+
+fn first_lines(s: &str) -> String {
+    s.lines().take(6).collect::<Vec<_>>().join("\n")
+}
+
+fn to_json(value: &regorus::Value) -> Json {
+    match value {
+        regorus::Value::Undefined => Json::Null,
+        other => other.to_json_str().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Json::Null),
+    }
+}
+

@@ -1,0 +1,392 @@
+//! Policies: Gatekeeper ConstraintTemplates + Constraints (used unchanged), ExpansionTemplates,
+//! the built-in pack, and conftest modules. This is the only module that talks to regorus (through
+//! `engine`); the rest of guardrail sees `PolicySet`, `Check` and `Hit`.
+
+pub mod compat;
+pub mod conftest;
+pub mod constraint;
+pub mod engine;
+pub mod expansion;
+pub mod template;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::findings::Severity;
+use crate::manifest::{self, split_api_version, Resource};
+pub use conftest::Hit;
+use constraint::Constraint;
+pub use engine::EvalError;
+use expansion::ExpansionTemplate;
+use template::{Template, TemplateBody};
+
+mod builtin {
+    include!(concat!(env!("OUT_DIR"), "/builtin_pack.rs"));
+}
+
+/// Names of the built-in policies (folder names under `policies/`).
+pub fn builtin_names() -> Vec<&'static str> {
+    builtin::BUILTIN.iter().map(|(n, _, _)| *n).collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("{path}: {message}")]
+    Io { path: String, message: String },
+    #[error("{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("policy {policy} does not compile: {message}")]
+    Rego { policy: String, message: String },
+}
+
+/// Everything guardrail evaluates.
+#[derive(Clone, Debug, Default)]
+pub struct PolicySet {
+    pub templates: Vec<Template>,
+    pub constraints: Vec<Constraint>,
+    pub expansions: Vec<ExpansionTemplate>,
+    pub modules: Vec<conftest::Module>,
+    /// Which built-in policy a template came from (template index -> folder name).
+    pub builtin_of: BTreeMap<usize, String>,
+}
+
+/// Options for loading policies.
+#[derive(Clone, Debug)]
+pub struct LoadOptions {
+    pub builtin: bool,
+    /// Only these built-ins (all when empty).
+    pub only_builtin: Vec<String>,
+    pub time_limit: Duration,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions { builtin: true, only_builtin: Vec::new(), time_limit: engine::DEFAULT_TIME_LIMIT }
+    }
+}
+
+/// One policy applied to one object: a template with a constraint, or a conftest rule.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Check {
+    Constraint { template: usize, constraint: usize },
+    Rule { module: usize, rule: usize },
+}
+
+impl PolicySet {
+    /// Loads the built-in pack (unless disabled) and every policy file under `paths`.
+    pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<PolicySet, Vec<PolicyError>> {
+        let mut set = PolicySet::default();
+        let mut errors = Vec::new();
+        if opts.builtin {
+            for (name, template_text, constraint_text) in builtin::BUILTIN {
+                if !opts.only_builtin.is_empty() && !opts.only_builtin.iter().any(|n| n == name) {
+                    continue;
+                }
+                let file = format!("builtin:{name}");
+                let before = set.templates.len();
+                set.add_yaml(&format!("{file}/template.yaml"), template_text, opts, &mut errors);
+                if set.templates.len() > before {
+                    set.builtin_of.insert(before, name.to_string());
+                }
+                set.add_yaml(&format!("{file}/constraint.yaml"), constraint_text, opts, &mut errors);
+            }
+        }
+        let mut rego_files: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
+        for path in paths {
+            let mut files = Vec::new();
+            if let Err(e) = collect_policy_files(path, &mut files) {
+                errors.push(e);
+                continue;
+            }
+            let mut rego = Vec::new();
+            for file in files {
+                let display = file.to_string_lossy().replace('\\', "/");
+                let text = match std::fs::read_to_string(&file) {
+                    Ok(t) => t,
+                    Err(e) => {
+                        errors.push(PolicyError::Io { path: display, message: e.to_string() });
+                        continue;
+                    }
+                };
+                if display.ends_with(".rego") {
+                    rego.push((display, text));
+                } else {
+                    set.add_yaml(&display, &text, opts, &mut errors);
+                }
+            }
+            if !rego.is_empty() {
+                rego_files.push((path.clone(), rego));
+            }
+        }
+        for (_, files) in rego_files {
+            match conftest::load(&files, opts.time_limit) {
+                Ok(m) => set.modules.push(m),
+                Err(e) => errors.push(e),
+            }
+        }
+        // Built-in expansions for kinds no loaded ExpansionTemplate covers.
+        for d in expansion::defaults() {
+            let covered = set.expansions.iter().any(|t| {
+                d.apply_to.iter().any(|(g, _, k)| {
+                    g.iter().any(|g| k.iter().any(|k| t.applies(&if g.is_empty() { "v1".into() } else { format!("{g}/v1") }, k)))
+                })
+            });
+            if !covered {
+                set.expansions.push(d);
+            }
+        }
+        for c in &set.constraints {
+            if !set.templates.iter().any(|t| t.kind == c.kind) {
+                errors.push(PolicyError::Invalid {
+                    file: c.file.clone(),
+                    message: format!("constraint {} is of kind {}, but no ConstraintTemplate defines that kind", c.name, c.kind),
+                });
+            }
+        }
+        if errors.is_empty() {
+            Ok(set)
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Adds the policy objects of one YAML text (templates, constraints, expansion templates).
+    pub fn add_yaml(&mut self, file: &str, text: &str, opts: &LoadOptions, errors: &mut Vec<PolicyError>) {
+        for object in policy_objects(file, text, errors) {
+            if template::is_template(&object) {
+                match template::load(&object, file, opts.time_limit) {
+                    Ok(t) => {
+                        if let Some(i) = self.templates.iter().position(|x| x.kind == t.kind) {
+                            self.templates[i] = t; // a later template of the same kind replaces (policy repo over built-in)
+                        } else {
+                            self.templates.push(t);
+                        }
+                    }
+                    Err(e) => errors.push(e),
+                }
+            } else if constraint::is_constraint(&object) {
+                let c = constraint::load(&object, file);
+                self.constraints.retain(|x| !(x.kind == c.kind && x.name == c.name));
+                self.constraints.push(c);
+            } else if expansion::is_expansion(&object) {
+                match expansion::load(&object) {
+                    Ok(t) => self.expansions.push(t),
+                    Err(message) => errors.push(PolicyError::Invalid { file: file.into(), message }),
+                }
+            }
+        }
+    }
+
+    pub fn template_for(&self, kind: &str) -> Option<usize> {
+        self.templates.iter().position(|t| t.kind == kind)
+    }
+
+    /// The policy name findings carry: built-in folder name, else the template's kind.
+    pub fn policy_name(&self, check: Check) -> String {
+        match check {
+            Check::Constraint { template, .. } => {
+                self.builtin_of.get(&template).cloned().unwrap_or_else(|| self.templates[template].kind.clone())
+            }
+            Check::Rule { module, rule } => {
+                let r = &self.modules[module].rules[rule];
+                r.package.clone()
+            }
+        }
+    }
+
+    /// Every check that applies to `resource`, with its severity.
+    pub fn checks_for(&self, resource: &Resource, ctx: &Context) -> Vec<(Check, Severity)> {
+        let mut out = Vec::new();
+        let ns = ctx.namespaces.get(resource.namespace());
+        let source = if resource.implied_by.is_some() { "Generated" } else { "Original" };
+        let target = constraint::Target { object: &resource.object, namespace: ns, source };
+        for (ci, c) in self.constraints.iter().enumerate() {
+            let Some(mut severity) = c.severity else { continue };
+            let Some(ti) = self.template_for(&c.kind) else { continue };
+            if !c.matcher.matches(&target) {
+                continue;
+            }
+            if let Some(action) = resource.implied_by.as_ref().and_then(|i| i.enforcement_action.as_deref()) {
+                severity = constraint::action_severity(action).unwrap_or(severity);
+            }
+            out.push((Check::Constraint { template: ti, constraint: ci }, severity));
+        }
+        if resource.implied_by.is_none() {
+            for (mi, m) in self.modules.iter().enumerate() {
+                for (ri, r) in m.rules.iter().enumerate() {
+                    out.push((Check::Rule { module: mi, rule: ri }, r.severity));
+                }
+            }
+        }
+        out
+    }
+
+    /// Runs one check on an object (the real one, or a variant while locating).
+    pub fn run(&self, check: Check, object: &Value, ctx: &Context) -> Result<Vec<Hit>, EvalError> {
+        match check {
+            Check::Constraint { template, constraint } => {
+                let t = &self.templates[template];
+                let c = &self.constraints[constraint];
+                match &t.body {
+                    TemplateBody::Rego { program, rule } => {
+                        let input = gatekeeper_input(object, &c.parameters);
+                        let program = ctx.programs.get(&template).unwrap_or(program);
+                        let value = program.eval(rule, &input)?;
+                        Ok(violations(value))
+                    }
+                    TemplateBody::Unsupported(why) => Err(EvalError::Failed(why.clone())),
+                }
+            }
+            Check::Rule { module, rule } => {
+                let m = &self.modules[module];
+                conftest::run_rule(m, &m.rules[rule], object)
+            }
+        }
+    }
+
+    /// Runs a Gatekeeper check on a full review (an AdmissionReview request from a test suite).
+    pub fn run_review(&self, template: usize, constraint: usize, review: &Value, ctx: &Context) -> Result<Vec<Hit>, EvalError> {
+        let t = &self.templates[template];
+        let c = &self.constraints[constraint];
+        match &t.body {
+            TemplateBody::Rego { program, rule } => {
+                let input = json!({"review": review, "parameters": c.parameters});
+                let program = ctx.programs.get(&template).unwrap_or(program);
+                Ok(violations(program.eval(rule, &input)?))
+            }
+            TemplateBody::Unsupported(why) => Err(EvalError::Failed(why.clone())),
+        }
+    }
+
+    /// A context whose programs see `data.inventory` built from `objects`, as gator builds it.
+    pub fn context(&self, objects: &[&Value]) -> Result<Context, PolicyError> {
+        let inventory = inventory(objects);
+        let mut programs = BTreeMap::new();
+        if objects.iter().any(|_| true) {
+            for (i, t) in self.templates.iter().enumerate() {
+                if let TemplateBody::Rego { program, .. } = &t.body {
+                    let mut p = (**program).clone();
+                    p.add_data(&json!({ "inventory": inventory }))?;
+                    programs.insert(i, p);
+                }
+            }
+        }
+        let namespaces = objects
+            .iter()
+            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace") && o.get("apiVersion").and_then(Value::as_str) == Some("v1"))
+            .map(|o| (manifest::meta_str(o, "name").to_string(), (*o).clone()))
+            .collect();
+        Ok(Context { programs, namespaces })
+    }
+}
+
+/// What evaluation needs beyond the policies: programs that carry this run's inventory, and the
+/// Namespace objects by name (for `namespaceSelector`).
+#[derive(Clone, Debug, Default)]
+pub struct Context {
+    programs: BTreeMap<usize, engine::Program>,
+    pub namespaces: BTreeMap<String, Value>,
+}
+
+/// The input Gatekeeper builds for audit and gator: `operation` stays empty.
+pub fn gatekeeper_input(object: &Value, parameters: &Value) -> Value {
+    json!({ "review": review_of(object), "parameters": parameters })
+}
+
+pub fn review_of(object: &Value) -> Value {
+    let api = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = split_api_version(api);
+    let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
+    json!({
+        "kind": {"group": group, "version": version, "kind": kind},
+        "name": manifest::meta_str(object, "name"),
+        "namespace": manifest::meta_str(object, "namespace"),
+        "operation": "",
+        "object": object,
+    })
+}
+
+/// `violation[{"msg", "details"}]` results.
+fn violations(value: Value) -> Vec<Hit> {
+    let items = match value {
+        Value::Array(items) => items,
+        _ => Vec::new(),
+    };
+    items
+        .into_iter()
+        .map(|v| Hit {
+            message: v.get("msg").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| v.get("msg").map(|m| m.to_string()).unwrap_or_default()),
+            details: v.get("details").cloned().unwrap_or(Value::Null),
+        })
+        .collect()
+}
+
+/// `data.inventory` as gator builds it: `cluster[apiVersion][kind][name]` and
+/// `namespace[ns][apiVersion][kind][name]`.
+pub fn inventory(objects: &[&Value]) -> Value {
+    let mut cluster = serde_json::Map::new();
+    let mut namespaced = serde_json::Map::new();
+    for o in objects {
+        let api = o.get("apiVersion").and_then(Value::as_str).unwrap_or("").to_string();
+        let kind = o.get("kind").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = manifest::meta_str(o, "name").to_string();
+        let ns = manifest::meta_str(o, "namespace").to_string();
+        let root = if ns.is_empty() {
+            &mut cluster
+        } else {
+            namespaced.entry(ns).or_insert_with(|| json!({})).as_object_mut().expect("object")
+        };
+        let by_kind = root.entry(api).or_insert_with(|| json!({})).as_object_mut().expect("object");
+        let by_name = by_kind.entry(kind).or_insert_with(|| json!({})).as_object_mut().expect("object");
+        by_name.insert(name, (*o).clone());
+    }
+    json!({"cluster": cluster, "namespace": namespaced})
+}
+
+/// Reads the policy objects from a YAML text (multi-document, `List`s included).
+pub fn policy_objects(file: &str, text: &str, errors: &mut Vec<PolicyError>) -> Vec<Value> {
+    let mut out = Vec::new();
+    for doc in manifest::yaml::parse_stream(text, &Default::default()) {
+        if let Some(issue) = doc.issues.iter().find(|i| i.error) {
+            errors.push(PolicyError::Invalid { file: format!("{file}:{}", issue.span.start.line), message: issue.message.clone() });
+            continue;
+        }
+        if let Some(root) = doc.root {
+            let v = root.to_json();
+            match v.get("items").and_then(Value::as_array) {
+                Some(items) if v.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => out.extend(items.iter().cloned()),
+                _ => out.push(v),
+            }
+        }
+    }
+    out
+}
+
+fn collect_policy_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
+    let meta = std::fs::metadata(path).map_err(|e| PolicyError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    if meta.is_file() {
+        out.push(path.to_path_buf());
+        return Ok(());
+    }
+    let mut entries: Vec<_> = std::fs::read_dir(path)
+        .map_err(|e| PolicyError::Io { path: path.display().to_string(), message: e.to_string() })?
+        .filter_map(Result::ok)
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            continue;
+        }
+        let p = e.path();
+        if p.is_dir() {
+            collect_policy_files(&p, out)?;
+        } else if name.ends_with(".rego") || name.ends_with(".yaml") || name.ends_with(".yml") {
+            out.push(p);
+        }
+    }
+    Ok(())
+}

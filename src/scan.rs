@@ -1,0 +1,232 @@
+//! One check run, from inputs to findings: load manifests (in parallel), expand workloads, evaluate
+//! every applicable policy, locate each violation, and turn it into a `Finding`. The CLI and the
+//! App both call this.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::findings::{Finding, Outcome, Severity};
+use crate::locate::{self, Method};
+use crate::manifest::{self, LoadOptions, Loaded, Resource};
+use crate::policy::{expansion, Check, Context, EvalError, PolicySet};
+
+/// Workers get a large stack: deeply nested YAML and Rego recursion must hit budgets, not the guard page.
+pub const WORKER_STACK: usize = 64 * 1024 * 1024;
+
+#[derive(Clone, Debug, Default)]
+pub struct ScanOptions {
+    pub load: LoadOptions,
+    /// Worker threads; 0 means one per core.
+    pub threads: usize,
+}
+
+/// Counters for benchmarks and logs.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    pub files: usize,
+    pub resources: usize,
+    pub implied: usize,
+    pub evaluations: usize,
+    pub violations: usize,
+    pub locate_evaluations: usize,
+    pub located_declared: usize,
+    pub located_searched: usize,
+    pub located_resource: usize,
+    pub load_time: Duration,
+    pub eval_time: Duration,
+    pub locate_time: Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    pub outcome: Outcome,
+    /// File name -> text, for rendering source lines.
+    pub sources: HashMap<String, String>,
+    pub stats: Stats,
+}
+
+fn threads(opts: &ScanOptions) -> usize {
+    if opts.threads > 0 {
+        opts.threads
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    }
+}
+
+/// Runs `f` over `items` split into contiguous chunks on worker threads; results keep input order.
+fn parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let workers = workers.clamp(1, items.len().max(1));
+    let chunk = items.len().div_ceil(workers).max(1);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|part| {
+                let f = &f;
+                std::thread::Builder::new()
+                    .stack_size(WORKER_STACK)
+                    .spawn_scoped(s, move || part.iter().map(f).collect::<Vec<R>>())
+                    .expect("spawn worker thread")
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("worker thread panicked")).collect()
+    })
+}
+
+/// Scans files and folders on disk.
+pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -> Result<Scan, manifest::LoadError> {
+    let started = Instant::now();
+    let mut notes = Vec::new();
+    let files = manifest::discover(paths, &mut notes)?;
+    let parts = parallel(&files, threads(opts), |file| {
+        let mut out = Loaded::default();
+        match manifest::read_file(file, &opts.load.limits) {
+            Ok(text) => manifest::load_text(&file.display, &text, &opts.load, &mut out),
+            Err(finding) => out.findings.push(finding),
+        }
+        out
+    });
+    let mut loaded = Loaded { findings: notes, ..Loaded::default() };
+    for part in parts {
+        loaded.resources.extend(part.resources);
+        loaded.findings.extend(part.findings);
+        loaded.sources.extend(part.sources);
+    }
+    let mut scan = scan_loaded(loaded, policies, opts);
+    scan.stats.files = files.len();
+    scan.stats.load_time += started.elapsed().saturating_sub(scan.stats.eval_time + scan.stats.locate_time);
+    Ok(scan)
+}
+
+/// Scans texts already in memory (the App's fetched files): `(name, text)` pairs.
+pub fn scan_texts(texts: &[(String, String)], policies: &PolicySet, opts: &ScanOptions) -> Scan {
+    let parts = parallel(texts, threads(opts), |(name, text)| {
+        let mut out = Loaded::default();
+        manifest::load_text(name, text, &opts.load, &mut out);
+        out
+    });
+    let mut loaded = Loaded::default();
+    for part in parts {
+        loaded.resources.extend(part.resources);
+        loaded.findings.extend(part.findings);
+        loaded.sources.extend(part.sources);
+    }
+    let mut scan = scan_loaded(loaded, policies, opts);
+    scan.stats.files = texts.len();
+    scan
+}
+
+/// What evaluating one object produced.
+#[derive(Default)]
+struct Evaluated {
+    findings: Vec<Finding>,
+    evaluations: usize,
+    violations: usize,
+    locate_evaluations: usize,
+    methods: [usize; 3],
+    locate_time: Duration,
+}
+
+pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> Scan {
+    let mut scan = Scan::default();
+    scan.outcome.findings = loaded.findings;
+    scan.sources = loaded.sources.into_iter().map(|(k, v): (String, Arc<str>)| (k, v.to_string())).collect();
+    let originals = loaded.resources;
+    let objects: Vec<&serde_json::Value> = originals.iter().map(|r| &r.object).collect();
+    let ctx = match policies.context(&objects) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            scan.outcome.errors.push(e.to_string());
+            return scan;
+        }
+    };
+    let mut all: Vec<Resource> = Vec::with_capacity(originals.len() * 2);
+    for r in &originals {
+        all.extend(expansion::expand(&policies.expansions, r, 0));
+    }
+    scan.stats.implied = all.len();
+    scan.stats.resources = originals.len();
+    all.extend(originals);
+
+    let started = Instant::now();
+    let results = parallel(&all, threads(opts), |resource| evaluate(policies, resource, &ctx));
+    let elapsed = started.elapsed();
+    for r in results {
+        scan.stats.evaluations += r.evaluations;
+        scan.stats.violations += r.violations;
+        scan.stats.locate_evaluations += r.locate_evaluations;
+        scan.stats.located_declared += r.methods[0];
+        scan.stats.located_searched += r.methods[1];
+        scan.stats.located_resource += r.methods[2];
+        scan.stats.locate_time += r.locate_time;
+        scan.outcome.findings.extend(r.findings);
+    }
+    // Locate time was measured per worker; report it as a share of the wall time.
+    let workers = threads(opts).max(1) as u32;
+    scan.stats.locate_time /= workers;
+    scan.stats.eval_time = elapsed.saturating_sub(scan.stats.locate_time);
+    scan.outcome.sort();
+    scan
+}
+
+fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluated {
+    let mut out = Evaluated::default();
+    for (check, severity) in policies.checks_for(resource, ctx) {
+        out.evaluations += 1;
+        let policy = policies.policy_name(check);
+        let constraint = match check {
+            Check::Constraint { constraint, .. } => policies.constraints[constraint].name.clone(),
+            Check::Rule { .. } => String::new(),
+        };
+        let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
+        match policies.run(check, &resource.object, ctx) {
+            Ok(hits) => {
+                for hit in &hits {
+                    out.violations += 1;
+                    let started = Instant::now();
+                    let located = locate::locate(policies, check, &resource.object, hit, &hits, ctx);
+                    out.locate_time += started.elapsed();
+                    out.locate_evaluations += located.evaluations;
+                    out.methods[match located.method {
+                        Method::Declared => 0,
+                        Method::Searched => 1,
+                        Method::Resource => 2,
+                    }] += 1;
+                    let (region, pointer) = if located.pointer.is_empty() {
+                        (resource.origin.head(), resource.origin.prefix.clone())
+                    } else {
+                        resource.origin.locate(&located.pointer)
+                    };
+                    out.findings.push(Finding {
+                        policy: policy.clone(),
+                        constraint: constraint.clone(),
+                        severity,
+                        message: format!("{prefix}{}", hit.message),
+                        file: resource.origin.file.to_string(),
+                        region,
+                        pointer,
+                        resource: Some(resource.reported.clone()),
+                    });
+                }
+            }
+            Err(err) => {
+                let message = match err {
+                    EvalError::Timeout => format!("{prefix}policy {policy} did not finish within its time limit on this object; the object was not checked by it"),
+                    EvalError::Failed(e) => format!("{prefix}policy {policy} failed on this object, so the object was not checked by it: {e}"),
+                };
+                out.findings.push(Finding {
+                    policy: policy.clone(),
+                    constraint: constraint.clone(),
+                    severity: Severity::Deny,
+                    message,
+                    file: resource.origin.file.to_string(),
+                    region: resource.origin.head(),
+                    pointer: resource.origin.prefix.clone(),
+                    resource: Some(resource.reported.clone()),
+                });
+            }
+        }
+    }
+    out
+}

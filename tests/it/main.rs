@@ -1,0 +1,3 @@
+//! One integration-test binary (linking is the slow part of a build), one module per area.
+
+mod report;
