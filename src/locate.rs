@@ -103,6 +103,17 @@ impl Search<'_> {
                 return None;
             }
             let child_pointer = pointer_push(pointer, &child);
+            // Names identify objects and appear in messages: removing one makes any message
+            // vanish, so it is never the cause. `metadata` is searched inside, never removed whole.
+            if child == "name" || child_pointer == "/metadata/namespace" || child_pointer == "/metadata/generateName" {
+                continue;
+            }
+            if child_pointer == "/metadata" {
+                if let Some(found) = self.descend(root, &child_pointer) {
+                    return Some(found);
+                }
+                continue;
+            }
             let mut variant = root.clone();
             remove(&mut variant, &child_pointer);
             if self.clears(&variant) {
@@ -142,7 +153,7 @@ fn prioritise(node: &Value, mut children: Vec<String>, message: &str) -> Vec<Str
         }
         match child.as_str() {
             "spec" => s += 1,
-            "status" => s -= 2,
+            "status" | "metadata" => s -= 2,
             _ => {}
         }
         -s
