@@ -13,7 +13,7 @@ use crate::manifest::{self, LoadOptions, Loaded, Resource};
 use crate::policy::{expansion, Check, Context, EvalError, PolicySet};
 
 /// Workers get a large stack: deeply nested YAML and Rego recursion must hit budgets, not the guard page.
-pub const WORKER_STACK: usize = 64 * 1024 * 1024;
+pub const WORKER_STACK: usize = crate::manifest::yaml::PARSER_STACK;
 
 #[derive(Clone, Debug, Default)]
 pub struct ScanOptions {
@@ -66,7 +66,10 @@ fn parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R +
                 let f = &f;
                 std::thread::Builder::new()
                     .stack_size(WORKER_STACK)
-                    .spawn_scoped(s, move || part.iter().map(f).collect::<Vec<R>>())
+                    .spawn_scoped(s, move || {
+                        crate::manifest::yaml::mark_large_stack();
+                        part.iter().map(f).collect::<Vec<R>>()
+                    })
                     .expect("spawn worker thread")
             })
             .collect();

@@ -261,8 +261,8 @@ pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Finding> {
     })
 }
 
-/// Parses the text of one file into resources and findings. Runs the parser on a thread with a
-/// large stack: deeply nested input is stopped by the depth budget, not by a stack overflow.
+/// Parses the text of one file into resources and findings. The parser runs on a thread with a
+/// large stack (see `yaml::on_large_stack`): deeply nested input is stopped by the depth budget.
 pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded) {
     let file: Arc<str> = Arc::from(display);
     out.sources.push((display.to_string(), Arc::from(text)));

@@ -19,7 +19,7 @@ pub struct YamlLimits {
 impl Default for YamlLimits {
     fn default() -> Self {
         // Kubernetes objects nest ~15 deep and hold a few thousand nodes; these leave ample room.
-        YamlLimits { max_depth: 100, max_nodes: 500_000, max_alias_events: 200_000, max_documents: 10_000 }
+        YamlLimits { max_depth: 64, max_nodes: 500_000, max_alias_events: 200_000, max_documents: 10_000 }
     }
 }
 
@@ -85,8 +85,42 @@ fn split_documents(text: &str) -> Vec<Chunk<'_>> {
     chunks
 }
 
+/// Stack for parsing: deep input must be stopped by the depth budget, not by the guard page.
+pub const PARSER_STACK: usize = 64 * 1024 * 1024;
+
+thread_local! {
+    static ON_LARGE_STACK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` on a thread with `PARSER_STACK` bytes of stack, unless this thread already has one.
+pub fn on_large_stack<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if ON_LARGE_STACK.with(|c| c.get()) {
+        return f();
+    }
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(PARSER_STACK)
+            .spawn_scoped(s, || {
+                mark_large_stack();
+                f()
+            })
+            .expect("spawn parser thread")
+            .join()
+            .expect("parser thread panicked")
+    })
+}
+
+/// Declares that the current thread was spawned with at least `PARSER_STACK` bytes of stack.
+pub fn mark_large_stack() {
+    ON_LARGE_STACK.with(|c| c.set(true));
+}
+
 /// Parses every document of a YAML stream.
 pub fn parse_stream(text: &str, limits: &YamlLimits) -> Vec<Document> {
+    on_large_stack(|| parse_stream_here(text, limits))
+}
+
+fn parse_stream_here(text: &str, limits: &YamlLimits) -> Vec<Document> {
     let chunks = split_documents(text);
     let mut docs = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {

@@ -1,3 +1,5 @@
 //! One integration-test binary (linking is the slow part of a build), one module per area.
 
 mod report;
+mod manifest;
+mod support;
