@@ -2,4 +2,5 @@
 
 mod report;
 mod manifest;
+mod policy;
 mod support;

@@ -205,7 +205,7 @@ fn human_underline_counts_characters_and_expands_tabs() {
 
     // A region past the end of the line still gets one caret, right after the last character.
     f.region = Region { line: 2, column: 40, end_line: 2, end_column: 45 };
-    assert!(render_one(&f).contains("  |                     ^ name\n"));
+    assert!(render_one(&f).contains("  |                    ^ name\n"));
     // An empty region (end == start) also gets one caret.
     f.region = Region { line: 1, column: 4, end_line: 1, end_column: 4 };
     assert!(render_one(&f).contains("1 | a: 1\n  |    ^ name\n"));
