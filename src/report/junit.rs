@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use super::human::{diagnostic, Paint};
+use super::paths::repo_path;
 use super::SourceText;
 use crate::findings::{Finding, Outcome, Severity};
 
@@ -51,13 +52,15 @@ fn test_case(out: &mut String, f: &Finding, sources: &dyn SourceText, names: &mu
     };
     // Two findings of one policy on one resource (two containers, say) would otherwise share a name,
     // and some report viewers merge or drop test cases with the same class and name.
-    let seen = names.entry((f.file.clone(), name.clone())).or_insert(0);
+    let seen = names.entry((repo_path(&f.file), name.clone())).or_insert(0);
     *seen += 1;
     if *seen > 1 {
         name = format!("{name} ({seen})");
     }
 
-    let _ = write!(out, "    <testcase classname=\"{}\" name=\"{}\" file=\"{}\"", escape(&f.file, true), escape(&name, true), escape(&f.file, true));
+    // GitLab links `file` to the repository, so both carry the repository path, not `./a.yaml`.
+    let file = escape(&repo_path(&f.file), true);
+    let _ = write!(out, "    <testcase classname=\"{file}\" name=\"{}\" file=\"{file}\"", escape(&name, true));
     if f.region.line > 0 {
         let _ = write!(out, " line=\"{}\"", f.region.line);
     }

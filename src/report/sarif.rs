@@ -25,7 +25,12 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
         policies.dedup();
         policies.into_iter().enumerate().map(|(i, p)| (p, i)).collect()
     };
-    let rules: Vec<Value> = rule_index.keys().map(|id| json!({ "id": id })).collect();
+    // GitHub shows `shortDescription` at the top of an alert; policies carry no description of their
+    // own here, so it names the policy.
+    let rules: Vec<Value> = rule_index
+        .keys()
+        .map(|id| json!({ "id": id, "shortDescription": { "text": format!("guardrail policy {id}") } }))
+        .collect();
     let results: Vec<Value> = outcome.findings.iter().map(|f| result(f, rule_index[f.policy.as_str()])).collect();
 
     let mut driver = Map::new();
