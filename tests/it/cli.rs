@@ -1,0 +1,117 @@
+//! The `guardrail` binary as users run it: the README's first command, exit codes, verify.
+
+use std::process::Command;
+
+fn guardrail(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run guardrail");
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn check_on_the_examples_pins_every_finding_position() {
+    let (code, stdout, stderr) = guardrail(&["check", "examples/", "--format", "json"]);
+    assert_eq!(code, 1, "deny findings exit 1; stderr: {stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).expect("valid JSON");
+    let lines: Vec<String> = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}:{}-{}:{} {} [{}] {} {} {}/{}",
+                f["file"].as_str().unwrap(),
+                f["line"],
+                f["column"],
+                f["end_line"],
+                f["end_column"],
+                f["severity"].as_str().unwrap(),
+                f["policy"].as_str().unwrap(),
+                f["pointer"].as_str().unwrap(),
+                f["resource"]["kind"].as_str().unwrap_or("-"),
+                f["resource"]["namespace"].as_str().unwrap_or("-"),
+                f["resource"]["name"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    insta::assert_snapshot!(lines.join("\n"));
+    assert_eq!(json["errors"], serde_json::json!([]));
+}
+
+#[test]
+fn check_human_output_underlines_the_offending_value() {
+    let (code, stdout, _) = guardrail(&["check", "examples/deployment.yaml"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("--> examples/deployment.yaml:34:25"), "{stdout}");
+    assert!(stdout.contains("privileged: true\n   |                         ^^^^"), "{stdout}");
+}
+
+#[test]
+fn exit_codes_distinguish_clean_findings_and_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let clean = dir.path().join("clean.yaml");
+    std::fs::write(&clean, "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  a: b\n").unwrap();
+    let (code, stdout, _) = guardrail(&["check", clean.to_str().unwrap()]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("no findings"), "{stdout}");
+
+    let (code, _, stderr) = guardrail(&["check", "does/not/exist"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("does/not/exist"), "{stderr}");
+
+    let broken = dir.path().join("broken.rego");
+    std::fs::write(&broken, "package x\ndeny[msg] {\n  msg := \n").unwrap();
+    let (code, _, stderr) = guardrail(&["check", clean.to_str().unwrap(), "--policy", broken.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("does not compile"), "{stderr}");
+
+    let (code, _, _) = guardrail(&["check", "examples/", "--format", "nonsense"]);
+    assert_eq!(code, 2, "clap usage errors exit 2");
+}
+
+#[test]
+fn no_builtin_with_a_namespace_default() {
+    let (code, stdout, _) = guardrail(&["check", "examples/base", "--no-builtin", "--namespace", "payments", "-f", "json"]);
+    assert_eq!(code, 0);
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["findings"], serde_json::json!([]));
+}
+
+#[test]
+fn verify_runs_the_builtin_pack_suites() {
+    let (code, stdout, stderr) = guardrail(&["verify", "policies/"]);
+    let last = stdout.lines().last().unwrap_or("");
+    assert!(last.ends_with(" 0 failed"), "{stdout}{stderr}");
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 11 * 5, "every built-in policy has at least 5 cases, got {passed}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn verify_reports_failures_with_the_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("template.yaml"), crate::support::PRIVILEGED_TEMPLATE).unwrap();
+    std::fs::write(d.join("constraint.yaml"), crate::support::PRIVILEGED_CONSTRAINT).unwrap();
+    std::fs::write(d.join("pod.yaml"), "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers:\n  - {name: c, securityContext: {privileged: true}, resources: {limits: {memory: 1}}}\n").unwrap();
+    std::fs::write(
+        d.join("review.yaml"),
+        "kind: AdmissionReview\napiVersion: admission.k8s.io/v1\nrequest:\n  operation: UPDATE\n  object:\n    apiVersion: v1\n    kind: Pod\n    metadata: {name: p}\n    spec:\n      containers:\n      - {name: c, resources: {limits: {memory: 1}}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("suite.yaml"),
+        "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: priv\n  template: template.yaml\n  constraint: constraint.yaml\n  cases:\n  - name: caught\n    object: pod.yaml\n    assertions:\n    - violations: 1\n      message: Privileged\n  - name: wrong-expectation\n    object: pod.yaml\n    assertions:\n    - violations: no\n  - name: admission-review\n    object: review.yaml\n    assertions:\n    - violations: no\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("lib_test.rego"), "package lib\nimport rego.v1\ntest_ok if { 1 + 1 == 2 }\ntest_broken if { 1 + 1 == 3 }\n").unwrap();
+    let (code, stdout, _) = guardrail(&["verify", d.to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("FAIL") && stdout.contains("wrong-expectation") && stdout.contains("got 1 violations but want none"), "{stdout}");
+    assert!(stdout.contains("test_broken"), "{stdout}");
+    assert_eq!(stdout.lines().last(), Some("3 passed, 2 failed"), "{stdout}");
+}
