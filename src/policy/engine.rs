@@ -51,14 +51,24 @@ impl Program {
                 .add_policy(name.clone(), text)
                 .map_err(|e| PolicyError::Rego { policy: label.into(), message: first_lines(&e.to_string()) })?;
         }
-        Ok(Program { engine, label: label.into() })
+        let mut program = Program { engine, label: label.into() };
+        program.prepare();
+        Ok(program)
+    }
+
+    /// regorus analyses modules on the first evaluation after a change; doing it once here means
+    /// every clone starts prepared (measured: ~5 ms per evaluation otherwise).
+    fn prepare(&mut self) {
+        let _ = self.engine.eval_query("true".to_string(), false);
     }
 
     /// Adds a document under `data` (e.g. `{"inventory": …}`) to every later evaluation.
     pub fn add_data(&mut self, data: &Json) -> Result<(), PolicyError> {
         self.engine
             .add_data(regorus::Value::from(data.clone()))
-            .map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })
+            .map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })?;
+        self.prepare();
+        Ok(())
     }
 
     /// The packages the modules declare, e.g. `data.k8spspprivileged`.

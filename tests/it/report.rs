@@ -568,6 +568,7 @@ fn assert_well_formed_xml(xml: &str) {
         regex::Regex::new(r#"^<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z-]+="[^"<]*")*)\s*(/?)>"#)
             .unwrap();
     let entity = regex::Regex::new(r"^&(amp|lt|gt|quot|apos|#[0-9]+);").unwrap();
+    let attribute = regex::Regex::new(r#"="([^"]*)""#).unwrap();
     let mut stack: Vec<String> = Vec::new();
     let mut rest = body;
     while let Some(c) = rest.chars().next() {
@@ -576,10 +577,7 @@ fn assert_well_formed_xml(xml: &str) {
                 .captures(rest)
                 .unwrap_or_else(|| panic!("malformed tag at {rest:.60?}"));
             let name = caps[2].to_string();
-            for value in regex::Regex::new(r#"="([^"]*)""#)
-                .unwrap()
-                .captures_iter(&caps[3])
-            {
+            for value in attribute.captures_iter(&caps[3]) {
                 check_entities(&value[1], &entity);
             }
             if &caps[1] == "/" {
