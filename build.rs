@@ -7,7 +7,12 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
     println!("cargo:rerun-if-changed=policies");
     let mut names: Vec<String> = std::fs::read_dir(&root)
-        .map(|rd| rd.filter_map(Result::ok).filter(|e| e.path().join("template.yaml").exists()).map(|e| e.file_name().to_string_lossy().to_string()).collect())
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .filter(|e| e.path().join("template.yaml").exists())
+                .map(|e| e.file_name().to_string_lossy().to_string())
+                .collect()
+        })
         .unwrap_or_default();
     names.sort();
     let mut code = String::from("/// (name, template.yaml, constraint.yaml) of every built-in policy.\npub const BUILTIN: &[(&str, &str, &str)] = &[\n");
@@ -16,7 +21,8 @@ fn main() {
         println!("cargo:rerun-if-changed={}", dir.display());
         let t = dir.join("template.yaml");
         let c = dir.join("constraint.yaml");
-        let c_text = if c.exists() { format!("include_str!({:?})", c.display().to_string()) } else { "\"\"".to_string() };
+        let c_text =
+            if c.exists() { format!("include_str!({:?})", c.display().to_string()) } else { "\"\"".to_string() };
         writeln!(code, "    ({name:?}, include_str!({:?}), {c_text}),", t.display().to_string()).unwrap();
     }
     code.push_str("];\n");

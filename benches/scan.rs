@@ -13,12 +13,22 @@ use guardrail::scan::{scan_paths, ScanOptions};
 const VIOLATIONS: [&str; 6] = ["privileged", "hostNetwork", "noLimits", "registry", "hostPath", "capability"];
 
 fn container(i: usize, name: &str, violation: Option<&str>) -> String {
-    let image = if violation == Some("registry") { "docker.io/library/nginx:1.27".to_string() } else { format!("registry.corp.example/team/app{}:1.{}", i % 7, i % 13) };
-    let mut c = format!("        - name: {name}\n          image: {image}\n          ports:\n            - containerPort: 8080\n");
+    let image = if violation == Some("registry") {
+        "docker.io/library/nginx:1.27".to_string()
+    } else {
+        format!("registry.corp.example/team/app{}:1.{}", i % 7, i % 13)
+    };
+    let mut c = format!(
+        "        - name: {name}\n          image: {image}\n          ports:\n            - containerPort: 8080\n"
+    );
     match violation {
         Some("privileged") => c.push_str("          securityContext:\n            privileged: true\n"),
-        Some("capability") => c.push_str("          securityContext:\n            capabilities:\n              add: [\"SYS_ADMIN\"]\n"),
-        _ => c.push_str("          securityContext:\n            allowPrivilegeEscalation: false\n            runAsNonRoot: true\n"),
+        Some("capability") => {
+            c.push_str("          securityContext:\n            capabilities:\n              add: [\"SYS_ADMIN\"]\n")
+        }
+        _ => c.push_str(
+            "          securityContext:\n            allowPrivilegeEscalation: false\n            runAsNonRoot: true\n",
+        ),
     }
     if violation != Some("noLimits") {
         c.push_str("          resources:\n            limits: {cpu: 500m, memory: 256Mi}\n            requests: {cpu: 100m, memory: 128Mi}\n");
@@ -69,7 +79,8 @@ fn library_policies(root: &Path) -> Vec<PathBuf> {
         let _ = std::fs::copy(p.join("template.yaml"), dir.join(format!("{i:02}-{name}-template.yaml")));
         let samples = p.join("samples");
         if let Some(c) = std::fs::read_dir(&samples).ok().and_then(|rd| {
-            let mut ds: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path().join("constraint.yaml")).filter(|c| c.exists()).collect();
+            let mut ds: Vec<_> =
+                rd.filter_map(Result::ok).map(|e| e.path().join("constraint.yaml")).filter(|c| c.exists()).collect();
             ds.sort();
             ds.into_iter().next()
         }) {
@@ -84,7 +95,9 @@ fn library_policies(root: &Path) -> Vec<PathBuf> {
 fn peak_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok()))
+        .and_then(|s| {
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
         .map(|kb| kb / 1024.0)
         .unwrap_or(0.0)
 }
@@ -96,7 +109,8 @@ fn reset_peak() {
 fn main() {
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1000, 10_000] } else { sizes };
-    let policy_paths = std::env::var_os("GUARDRAIL_BENCH_LIBRARY").map(|p| library_policies(Path::new(&p))).unwrap_or_default();
+    let policy_paths =
+        std::env::var_os("GUARDRAIL_BENCH_LIBRARY").map(|p| library_policies(Path::new(&p))).unwrap_or_default();
     let policies = PolicySet::load(&policy_paths, &LoadOptions::default()).expect("policies load");
     println!("templates: {}, constraints: {}", policies.templates.len(), policies.constraints.len());
     for n in sizes {
@@ -110,7 +124,12 @@ fn main() {
         let scan = scan_paths(&[dir.path().to_path_buf()], &policies, &ScanOptions::default()).expect("scan");
         let wall = started.elapsed().as_secs_f64();
         let s = &scan.stats;
-        let errors = scan.outcome.findings.iter().filter(|f| f.message.contains("failed on this object") || f.message.contains("time limit")).count();
+        let errors = scan
+            .outcome
+            .findings
+            .iter()
+            .filter(|f| f.message.contains("failed on this object") || f.message.contains("time limit"))
+            .count();
         println!(
             "n={n}: wall {wall:.2}s | {:.0} objects/s | {} evaluations ({:.0}/s) + {} locate evaluations | {} violations (declared {}, searched {}, resource {}) | locating {:.0}% of wall | peak RSS {:.0} MiB (before scan {:.0} MiB) | policy errors {errors}",
             n as f64 / wall,

@@ -100,8 +100,13 @@ impl Outcome {
     /// Stable order: by file, then position, then policy, so outputs and snapshots do not flicker.
     pub fn sort(&mut self) {
         self.findings.sort_by(|a, b| {
-            (&a.file, a.region, &a.policy, &a.constraint, &a.message)
-                .cmp(&(&b.file, b.region, &b.policy, &b.constraint, &b.message))
+            (&a.file, a.region, &a.policy, &a.constraint, &a.message).cmp(&(
+                &b.file,
+                b.region,
+                &b.policy,
+                &b.constraint,
+                &b.message,
+            ))
         });
         self.findings.dedup();
     }

@@ -9,9 +9,9 @@
 //! *input* (broken YAML, a policy that errors on a resource) are not errors at all: they are findings.
 
 pub mod findings;
-pub mod manifest;
 pub mod locate;
+pub mod manifest;
 pub mod policy;
-pub mod scan;
 pub mod report;
+pub mod scan;
 pub mod verify;

@@ -41,7 +41,9 @@ pub fn declared(hit: &Hit) -> Option<String> {
             })),
             _ => None,
         };
-        if let Some(p) = path.and_then(|p| if p.starts_with('/') || p.is_empty() { Some(p) } else { path_to_pointer(&p) }) {
+        if let Some(p) =
+            path.and_then(|p| if p.starts_with('/') || p.is_empty() { Some(p) } else { path_to_pointer(&p) })
+        {
             return Some(p);
         }
     }
@@ -89,11 +91,9 @@ impl Search<'_> {
     fn descend(&mut self, root: &Value, pointer: &str) -> Option<String> {
         let node = root.pointer(pointer)?;
         let children: Vec<String> = match node {
-            Value::Object(map) => map
-                .keys()
-                .filter(|k| !(pointer.is_empty() && (*k == "apiVersion" || *k == "kind")))
-                .cloned()
-                .collect(),
+            Value::Object(map) => {
+                map.keys().filter(|k| !(pointer.is_empty() && (*k == "apiVersion" || *k == "kind"))).cloned().collect()
+            }
             Value::Array(items) => (0..items.len()).map(|i| i.to_string()).collect(),
             _ => return None,
         };

@@ -60,7 +60,9 @@ fn find(path: &Path, suites: &mut Vec<PathBuf>, rego_dirs: &mut Vec<PathBuf>, su
         return;
     }
     let Ok(rd) = std::fs::read_dir(path) else {
-        summary.results.push(CaseResult { name: path.display().to_string(), error: Some("cannot read this path".into()) });
+        summary
+            .results
+            .push(CaseResult { name: path.display().to_string(), error: Some("cannot read this path".into()) });
         return;
     };
     let mut entries: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).collect();
@@ -85,9 +87,8 @@ fn find(path: &Path, suites: &mut Vec<PathBuf>, rego_dirs: &mut Vec<PathBuf>, su
 }
 
 fn is_suite(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| {
-        t.lines().any(|l| l.trim() == "kind: Suite") && t.contains("test.gatekeeper.sh")
-    })
+    std::fs::read_to_string(path)
+        .is_ok_and(|t| t.lines().any(|l| l.trim() == "kind: Suite") && t.contains("test.gatekeeper.sh"))
 }
 
 fn read_objects(path: &Path) -> Result<Vec<Value>, String> {
@@ -202,7 +203,11 @@ fn review(set: &PolicySet, object: &Value, ctx: &policy::Context) -> Result<Vec<
         let mut request = object.get("request").cloned().ok_or("AdmissionReview has no request")?;
         let reviewed = match request.get("object").filter(|o| !o.is_null()) {
             Some(o) => o.clone(),
-            None => request.get("oldObject").filter(|o| !o.is_null()).cloned().ok_or("AdmissionRequest has no object or oldObject")?,
+            None => request
+                .get("oldObject")
+                .filter(|o| !o.is_null())
+                .cloned()
+                .ok_or("AdmissionRequest has no object or oldObject")?,
         };
         if request.get("object").is_none_or(Value::is_null) {
             request["object"] = reviewed.clone();
@@ -277,7 +282,8 @@ fn check_assertion(assertion: &Value, messages: &[String]) -> Result<(), String>
 fn run_rego_tests(dir: &Path, summary: &mut Summary) {
     let mut files = Vec::new();
     let Ok(rd) = std::fs::read_dir(dir) else { return };
-    let mut paths: Vec<_> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "rego")).collect();
+    let mut paths: Vec<_> =
+        rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "rego")).collect();
     paths.sort();
     for p in paths {
         if let Ok(t) = std::fs::read_to_string(&p) {

@@ -46,7 +46,8 @@ impl Origin {
     pub fn locate(&self, pointer: &str) -> (Region, String) {
         let full = format!("{}{}", self.prefix, pointer);
         let (node, depth) = self.document.walk(&full);
-        let found: String = node::pointer_tokens(&full).take(depth).fold(String::new(), |p, t| node::pointer_push(&p, &t));
+        let found: String =
+            node::pointer_tokens(&full).take(depth).fold(String::new(), |p, t| node::pointer_push(&p, &t));
         (region(node.focus()), found)
     }
 
@@ -54,7 +55,12 @@ impl Origin {
     pub fn head(&self) -> Region {
         let (node, _) = self.document.walk(&self.prefix);
         let span = node.span;
-        Region { line: span.start.line, column: span.start.column, end_line: span.start.line, end_column: span.start.column + 1 }
+        Region {
+            line: span.start.line,
+            column: span.start.column,
+            end_line: span.start.line,
+            end_column: span.start.column + 1,
+        }
     }
 }
 
@@ -192,7 +198,12 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>, notes: &mut Vec<Finding>) -> Res
         }
         if file_type.is_dir() {
             if is_chart && name == "templates" {
-                notes.push(note(&display_path(&path), 1, "Helm chart templates are not checked; render them first (helm template … | guardrail check -)".into()));
+                notes.push(note(
+                    &display_path(&path),
+                    1,
+                    "Helm chart templates are not checked; render them first (helm template … | guardrail check -)"
+                        .into(),
+                ));
                 continue;
             }
             walk(&path, files, notes)?;
@@ -232,8 +243,11 @@ fn yaml_finding(file: &str, issue: &yaml::YamlIssue) -> Finding {
 /// Reads one file from disk, within the size budget.
 pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Finding> {
     let too_big = |len: u64| {
-        let mut f = note(&file.display, 1, format!(
-            "file is {len} bytes, over the {} byte limit; it was not checked", limits.max_file_bytes));
+        let mut f = note(
+            &file.display,
+            1,
+            format!("file is {len} bytes, over the {} byte limit; it was not checked", limits.max_file_bytes),
+        );
         f.policy = YAML_POLICY.into();
         f.severity = Severity::Deny;
         f
@@ -254,7 +268,11 @@ pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Finding> {
         f
     })?;
     String::from_utf8(bytes).map_err(|e| {
-        let mut f = note(&file.display, 1, format!("file is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()));
+        let mut f = note(
+            &file.display,
+            1,
+            format!("file is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()),
+        );
         f.severity = Severity::Deny;
         f.policy = YAML_POLICY.into();
         f
@@ -267,7 +285,15 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
     let file: Arc<str> = Arc::from(display);
     out.sources.push((display.to_string(), Arc::from(text)));
     if text.len() as u64 > opts.limits.max_file_bytes {
-        let mut f = note(display, 1, format!("file is {} bytes, over the {} byte limit; it was not checked", text.len(), opts.limits.max_file_bytes));
+        let mut f = note(
+            display,
+            1,
+            format!(
+                "file is {} bytes, over the {} byte limit; it was not checked",
+                text.len(),
+                opts.limits.max_file_bytes
+            ),
+        );
         f.policy = YAML_POLICY.into();
         f.severity = Severity::Deny;
         out.findings.push(f);
@@ -278,7 +304,11 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
     for doc in docs {
         let broken = doc.root.is_none() || doc.issues.iter().any(|i| i.error);
         if helm || (broken && text.contains("{{")) {
-            out.findings.push(note(display, doc.first_line, "looks like a Helm or Go template ({{ … }}); not checked, render it first".into()));
+            out.findings.push(note(
+                display,
+                doc.first_line,
+                "looks like a Helm or Go template ({{ … }}); not checked, render it first".into(),
+            ));
             continue;
         }
         let Some(root) = doc.root else {
@@ -293,13 +323,22 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
             continue;
         }
         out.findings.extend(doc.issues.iter().map(|i| yaml_finding(display, i)));
-        let list_items = json.get("kind").and_then(Value::as_str).filter(|k| k.ends_with("List"))
-            .and(json.get("items")).and_then(Value::as_array);
+        let list_items = json
+            .get("kind")
+            .and_then(Value::as_str)
+            .filter(|k| k.ends_with("List"))
+            .and(json.get("items"))
+            .and_then(Value::as_array);
         match list_items {
             Some(items) => {
                 for (i, item) in items.iter().enumerate() {
                     if is_kubernetes_object(item) {
-                        push_resource(out, item.clone(), Origin { file: file.clone(), document: document.clone(), prefix: format!("/items/{i}") }, opts);
+                        push_resource(
+                            out,
+                            item.clone(),
+                            Origin { file: file.clone(), document: document.clone(), prefix: format!("/items/{i}") },
+                            opts,
+                        );
                     }
                 }
             }
@@ -337,7 +376,9 @@ fn push_resource(out: &mut Loaded, mut object: Value, origin: Origin, opts: &Loa
     if let Some(ns) = &opts.default_namespace {
         let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
         if meta_str(&object, "namespace").is_empty() && !is_cluster_scoped(kind) {
-            if let Some(meta) = object.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default()))) {
+            if let Some(meta) =
+                object.as_object_mut().map(|o| o.entry("metadata").or_insert_with(|| Value::Object(Default::default())))
+            {
                 if let Some(m) = meta.as_object_mut() {
                     m.insert("namespace".into(), Value::String(ns.clone()));
                 }
@@ -352,11 +393,26 @@ fn push_resource(out: &mut Loaded, mut object: Value, origin: Origin, opts: &Loa
 pub fn is_cluster_scoped(kind: &str) -> bool {
     matches!(
         kind,
-        "Namespace" | "Node" | "PersistentVolume" | "ClusterRole" | "ClusterRoleBinding" | "StorageClass"
-            | "CustomResourceDefinition" | "PriorityClass" | "ValidatingWebhookConfiguration"
-            | "MutatingWebhookConfiguration" | "ValidatingAdmissionPolicy" | "ValidatingAdmissionPolicyBinding"
-            | "APIService" | "RuntimeClass" | "IngressClass" | "CSIDriver" | "VolumeSnapshotClass"
-            | "ConstraintTemplate" | "ClusterIssuer" | "PodSecurityPolicy"
+        "Namespace"
+            | "Node"
+            | "PersistentVolume"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "StorageClass"
+            | "CustomResourceDefinition"
+            | "PriorityClass"
+            | "ValidatingWebhookConfiguration"
+            | "MutatingWebhookConfiguration"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding"
+            | "APIService"
+            | "RuntimeClass"
+            | "IngressClass"
+            | "CSIDriver"
+            | "VolumeSnapshotClass"
+            | "ConstraintTemplate"
+            | "ClusterIssuer"
+            | "PodSecurityPolicy"
     )
 }
 

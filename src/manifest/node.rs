@@ -66,9 +66,9 @@ impl Node {
             },
             Value::String(s) => NodeKind::Str(s.clone()),
             Value::Array(items) => NodeKind::Seq(items.iter().map(|v| Node::from_json(v, span)).collect()),
-            Value::Object(map) => NodeKind::Map(
-                map.iter().map(|(k, v)| (k.clone(), Node::from_json(v, span))).collect(),
-            ),
+            Value::Object(map) => {
+                NodeKind::Map(map.iter().map(|(k, v)| (k.clone(), Node::from_json(v, span))).collect())
+            }
         };
         Node::new(span, kind)
     }

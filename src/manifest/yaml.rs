@@ -58,15 +58,18 @@ fn split_documents(text: &str) -> Vec<Chunk<'_>> {
     let mut byte = 0;
     for (line_no, line) in text.split_inclusive('\n').enumerate() {
         let content = line.trim_end_matches(['\n', '\r']);
-        let is_marker = |m: &str| {
-            content == m || (content.starts_with(m) && content[m.len()..].starts_with([' ', '\t']))
-        };
+        let is_marker =
+            |m: &str| content == m || (content.starts_with(m) && content[m.len()..].starts_with([' ', '\t']));
         if is_marker("---") || is_marker("...") {
             if byte > start_byte || line_no as u32 > start_line {
                 chunks.push(Chunk { text: &text[start_byte..byte], line_offset: start_line });
             }
             // A `--- value` line starts a document whose content begins on that same line.
-            if is_marker("---") && content.len() > 3 && !content[3..].trim().is_empty() && !content[3..].trim().starts_with('#') {
+            if is_marker("---")
+                && content.len() > 3
+                && !content[3..].trim().is_empty()
+                && !content[3..].trim().starts_with('#')
+            {
                 start_byte = byte + 3;
                 start_line = line_no as u32;
                 byte += line.len();
@@ -129,14 +132,19 @@ fn parse_stream_here(text: &str, limits: &YamlLimits) -> Vec<Document> {
                 root: None,
                 issues: vec![YamlIssue {
                     span: Span::at(chunk.line_offset + 1, 1),
-                    message: format!("more than {} documents in one file; the rest were not read", limits.max_documents),
+                    message: format!(
+                        "more than {} documents in one file; the rest were not read",
+                        limits.max_documents
+                    ),
                     error: true,
                 }],
                 first_line: chunk.line_offset + 1,
             });
             break;
         }
-        if chunk.text.trim().is_empty() || chunk.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#')) {
+        if chunk.text.trim().is_empty()
+            || chunk.text.lines().all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
             continue;
         }
         docs.push(parse_document(chunk.text, chunk.line_offset, limits));
@@ -177,10 +185,7 @@ fn parse_document(text: &str, line_offset: u32, limits: &YamlLimits) -> Document
         }
         Ok(None) => Document { root: None, issues: Vec::new(), first_line },
         Err(err) => {
-            let span = err
-                .location()
-                .map(|loc| index.span_of(&loc, text))
-                .unwrap_or_else(|| Span::at(first_line, 1));
+            let span = err.location().map(|loc| index.span_of(&loc, text)).unwrap_or_else(|| Span::at(first_line, 1));
             let message = describe_error(&err);
             Document { root: None, issues: vec![YamlIssue { span, message, error: true }], first_line }
         }
@@ -401,7 +406,8 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
                     Raw::Seq(_) | Raw::Map(_) => {
                         issues.push(YamlIssue {
                             span: key_span,
-                            message: "a mapping key that is itself a mapping or sequence cannot be a Kubernetes field".into(),
+                            message: "a mapping key that is itself a mapping or sequence cannot be a Kubernetes field"
+                                .into(),
                             error: true,
                         });
                         continue;

@@ -341,7 +341,9 @@ pub fn go_sprintf(format: &str, args: &[regorus::Value]) -> String {
         let width: usize = width.parse().unwrap_or(0);
         let len = text.chars().count();
         if len < width {
-            let pad: String = std::iter::repeat_n(if flags.contains('0') && !flags.contains('-') { '0' } else { ' ' }, width - len).collect();
+            let pad: String =
+                std::iter::repeat_n(if flags.contains('0') && !flags.contains('-') { '0' } else { ' ' }, width - len)
+                    .collect();
             if flags.contains('-') {
                 out.push_str(&text);
                 out.push_str(&pad);
@@ -355,7 +357,8 @@ pub fn go_sprintf(format: &str, args: &[regorus::Value]) -> String {
     }
     if next < args.len() {
         out.push_str("%!(EXTRA ");
-        let extra: Vec<String> = args[next..].iter().map(|a| format!("{}={}", go_type(a), rego_repr(a, true))).collect();
+        let extra: Vec<String> =
+            args[next..].iter().map(|a| format!("{}={}", go_type(a), rego_repr(a, true))).collect();
         out.push_str(&extra.join(", "));
         out.push(')');
     }
@@ -379,7 +382,11 @@ fn format_verb(verb: char, arg: &regorus::Value, precision: Option<usize>) -> St
         ('q', regorus::Value::String(s)) => serde_json::to_string(&**s).unwrap_or_default(),
         ('d', regorus::Value::Number(_)) => {
             let f = number_f64(arg);
-            if f.fract() == 0.0 { format!("{}", f as i64) } else { format!("%!d(json.Number={})", rego_repr(arg, true)) }
+            if f.fract() == 0.0 {
+                format!("{}", f as i64)
+            } else {
+                format!("%!d(json.Number={})", rego_repr(arg, true))
+            }
         }
         ('f' | 'F' | 'e' | 'g', regorus::Value::Number(_)) => {
             let f = number_f64(arg);
@@ -421,7 +428,10 @@ pub fn rego_repr(v: &regorus::Value, top: bool) -> String {
         }
         regorus::Value::Object(map) => format!(
             "{{{}}}",
-            map.iter().map(|(k, v)| format!("{}: {}", rego_repr(k, false), rego_repr(v, false))).collect::<Vec<_>>().join(", ")
+            map.iter()
+                .map(|(k, v)| format!("{}: {}", rego_repr(k, false), rego_repr(v, false)))
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

@@ -36,7 +36,8 @@ impl RuleRef {
 fn rule_pattern() -> &'static regex::Regex {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| {
-        regex::Regex::new(r"(?m)^(deny|warn|violation|exception)(_[A-Za-z0-9_]+)?\s*(\[|contains\b|if\b|\{|=|:=)").expect("valid regex")
+        regex::Regex::new(r"(?m)^(deny|warn|violation|exception)(_[A-Za-z0-9_]+)?\s*(\[|contains\b|if\b|\{|=|:=)")
+            .expect("valid regex")
     })
 }
 

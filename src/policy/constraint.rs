@@ -56,9 +56,12 @@ pub fn action_severity(action: &str) -> Option<Severity> {
 fn scoped_severity(actions: Option<&Value>) -> Option<Severity> {
     let mut best: Option<Severity> = None;
     for entry in actions.and_then(Value::as_array).into_iter().flatten() {
-        let applies = entry.get("enforcementPoints").and_then(Value::as_array).into_iter().flatten().any(|p| {
-            matches!(p.get("name").and_then(Value::as_str), Some(ENFORCEMENT_POINT) | Some("*"))
-        });
+        let applies = entry
+            .get("enforcementPoints")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|p| matches!(p.get("name").and_then(Value::as_str), Some(ENFORCEMENT_POINT) | Some("*")));
         if applies {
             let s = action_severity(entry.get("action").and_then(Value::as_str).unwrap_or("deny"));
             best = match (best, s) {
@@ -93,7 +96,9 @@ pub struct Target<'a> {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 impl Match {
@@ -187,7 +192,9 @@ impl Match {
         if !self.name.is_empty() {
             let name = obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("");
             let generate = obj.pointer("/metadata/generateName").and_then(Value::as_str).unwrap_or("");
-            let generated_match = self.name.ends_with('*') && !generate.is_empty() && generate.starts_with(self.name.trim_end_matches('*'));
+            let generated_match = self.name.ends_with('*')
+                && !generate.is_empty()
+                && generate.starts_with(self.name.trim_end_matches('*'));
             if !wildcard(&self.name, name) && !generated_match {
                 return false;
             }
@@ -270,10 +277,13 @@ mod tests {
 
     #[test]
     fn scoped_enforcement_uses_gator_point() {
-        let c = load(&json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K", "metadata": {"name": "n"},
+        let c = load(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K", "metadata": {"name": "n"},
             "spec": {"enforcementAction": "scoped", "scopedEnforcementActions": [
                 {"action": "warn", "enforcementPoints": [{"name": "gator.gatekeeper.sh"}]},
-                {"action": "deny", "enforcementPoints": [{"name": "validation.gatekeeper.sh"}]}]}}), "f");
+                {"action": "deny", "enforcementPoints": [{"name": "validation.gatekeeper.sh"}]}]}}),
+            "f",
+        );
         assert_eq!(c.severity, Some(Severity::Warn));
     }
 }

@@ -36,7 +36,12 @@ pub const DEFAULT_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 impl Program {
     /// Parses `sources` (name, text). v0 sources get the regorus compatibility rewrites first.
-    pub fn new(label: &str, sources: &[(String, String)], dialect: Dialect, time_limit: Duration) -> Result<Self, PolicyError> {
+    pub fn new(
+        label: &str,
+        sources: &[(String, String)],
+        dialect: Dialect,
+        time_limit: Duration,
+    ) -> Result<Self, PolicyError> {
         let mut engine = regorus::Engine::new();
         engine.set_rego_v0(dialect == Dialect::V0);
         engine.set_strict_builtin_errors(false);
@@ -44,7 +49,8 @@ impl Program {
             limit: time_limit,
             check_interval: NonZeroU32::new(64).expect("non-zero"),
         });
-        compat::install_extensions(&mut engine).map_err(|e| PolicyError::Rego { policy: label.into(), message: e.to_string() })?;
+        compat::install_extensions(&mut engine)
+            .map_err(|e| PolicyError::Rego { policy: label.into(), message: e.to_string() })?;
         for (name, text) in sources {
             let text = if dialect == Dialect::V0 { compat::rewrite_v0(text) } else { compat::rewrite_v1(text) };
             engine
@@ -84,7 +90,10 @@ impl Program {
             Ok(value) => Ok(to_json(&value)),
             Err(e) => {
                 let message = e.to_string();
-                if message.contains("time limit") || message.contains("execution exceeded") || message.contains("deadline") {
+                if message.contains("time limit")
+                    || message.contains("execution exceeded")
+                    || message.contains("deadline")
+                {
                     Err(EvalError::Timeout)
                 } else {
                     Err(EvalError::Failed(first_lines(&message)))
@@ -99,7 +108,8 @@ impl Program {
         if let Some(input) = input {
             engine.set_input(regorus::Value::from(input.clone()));
         }
-        let rule_value = engine.eval_rule(query.to_string()).map_err(|e| EvalError::Failed(first_lines(&e.to_string())))?;
+        let rule_value =
+            engine.eval_rule(query.to_string()).map_err(|e| EvalError::Failed(first_lines(&e.to_string())))?;
         Ok(rule_value == regorus::Value::Bool(true))
     }
 }
@@ -120,4 +130,3 @@ fn to_json(value: &regorus::Value) -> Json {
         other => other.to_json_str().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Json::Null),
     }
 }
-

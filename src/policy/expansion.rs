@@ -23,7 +23,9 @@ pub fn is_expansion(object: &Value) -> bool {
 }
 
 fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+        .unwrap_or_default()
 }
 
 pub fn load(object: &Value) -> Result<ExpansionTemplate, String> {
@@ -40,7 +42,11 @@ pub fn load(object: &Value) -> Result<ExpansionTemplate, String> {
             .collect(),
         template_source: s("/templateSource"),
         generated: (s("/generatedGVK/group"), s("/generatedGVK/version"), s("/generatedGVK/kind")),
-        enforcement_action: spec.get("enforcementAction").and_then(Value::as_str).filter(|a| !a.is_empty()).map(str::to_string),
+        enforcement_action: spec
+            .get("enforcementAction")
+            .and_then(Value::as_str)
+            .filter(|a| !a.is_empty())
+            .map(str::to_string),
     };
     if t.template_source.is_empty() {
         return Err(format!("ExpansionTemplate {} must specify templateSource", t.name));
@@ -54,7 +60,13 @@ pub fn load(object: &Value) -> Result<ExpansionTemplate, String> {
     Ok(t)
 }
 
-fn builtin(name: &str, groups: &[&str], kinds: &[&str], source: &str, generated: (&str, &str, &str)) -> ExpansionTemplate {
+fn builtin(
+    name: &str,
+    groups: &[&str],
+    kinds: &[&str],
+    source: &str,
+    generated: (&str, &str, &str),
+) -> ExpansionTemplate {
     let v = |xs: &[&str]| xs.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     ExpansionTemplate {
         name: name.into(),

@@ -131,7 +131,9 @@ impl PolicySet {
         for d in expansion::defaults() {
             let covered = set.expansions.iter().any(|t| {
                 d.apply_to.iter().any(|(g, _, k)| {
-                    g.iter().any(|g| k.iter().any(|k| t.applies(&if g.is_empty() { "v1".into() } else { format!("{g}/v1") }, k)))
+                    g.iter().any(|g| {
+                        k.iter().any(|k| t.applies(&if g.is_empty() { "v1".into() } else { format!("{g}/v1") }, k))
+                    })
                 })
             });
             if !covered {
@@ -142,7 +144,10 @@ impl PolicySet {
             if !set.templates.iter().any(|t| t.kind == c.kind) {
                 errors.push(PolicyError::Invalid {
                     file: c.file.clone(),
-                    message: format!("constraint {} is of kind {}, but no ConstraintTemplate defines that kind", c.name, c.kind),
+                    message: format!(
+                        "constraint {} is of kind {}, but no ConstraintTemplate defines that kind",
+                        c.name, c.kind
+                    ),
                 });
             }
         }
@@ -248,7 +253,13 @@ impl PolicySet {
     }
 
     /// Runs a Gatekeeper check on a full review (an AdmissionReview request from a test suite).
-    pub fn run_review(&self, template: usize, constraint: usize, review: &Value, ctx: &Context) -> Result<Vec<Hit>, EvalError> {
+    pub fn run_review(
+        &self,
+        template: usize,
+        constraint: usize,
+        review: &Value,
+        ctx: &Context,
+    ) -> Result<Vec<Hit>, EvalError> {
         let t = &self.templates[template];
         let c = &self.constraints[constraint];
         match &t.body {
@@ -276,7 +287,10 @@ impl PolicySet {
         }
         let namespaces = objects
             .iter()
-            .filter(|o| o.get("kind").and_then(Value::as_str) == Some("Namespace") && o.get("apiVersion").and_then(Value::as_str) == Some("v1"))
+            .filter(|o| {
+                o.get("kind").and_then(Value::as_str) == Some("Namespace")
+                    && o.get("apiVersion").and_then(Value::as_str) == Some("v1")
+            })
             .map(|o| (manifest::meta_str(o, "name").to_string(), (*o).clone()))
             .collect();
         Ok(Context { programs, namespaces })
@@ -318,7 +332,11 @@ fn violations(value: Value) -> Vec<Hit> {
     items
         .into_iter()
         .map(|v| Hit {
-            message: v.get("msg").and_then(Value::as_str).map(str::to_string).unwrap_or_else(|| v.get("msg").map(|m| m.to_string()).unwrap_or_default()),
+            message: v
+                .get("msg")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .unwrap_or_else(|| v.get("msg").map(|m| m.to_string()).unwrap_or_default()),
             details: v.get("details").cloned().unwrap_or(Value::Null),
         })
         .collect()
@@ -351,13 +369,18 @@ pub fn policy_objects(file: &str, text: &str, errors: &mut Vec<PolicyError>) -> 
     let mut out = Vec::new();
     for doc in manifest::yaml::parse_stream(text, &Default::default()) {
         if let Some(issue) = doc.issues.iter().find(|i| i.error) {
-            errors.push(PolicyError::Invalid { file: format!("{file}:{}", issue.span.start.line), message: issue.message.clone() });
+            errors.push(PolicyError::Invalid {
+                file: format!("{file}:{}", issue.span.start.line),
+                message: issue.message.clone(),
+            });
             continue;
         }
         if let Some(root) = doc.root {
             let v = root.to_json();
             match v.get("items").and_then(Value::as_array) {
-                Some(items) if v.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => out.extend(items.iter().cloned()),
+                Some(items) if v.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+                    out.extend(items.iter().cloned())
+                }
                 _ => out.push(v),
             }
         }
@@ -366,7 +389,8 @@ pub fn policy_objects(file: &str, text: &str, errors: &mut Vec<PolicyError>) -> 
 }
 
 fn collect_policy_files(path: &Path, out: &mut Vec<PathBuf>) -> Result<(), PolicyError> {
-    let meta = std::fs::metadata(path).map_err(|e| PolicyError::Io { path: path.display().to_string(), message: e.to_string() })?;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| PolicyError::Io { path: path.display().to_string(), message: e.to_string() })?;
     if meta.is_file() {
         out.push(path.to_path_buf());
         return Ok(());

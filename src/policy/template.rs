@@ -27,7 +27,10 @@ pub struct Template {
 
 #[derive(Clone, Debug)]
 pub enum TemplateBody {
-    Rego { program: Box<Program>, rule: String },
+    Rego {
+        program: Box<Program>,
+        rule: String,
+    },
     /// Only CEL (`K8sNativeValidation`) code: guardrail cannot evaluate it.
     Unsupported(String),
 }
@@ -45,7 +48,8 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
         return Err(bad(format!("ConstraintTemplate {name:?} has no spec.crd.spec.names.kind")));
     }
     let annotations = object.pointer("/metadata/annotations");
-    let annotation = |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str).unwrap_or("").trim().to_string();
+    let annotation =
+        |key: &str| annotations.and_then(|a| a.get(key)).and_then(Value::as_str).unwrap_or("").trim().to_string();
     let targets = object.pointer("/spec/targets").and_then(Value::as_array).cloned().unwrap_or_default();
     let target = targets
         .iter()
@@ -53,7 +57,9 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
         .ok_or_else(|| bad(format!("ConstraintTemplate {name:?} has no target {TARGET}")))?;
 
     let strings = |v: Option<&Value>| -> Vec<String> {
-        v.and_then(Value::as_array).map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect()).unwrap_or_default()
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
     };
     let mut rego = target.get("rego").and_then(Value::as_str).map(str::to_string);
     let mut libs = strings(target.get("libs"));

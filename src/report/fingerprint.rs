@@ -26,12 +26,7 @@ impl Fingerprint {
         match resource {
             // A marker distinguishes "no resource" from a resource whose fields are all empty.
             None => self.field("-"),
-            Some(r) => self
-                .field("+")
-                .field(&r.api_version)
-                .field(&r.kind)
-                .field(&r.namespace)
-                .field(&r.name),
+            Some(r) => self.field("+").field(&r.api_version).field(&r.kind).field(&r.namespace).field(&r.name),
         }
     }
 

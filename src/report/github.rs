@@ -52,24 +52,15 @@ fn command(f: &Finding) -> String {
 
     // The annotation shows the message only, so the field it is about goes on its own line.
     let path = readable_pointer(&f.pointer);
-    let message = if path.is_empty() {
-        f.message.clone()
-    } else {
-        format!("{}\nfield: {path}", f.message)
-    };
+    let message = if path.is_empty() { f.message.clone() } else { format!("{}\nfield: {path}", f.message) };
 
-    let props: Vec<String> = props
-        .into_iter()
-        .map(|(k, v)| format!("{k}={}", escape_property(&v)))
-        .collect();
+    let props: Vec<String> = props.into_iter().map(|(k, v)| format!("{k}={}", escape_property(&v))).collect();
     format!("::{name} {}::{}", props.join(","), escape_data(&message))
 }
 
 /// The runner's escaping for a command's message (what `@actions/core` calls `escapeData`).
 fn escape_data(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
 }
 
 /// Property values additionally escape the separators of the property list.

@@ -19,11 +19,7 @@ pub(super) fn render(outcome: &Outcome) -> String {
         // collide; the occurrence number keeps each unique and still stable from run to run.
         let n = seen.entry(identity.hex()).or_insert(0);
         *n += 1;
-        let fingerprint = if *n == 1 {
-            identity.hex()
-        } else {
-            identity.field(&n.to_string()).hex()
-        };
+        let fingerprint = if *n == 1 { identity.hex() } else { identity.field(&n.to_string()).hex() };
         issues.push(issue(f, fingerprint));
     }
     for error in &outcome.errors {
@@ -37,8 +33,7 @@ pub(super) fn render(outcome: &Outcome) -> String {
             "location": { "path": ".", "lines": { "begin": 1 } },
         }));
     }
-    let mut text =
-        serde_json::to_string_pretty(&issues).expect("a serde_json::Value always serializes");
+    let mut text = serde_json::to_string_pretty(&issues).expect("a serde_json::Value always serializes");
     text.push('\n');
     text
 }

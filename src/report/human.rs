@@ -77,10 +77,7 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
     let path = readable_pointer(&f.pointer);
 
     let mut out = String::new();
-    out.push_str(&paint.apply(
-        severity_style,
-        &format!("{}[{}]", f.severity.as_str(), f.policy),
-    ));
+    out.push_str(&paint.apply(severity_style, &format!("{}[{}]", f.severity.as_str(), f.policy)));
     out.push_str(&paint.apply(BOLD, &format!(": {}", indent_continuation(&f.message))));
     out.push('\n');
 
@@ -93,9 +90,7 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
 
     let source_line = match region.line {
         0 => None,
-        line => sources
-            .source(&f.file)
-            .and_then(|text| text.lines().nth(line as usize - 1)),
+        line => sources.source(&f.file).and_then(|text| text.lines().nth(line as usize - 1)),
     };
     let mut notes = Vec::new();
     if let Some(text) = source_line {
@@ -105,15 +100,8 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
         out.push_str(format!("{number} {bar} {shown}").trim_end());
         out.push('\n');
         let carets = paint.apply(severity_style, &"^".repeat(len));
-        let label = if path.is_empty() {
-            String::new()
-        } else {
-            format!(" {}", paint.apply(severity_style, &path))
-        };
-        out.push_str(&format!(
-            "{pad} {bar} {}{carets}{label}\n",
-            " ".repeat(start)
-        ));
+        let label = if path.is_empty() { String::new() } else { format!(" {}", paint.apply(severity_style, &path)) };
+        out.push_str(&format!("{pad} {bar} {}{carets}{label}\n", " ".repeat(start)));
     } else if !path.is_empty() {
         // Without the line there is no underline to carry the field, so it becomes a note.
         notes.push(("field", path));
@@ -128,11 +116,7 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
         out.push_str(&format!("{pad} {bar}\n"));
     }
     for (name, value) in notes {
-        out.push_str(&format!(
-            "{pad} {} {}: {value}\n",
-            paint.apply(GUTTER, "="),
-            paint.apply(BOLD, name)
-        ));
+        out.push_str(&format!("{pad} {} {}: {value}\n", paint.apply(GUTTER, "="), paint.apply(BOLD, name)));
     }
     out
 }
@@ -152,11 +136,7 @@ fn underline(text: &str, f: &Finding) -> (String, usize, usize) {
     let cells = |c: &char| if *c == '\t' { TAB_WIDTH } else { 1 };
     let start_cell: usize = chars[..start].iter().map(cells).sum();
     let len_cells: usize = chars[start..end.max(start)].iter().map(cells).sum();
-    (
-        text.replace('\t', &" ".repeat(TAB_WIDTH)),
-        start_cell,
-        len_cells.max(1),
-    )
+    (text.replace('\t', &" ".repeat(TAB_WIDTH)), start_cell, len_cells.max(1))
 }
 
 fn digits(n: u32) -> usize {

@@ -8,8 +8,7 @@ use crate::findings::{Finding, Outcome};
 pub(super) fn render(outcome: &Outcome) -> String {
     let findings: Vec<Value> = outcome.findings.iter().map(finding).collect();
     let doc = json!({ "findings": findings, "errors": outcome.errors });
-    let mut text =
-        serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes");
+    let mut text = serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes");
     text.push('\n');
     text
 }

@@ -32,11 +32,7 @@ pub(super) fn render(outcome: &Outcome, sources: &dyn SourceText) -> String {
     }
 
     let tests = outcome.findings.len() + outcome.errors.len() + passing;
-    let failures = outcome
-        .findings
-        .iter()
-        .filter(|f| f.severity == Severity::Deny)
-        .count();
+    let failures = outcome.findings.iter().filter(|f| f.severity == Severity::Deny).count();
     let errors = outcome.errors.len();
     let counts = format!("tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\"");
     format!(
@@ -49,12 +45,7 @@ pub(super) fn render(outcome: &Outcome, sources: &dyn SourceText) -> String {
     )
 }
 
-fn test_case(
-    out: &mut String,
-    f: &Finding,
-    sources: &dyn SourceText,
-    names: &mut HashMap<(String, String), usize>,
-) {
+fn test_case(out: &mut String, f: &Finding, sources: &dyn SourceText, names: &mut HashMap<(String, String), usize>) {
     let mut name = match &f.resource {
         Some(r) => format!("{}/{}", f.policy, r.display()),
         None => f.policy.clone(),
@@ -69,11 +60,7 @@ fn test_case(
 
     // GitLab links `file` to the repository, so both carry the repository path, not `./a.yaml`.
     let file = escape(&repo_path(&f.file), true);
-    let _ = write!(
-        out,
-        "    <testcase classname=\"{file}\" name=\"{}\" file=\"{file}\"",
-        escape(&name, true)
-    );
+    let _ = write!(out, "    <testcase classname=\"{file}\" name=\"{}\" file=\"{file}\"", escape(&name, true));
     if f.region.line > 0 {
         let _ = write!(out, " line=\"{}\"", f.region.line);
     }

@@ -54,12 +54,7 @@ pub struct RenderOptions {
 
 /// Render `outcome` in `format`. Findings are rendered in the order given (call `Outcome::sort` first
 /// for stable output); the text always ends with a newline.
-pub fn render(
-    format: Format,
-    outcome: &Outcome,
-    sources: &dyn SourceText,
-    opts: &RenderOptions,
-) -> String {
+pub fn render(format: Format, outcome: &Outcome, sources: &dyn SourceText, opts: &RenderOptions) -> String {
     match format {
         Format::Human => human::render(outcome, sources, opts),
         Format::Json => json::render(outcome),

@@ -35,17 +35,13 @@ pub fn readable_pointer(pointer: &str) -> String {
 fn is_index(segment: &str) -> bool {
     // RFC 6901 array indices have no leading zeros; `01` can only be a key.
     segment == "0"
-        || (segment.starts_with(|c: char| matches!(c, '1'..='9'))
-            && segment.bytes().all(|b| b.is_ascii_digit()))
+        || (segment.starts_with(|c: char| matches!(c, '1'..='9')) && segment.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// A key that reads unambiguously after a dot. All-digit keys (`"01"`) are quoted so that they do not
 /// look like indices.
 fn is_plain_key(segment: &str) -> bool {
-    !segment.bytes().all(|b| b.is_ascii_digit())
-        && segment
-            .chars()
-            .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    !segment.bytes().all(|b| b.is_ascii_digit()) && segment.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '-')
 }
 
 /// The file name as CI systems expect it: forward slashes, no leading `./`.
@@ -63,8 +59,7 @@ pub(crate) fn sarif_uri(file: &str) -> String {
     let path = repo_path(file);
     let bytes = path.as_bytes();
     // `C:/…`, but not `x:y.yaml`, which is a relative name with a colon in it.
-    let has_drive =
-        bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'/';
+    let has_drive = bytes.len() >= 3 && bytes[0].is_ascii_alphabetic() && bytes[1] == b':' && bytes[2] == b'/';
     if has_drive {
         format!("file:///{}:{}", &path[..1], percent_encode(&path[2..]))
     } else if path.starts_with('/') {

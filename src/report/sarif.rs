@@ -23,11 +23,7 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
         let mut policies: Vec<&str> = outcome.findings.iter().map(|f| f.policy.as_str()).collect();
         policies.sort_unstable();
         policies.dedup();
-        policies
-            .into_iter()
-            .enumerate()
-            .map(|(i, p)| (p, i))
-            .collect()
+        policies.into_iter().enumerate().map(|(i, p)| (p, i)).collect()
     };
     // GitHub shows `shortDescription` at the top of an alert; policies carry no description of their
     // own here, so it names the policy.
@@ -35,11 +31,7 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
         .keys()
         .map(|id| json!({ "id": id, "shortDescription": { "text": format!("guardrail policy {id}") } }))
         .collect();
-    let results: Vec<Value> = outcome
-        .findings
-        .iter()
-        .map(|f| result(f, rule_index[f.policy.as_str()]))
-        .collect();
+    let results: Vec<Value> = outcome.findings.iter().map(|f| result(f, rule_index[f.policy.as_str()])).collect();
 
     let mut driver = Map::new();
     driver.insert("name".into(), "guardrail".into());
@@ -52,16 +44,10 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
     driver.insert("rules".into(), rules.into());
 
     let mut invocation = Map::new();
-    invocation.insert(
-        "executionSuccessful".into(),
-        outcome.errors.is_empty().into(),
-    );
+    invocation.insert("executionSuccessful".into(), outcome.errors.is_empty().into());
     if !outcome.errors.is_empty() {
-        let notifications: Vec<Value> = outcome
-            .errors
-            .iter()
-            .map(|e| json!({ "level": "error", "message": { "text": e } }))
-            .collect();
+        let notifications: Vec<Value> =
+            outcome.errors.iter().map(|e| json!({ "level": "error", "message": { "text": e } })).collect();
         invocation.insert("toolExecutionNotifications".into(), notifications.into());
     }
 
@@ -76,8 +62,7 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
             "results": results,
         }],
     });
-    let mut text =
-        serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes");
+    let mut text = serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes");
     text.push('\n');
     text
 }
@@ -89,10 +74,7 @@ fn result(f: &Finding, rule_index: usize) -> Value {
         Severity::Info => "note",
     };
     let mut physical = Map::new();
-    physical.insert(
-        "artifactLocation".into(),
-        json!({ "uri": sarif_uri(&f.file) }),
-    );
+    physical.insert("artifactLocation".into(), json!({ "uri": sarif_uri(&f.file) }));
     // SARIF lines and columns start at 1; a finding about a whole file has no region.
     if f.region.line > 0 {
         let r = f.region;

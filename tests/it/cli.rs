@@ -9,7 +9,11 @@ fn guardrail(args: &[&str]) -> (i32, String, String) {
         .env("NO_COLOR", "1")
         .output()
         .expect("run guardrail");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -75,7 +79,8 @@ fn exit_codes_distinguish_clean_findings_and_usage_errors() {
 
 #[test]
 fn no_builtin_with_a_namespace_default() {
-    let (code, stdout, _) = guardrail(&["check", "examples/base", "--no-builtin", "--namespace", "payments", "-f", "json"]);
+    let (code, stdout, _) =
+        guardrail(&["check", "examples/base", "--no-builtin", "--namespace", "payments", "-f", "json"]);
     assert_eq!(code, 0);
     let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(json["findings"], serde_json::json!([]));
@@ -108,10 +113,19 @@ fn verify_reports_failures_with_the_reason() {
         "kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: priv\n  template: template.yaml\n  constraint: constraint.yaml\n  cases:\n  - name: caught\n    object: pod.yaml\n    assertions:\n    - violations: 1\n      message: Privileged\n  - name: wrong-expectation\n    object: pod.yaml\n    assertions:\n    - violations: no\n  - name: admission-review\n    object: review.yaml\n    assertions:\n    - violations: no\n",
     )
     .unwrap();
-    std::fs::write(d.join("lib_test.rego"), "package lib\nimport rego.v1\ntest_ok if { 1 + 1 == 2 }\ntest_broken if { 1 + 1 == 3 }\n").unwrap();
+    std::fs::write(
+        d.join("lib_test.rego"),
+        "package lib\nimport rego.v1\ntest_ok if { 1 + 1 == 2 }\ntest_broken if { 1 + 1 == 3 }\n",
+    )
+    .unwrap();
     let (code, stdout, _) = guardrail(&["verify", d.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("FAIL") && stdout.contains("wrong-expectation") && stdout.contains("got 1 violations but want none"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL")
+            && stdout.contains("wrong-expectation")
+            && stdout.contains("got 1 violations but want none"),
+        "{stdout}"
+    );
     assert!(stdout.contains("test_broken"), "{stdout}");
     assert_eq!(stdout.lines().last(), Some("3 passed, 2 failed"), "{stdout}");
 }

@@ -1,7 +1,7 @@
 //! One integration-test binary (linking is the slow part of a build), one module per area.
 
-mod report;
 mod cli;
 mod manifest;
 mod policy;
+mod report;
 mod support;

@@ -24,7 +24,8 @@ fn yaml_1_1_booleans_and_octal_are_read_like_kubectl_with_warnings() {
     assert_eq!(pod["spec"]["containers"][0]["securityContext"]["readOnlyRootFilesystem"], false);
     assert_eq!(pod["spec"]["volumes"][0]["secret"]["defaultMode"], 420);
     assert_eq!(pod["spec"]["volumes"][0]["secret"]["optional"], "yes", "quoted stays a string");
-    let warnings: Vec<_> = loaded.findings.iter().filter(|f| f.severity == Severity::Warn).map(|f| f.region.line).collect();
+    let warnings: Vec<_> =
+        loaded.findings.iter().filter(|f| f.severity == Severity::Warn).map(|f| f.region.line).collect();
     assert_eq!(warnings, vec![6, 10, 11, 15], "{:?}", messages(&loaded));
     assert!(loaded.findings[0].message.contains("YAML 1.1"));
 }
@@ -102,21 +103,26 @@ fn alias_bombs_are_stopped_with_a_located_error() {
 fn deep_nesting_hits_the_depth_budget_not_the_stack() {
     // 10 KB of `- - - - …`: 5000 nested sequences on one line. Run on a small stack on purpose.
     let text = "- ".repeat(5000) + "x\n";
-    let handle = std::thread::Builder::new()
-        .stack_size(2 * 1024 * 1024)
-        .spawn(move || load(&text))
-        .expect("spawn");
+    let handle = std::thread::Builder::new().stack_size(2 * 1024 * 1024).spawn(move || load(&text)).expect("spawn");
     let loaded = handle.join().expect("no stack overflow");
     assert_eq!(loaded.findings.len(), 1);
     assert_eq!(loaded.findings[0].region.line, 1);
-    assert!(loaded.findings[0].message.to_lowercase().contains("depth") || loaded.findings[0].message.contains("nesting"), "{}", loaded.findings[0].message);
+    assert!(
+        loaded.findings[0].message.to_lowercase().contains("depth") || loaded.findings[0].message.contains("nesting"),
+        "{}",
+        loaded.findings[0].message
+    );
 }
 
 #[test]
 fn huge_files_are_refused_with_a_finding() {
-    let opts = LoadOptions { limits: guardrail::manifest::Limits { max_file_bytes: 1000, ..Default::default() }, ..Default::default() };
+    let opts = LoadOptions {
+        limits: guardrail::manifest::Limits { max_file_bytes: 1000, ..Default::default() },
+        ..Default::default()
+    };
     let mut out = Loaded::default();
-    let text = format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  x: \"{}\"\n", "a".repeat(2000));
+    let text =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  x: \"{}\"\n", "a".repeat(2000));
     load_text("big.yaml", &text, &opts, &mut out);
     assert!(out.resources.is_empty());
     assert_eq!(out.findings.len(), 1);

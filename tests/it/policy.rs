@@ -41,7 +41,8 @@ fn message_only_templates_are_located_by_search() {
 #[test]
 fn a_missing_field_lands_on_the_nearest_enclosing_object() {
     let set = policies(false, &[("t.yaml", PRIVILEGED_TEMPLATE), ("c.yaml", PRIVILEGED_CONSTRAINT)]);
-    let pod = POD.replace("      resources:\n        limits:\n          memory: 1Gi\n    - name: bad", "    - name: bad");
+    let pod =
+        POD.replace("      resources:\n        limits:\n          memory: 1Gi\n    - name: bad", "    - name: bad");
     let scan = scan(&set, &[("pod.yaml", &pod)]);
     let found = summary(&scan.outcome.findings);
     assert!(found.contains(&"TestPrivileged@pod.yaml:8:7 /spec/containers/0".to_string()), "{found:?}");
@@ -69,7 +70,10 @@ spec:
 ";
     let scan = scan(&set, &[("cron.yaml", cron)]);
     let f = &scan.outcome.findings;
-    assert_eq!(summary(f), ["TestPrivileged@cron.yaml:15:45 /spec/jobTemplate/spec/template/spec/containers/0/securityContext/privileged"]);
+    assert_eq!(
+        summary(f),
+        ["TestPrivileged@cron.yaml:15:45 /spec/jobTemplate/spec/template/spec/containers/0/securityContext/privileged"]
+    );
     assert!(f[0].message.starts_with("[Implied by expand-workloads] Privileged container"), "{}", f[0].message);
     let r = f[0].resource.as_ref().unwrap();
     assert_eq!((r.kind.as_str(), r.namespace.as_str(), r.name.as_str()), ("CronJob", "jobs", "nightly"));
@@ -90,7 +94,8 @@ spec:
   enforcementAction: warn
   generatedGVK: {kind: Pod, group: '', version: v1}
 ";
-    let set = policies(false, &[("t.yaml", PRIVILEGED_TEMPLATE), ("c.yaml", PRIVILEGED_CONSTRAINT), ("e.yaml", expansion)]);
+    let set =
+        policies(false, &[("t.yaml", PRIVILEGED_TEMPLATE), ("c.yaml", PRIVILEGED_CONSTRAINT), ("e.yaml", expansion)]);
     let dep = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d, namespace: team}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        securityContext: {privileged: true}\n        resources: {limits: {memory: 1}}\n";
     let scan = scan(&set, &[("d.yaml", dep)]);
     let f = &scan.outcome.findings;
@@ -163,7 +168,9 @@ spec:
 "#;
     let constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: UniqueHost\nmetadata: {name: unique}\n";
     let set = policies(false, &[("t.yaml", template), ("c.yaml", constraint)]);
-    let ing = |ns: &str, name: &str| format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules:\n  - host: shop.example\n");
+    let ing = |ns: &str, name: &str| {
+        format!("apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {{name: {name}, namespace: {ns}}}\nspec:\n  rules:\n  - host: shop.example\n")
+    };
     let scan = scan(&set, &[("a.yaml", &ing("a", "one")), ("b.yaml", &ing("b", "two"))]);
     let msgs: Vec<_> = scan.outcome.findings.iter().map(|f| f.message.clone()).collect();
     assert_eq!(msgs, ["host shop.example is also used by b/two", "host shop.example is also used by a/one"]);
@@ -191,9 +198,16 @@ exception contains rules if {
 }
 "#;
     let set = policies(false, &[("policy.rego", v1)]);
-    let dep = |name: &str| format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:latest\n");
+    let dep = |name: &str| {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:latest\n")
+    };
     let scan = scan(&set, &[("a.yaml", &dep("api")), ("b.yaml", &dep("legacy"))]);
-    let found: Vec<_> = scan.outcome.findings.iter().map(|f| format!("{} {:?} {}:{} {}", f.policy, f.severity, f.file, f.region.line, f.message)).collect();
+    let found: Vec<_> = scan
+        .outcome
+        .findings
+        .iter()
+        .map(|f| format!("{} {:?} {}:{} {}", f.policy, f.severity, f.file, f.region.line, f.message))
+        .collect();
     assert_eq!(
         found,
         [
@@ -227,8 +241,16 @@ spec:
 "#;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("t.yaml"), template).unwrap();
-    std::fs::write(dir.path().join("c.yaml"), "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: Slow\nmetadata: {name: slow}\n").unwrap();
-    let opts = guardrail::policy::LoadOptions { builtin: false, time_limit: std::time::Duration::from_millis(200), ..Default::default() };
+    std::fs::write(
+        dir.path().join("c.yaml"),
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: Slow\nmetadata: {name: slow}\n",
+    )
+    .unwrap();
+    let opts = guardrail::policy::LoadOptions {
+        builtin: false,
+        time_limit: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
     let set = guardrail::policy::PolicySet::load(&[dir.path().to_path_buf()], &opts).unwrap();
     let started = std::time::Instant::now();
     let scan = scan(&set, &[("pod.yaml", POD)]);
@@ -254,7 +276,13 @@ spec:
             validations:
               - expression: 'true'
 ";
-    let set = policies(false, &[("t.yaml", template), ("c.yaml", "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: CelOnly\nmetadata: {name: c}\n")]);
+    let set = policies(
+        false,
+        &[
+            ("t.yaml", template),
+            ("c.yaml", "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: CelOnly\nmetadata: {name: c}\n"),
+        ],
+    );
     let scan = scan(&set, &[("pod.yaml", POD)]);
     let f = &scan.outcome.findings;
     assert_eq!(f.len(), 1);

@@ -45,8 +45,7 @@ spec:
             privileged: true
 ";
 
-const WARN_MESSAGE: &str =
-    "missing label \"owner\" <&> (see: docs/labels.md, 100%)\nadd it under metadata.labels";
+const WARN_MESSAGE: &str = "missing label \"owner\" <&> (see: docs/labels.md, 100%)\nadd it under metadata.labels";
 
 fn web() -> Option<ResourceRef> {
     Some(ResourceRef {
@@ -75,12 +74,7 @@ fn finding(
         severity,
         message: message.into(),
         file: file.into(),
-        region: Region {
-            line,
-            column,
-            end_line,
-            end_column,
-        },
+        region: Region { line, column, end_line, end_column },
         pointer: pointer.into(),
         resource,
     }
@@ -141,17 +135,11 @@ fn outcome() -> Outcome {
 }
 
 fn sources() -> HashMap<String, String> {
-    HashMap::from([(
-        "examples/deployment.yaml".to_string(),
-        DEPLOYMENT.to_string(),
-    )])
+    HashMap::from([("examples/deployment.yaml".to_string(), DEPLOYMENT.to_string())])
 }
 
 fn opts(color: bool) -> RenderOptions {
-    RenderOptions {
-        color,
-        tool_version: "1.2.3",
-    }
+    RenderOptions { color, tool_version: "1.2.3" }
 }
 
 fn render_plain(format: Format, outcome: &Outcome) -> String {
@@ -159,11 +147,7 @@ fn render_plain(format: Format, outcome: &Outcome) -> String {
 }
 
 fn find<'a>(outcome: &'a Outcome, policy: &str) -> &'a Finding {
-    outcome
-        .findings
-        .iter()
-        .find(|f| f.policy == policy)
-        .unwrap()
+    outcome.findings.iter().find(|f| f.policy == policy).unwrap()
 }
 
 // ---- human -------------------------------------------------------------------------------------
@@ -188,10 +172,7 @@ fn human_output_underlines_the_offending_field() {
 #[test]
 fn human_output_without_source_shows_the_field_as_a_note() {
     let text = render_plain(Format::Human, &outcome());
-    let block: Vec<&str> = text
-        .split("\n\n")
-        .filter(|b| b.starts_with("info[guardrail/yaml]"))
-        .collect();
+    let block: Vec<&str> = text.split("\n\n").filter(|b| b.starts_with("info[guardrail/yaml]")).collect();
     assert_eq!(
         block,
         ["info[guardrail/yaml]: `yes` is a boolean in YAML 1.1\n \
@@ -204,10 +185,7 @@ fn human_output_without_source_shows_the_field_as_a_note() {
 #[test]
 fn human_output_underlines_to_end_of_line_for_multiline_regions() {
     let text = render_plain(Format::Human, &outcome());
-    assert!(
-        text.contains("6 |   labels:\n  |   ^^^^^^^ metadata.labels\n"),
-        "{text}"
-    );
+    assert!(text.contains("6 |   labels:\n  |   ^^^^^^^ metadata.labels\n"), "{text}");
 }
 
 #[test]
@@ -218,9 +196,7 @@ fn human_colors_only_when_asked() {
     assert!(colored.contains("\x1b[1;31mdeny[privileged-containers]\x1b[0m"));
     assert!(colored.contains("\x1b[1;33mwarn[K8sRequiredLabels]\x1b[0m"));
     assert!(colored.contains("\x1b[1;36minfo[guardrail/yaml]\x1b[0m"));
-    let stripped = regex::Regex::new("\x1b\\[[0-9;]*m")
-        .unwrap()
-        .replace_all(&colored, "");
+    let stripped = regex::Regex::new("\x1b\\[[0-9;]*m").unwrap().replace_all(&colored, "");
     assert_eq!(stripped, plain);
 }
 
@@ -228,49 +204,22 @@ fn human_colors_only_when_asked() {
 fn human_underline_counts_characters_and_expands_tabs() {
     let source = "a: 1\nname:\t\"café\" # é\n";
     let sources = HashMap::from([("t.yaml".to_string(), source.to_string())]);
-    let mut f = finding(
-        "p",
-        "",
-        Severity::Warn,
-        "m",
-        "t.yaml",
-        (2, 7, 2, 13),
-        "/name",
-        None,
-    );
+    let mut f = finding("p", "", Severity::Warn, "m", "t.yaml", (2, 7, 2, 13), "/name", None);
     let render_one = |f: &Finding| {
-        let outcome = Outcome {
-            findings: vec![f.clone()],
-            errors: vec![],
-        };
+        let outcome = Outcome { findings: vec![f.clone()], errors: vec![] };
         render(Format::Human, &outcome, &sources, &opts(false))
     };
     // Column 7 is the opening quote: after `name:` (5 characters) and a tab shown as 4 spaces.
     assert!(render_one(&f).contains("2 | name:    \"café\" # é\n  |          ^^^^^^ name\n"));
 
     // A region past the end of the line still gets one caret, right after the last character.
-    f.region = Region {
-        line: 2,
-        column: 40,
-        end_line: 2,
-        end_column: 45,
-    };
+    f.region = Region { line: 2, column: 40, end_line: 2, end_column: 45 };
     assert!(render_one(&f).contains("  |                    ^ name\n"));
     // An empty region (end == start) also gets one caret.
-    f.region = Region {
-        line: 1,
-        column: 4,
-        end_line: 1,
-        end_column: 4,
-    };
+    f.region = Region { line: 1, column: 4, end_line: 1, end_column: 4 };
     assert!(render_one(&f).contains("1 | a: 1\n  |    ^ name\n"));
     // A line that is not in the file: no snippet, the field becomes a note.
-    f.region = Region {
-        line: 9,
-        column: 1,
-        end_line: 9,
-        end_column: 2,
-    };
+    f.region = Region { line: 9, column: 1, end_line: 9, end_column: 2 };
     assert!(render_one(&f).contains("= field: name"));
 }
 
@@ -279,40 +228,21 @@ fn human_summary_counts() {
     let none = Outcome::default();
     assert_eq!(render_plain(Format::Human, &none), "no findings\n");
 
-    let errors_only = Outcome {
-        findings: vec![],
-        errors: vec!["boom\nsecond line".into()],
-    };
-    assert_eq!(
-        render_plain(Format::Human, &errors_only),
-        "error: boom\n  second line\n\nno findings, 1 error\n"
-    );
+    let errors_only = Outcome { findings: vec![], errors: vec!["boom\nsecond line".into()] };
+    assert_eq!(render_plain(Format::Human, &errors_only), "error: boom\n  second line\n\nno findings, 1 error\n");
 
-    let one = Outcome {
-        findings: vec![outcome().findings[0].clone()],
-        errors: vec![],
-    };
-    assert!(render_plain(Format::Human, &one)
-        .ends_with("\n1 finding (0 deny, 0 warn, 1 info) in 1 file\n"));
+    let one = Outcome { findings: vec![outcome().findings[0].clone()], errors: vec![] };
+    assert!(render_plain(Format::Human, &one).ends_with("\n1 finding (0 deny, 0 warn, 1 info) in 1 file\n"));
 }
 
 #[test]
 fn pointers_read_as_dotted_paths() {
     let cases = [
         ("", ""),
-        (
-            "/spec/containers/1/securityContext",
-            "spec.containers[1].securityContext",
-        ),
+        ("/spec/containers/1/securityContext", "spec.containers[1].securityContext"),
         ("/0/name", "[0].name"),
-        (
-            "/metadata/annotations/kubernetes.io~1ingress.class",
-            "metadata.annotations[\"kubernetes.io/ingress.class\"]",
-        ),
-        (
-            "/metadata/labels/app.kubernetes.io~1name",
-            "metadata.labels[\"app.kubernetes.io/name\"]",
-        ),
+        ("/metadata/annotations/kubernetes.io~1ingress.class", "metadata.annotations[\"kubernetes.io/ingress.class\"]"),
+        ("/metadata/labels/app.kubernetes.io~1name", "metadata.labels[\"app.kubernetes.io/name\"]"),
         ("/a~0b", "[\"a~b\"]"),
         ("/~01", "[\"~1\"]"),
         ("/data/01", "data[\"01\"]"),
@@ -364,18 +294,12 @@ fn json_output_is_flat_and_complete() {
         assert_eq!(value["end_column"], f.region.end_column);
         assert_eq!(value["file"], f.file.as_str());
     }
-    let privileged = findings
-        .iter()
-        .find(|v| v["policy"] == "privileged-containers")
-        .unwrap();
+    let privileged = findings.iter().find(|v| v["policy"] == "privileged-containers").unwrap();
     assert_eq!(
         privileged["resource"],
         serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "namespace": "shop", "name": "web"})
     );
-    let yaml = findings
-        .iter()
-        .find(|v| v["policy"] == "guardrail/yaml")
-        .unwrap();
+    let yaml = findings.iter().find(|v| v["policy"] == "guardrail/yaml").unwrap();
     assert!(yaml["resource"].is_null());
     assert_eq!(doc["errors"], serde_json::json!(outcome.errors));
 }
@@ -395,21 +319,8 @@ fn sarif_output_follows_2_1_0() {
     let driver = &run["tool"]["driver"];
     assert_eq!(driver["name"], "guardrail");
     assert_eq!(driver["version"], "1.2.3");
-    let rule_ids: Vec<&str> = driver["rules"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["id"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        rule_ids,
-        [
-            "K8sAllowedRepos",
-            "K8sRequiredLabels",
-            "guardrail/yaml",
-            "privileged-containers"
-        ]
-    );
+    let rule_ids: Vec<&str> = driver["rules"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(rule_ids, ["K8sAllowedRepos", "K8sRequiredLabels", "guardrail/yaml", "privileged-containers"]);
 
     let results = run["results"].as_array().unwrap();
     assert_eq!(results.len(), 4);
@@ -435,20 +346,11 @@ fn sarif_output_follows_2_1_0() {
     }
     let uris: Vec<&str> = results
         .iter()
-        .map(|r| {
-            r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
-                .as_str()
-                .unwrap()
-        })
+        .map(|r| r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"].as_str().unwrap())
         .collect();
     assert_eq!(
         uris,
-        [
-            "examples/legacy.yaml",
-            "examples/deployment.yaml",
-            "examples/deployment.yaml",
-            "examples/deployment.yaml"
-        ]
+        ["examples/legacy.yaml", "examples/deployment.yaml", "examples/deployment.yaml", "examples/deployment.yaml"]
     );
     assert!(results[0]["properties"].get("resource").is_none());
     assert_eq!(results[3]["properties"]["resource"]["kind"], "Deployment");
@@ -461,41 +363,25 @@ fn sarif_output_follows_2_1_0() {
         .iter()
         .map(|n| n["message"]["text"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        notes,
-        outcome
-            .errors
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(notes, outcome.errors.iter().map(String::as_str).collect::<Vec<_>>());
 }
 
 #[test]
 fn sarif_clean_run_succeeds_with_no_results() {
-    let doc: Value =
-        serde_json::from_str(&render_plain(Format::Sarif, &Outcome::default())).unwrap();
+    let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, &Outcome::default())).unwrap();
     let run = &doc["runs"][0];
     assert_eq!(run["results"], serde_json::json!([]));
     assert_eq!(run["tool"]["driver"]["rules"], serde_json::json!([]));
     assert_eq!(run["invocations"][0]["executionSuccessful"], true);
-    assert!(run["invocations"][0]
-        .get("toolExecutionNotifications")
-        .is_none());
+    assert!(run["invocations"][0].get("toolExecutionNotifications").is_none());
 }
 
 #[test]
 fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
     let fingerprint = |f: &Finding| {
-        let outcome = Outcome {
-            findings: vec![f.clone()],
-            errors: vec![],
-        };
+        let outcome = Outcome { findings: vec![f.clone()], errors: vec![] };
         let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, &outcome)).unwrap();
-        doc["runs"][0]["results"][0]["partialFingerprints"]["guardrail/v1"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        doc["runs"][0]["results"][0]["partialFingerprints"]["guardrail/v1"].as_str().unwrap().to_string()
     };
     let base = outcome().findings[3].clone();
     assert_eq!(base.policy, "privileged-containers");
@@ -503,19 +389,10 @@ fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
     assert_eq!(original.len(), 32);
 
     let mut moved = base.clone();
-    moved.region = Region {
-        line: 40,
-        column: 25,
-        end_line: 40,
-        end_column: 29,
-    };
+    moved.region = Region { line: 40, column: 25, end_line: 40, end_column: 29 };
     moved.message = "reworded".into();
     moved.file = "./examples/deployment.yaml".into();
-    assert_eq!(
-        fingerprint(&moved),
-        original,
-        "lines, message and a ./ prefix must not matter"
-    );
+    assert_eq!(fingerprint(&moved), original, "lines, message and a ./ prefix must not matter");
 
     let mut other_field = base.clone();
     other_field.pointer = "/spec/template/spec/containers/0/securityContext/privileged".into();
@@ -523,10 +400,8 @@ fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
     other_resource.resource.as_mut().unwrap().name = "api".into();
     let mut other_policy = base.clone();
     other_policy.policy = "other".into();
-    let all: HashSet<String> = [&base, &other_field, &other_resource, &other_policy]
-        .into_iter()
-        .map(fingerprint)
-        .collect();
+    let all: HashSet<String> =
+        [&base, &other_field, &other_resource, &other_policy].into_iter().map(fingerprint).collect();
     assert_eq!(all.len(), 4);
 }
 
@@ -534,10 +409,7 @@ fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
 fn sarif_uris_are_relative_forward_slashed_and_encoded() {
     let uri = |file: &str| {
         let f = finding("p", "", Severity::Deny, "m", file, (1, 1, 1, 2), "", None);
-        let outcome = Outcome {
-            findings: vec![f],
-            errors: vec![],
-        };
+        let outcome = Outcome { findings: vec![f], errors: vec![] };
         let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, &outcome)).unwrap();
         doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
             .as_str()
@@ -546,10 +418,7 @@ fn sarif_uris_are_relative_forward_slashed_and_encoded() {
     };
     assert_eq!(uri("charts\\web\\values.yaml"), "charts/web/values.yaml");
     assert_eq!(uri("./a/./b.yaml"), "a/./b.yaml");
-    assert_eq!(
-        uri("dir with space/a#b%.yaml"),
-        "dir%20with%20space/a%23b%25.yaml"
-    );
+    assert_eq!(uri("dir with space/a#b%.yaml"), "dir%20with%20space/a%23b%25.yaml");
     assert_eq!(uri("x:y.yaml"), "x%3Ay.yaml");
     assert_eq!(uri("/abs/x.yaml"), "file:///abs/x.yaml");
     assert_eq!(uri("C:\\repo\\x.yaml"), "file:///C:/repo/x.yaml");
@@ -561,31 +430,21 @@ fn sarif_uris_are_relative_forward_slashed_and_encoded() {
 /// Enough of an XML parser to catch what string building gets wrong: unbalanced or unclosed tags,
 /// raw `<`, `&` or `"` where they must be escaped, and characters XML 1.0 forbids.
 fn assert_well_formed_xml(xml: &str) {
-    let body = xml
-        .strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n")
-        .expect("XML declaration");
-    let tag =
-        regex::Regex::new(r#"^<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z-]+="[^"<]*")*)\s*(/?)>"#)
-            .unwrap();
+    let body = xml.strip_prefix("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n").expect("XML declaration");
+    let tag = regex::Regex::new(r#"^<(/?)([A-Za-z][A-Za-z0-9-]*)((?:\s+[A-Za-z-]+="[^"<]*")*)\s*(/?)>"#).unwrap();
     let entity = regex::Regex::new(r"^&(amp|lt|gt|quot|apos|#[0-9]+);").unwrap();
     let attribute = regex::Regex::new(r#"="([^"]*)""#).unwrap();
     let mut stack: Vec<String> = Vec::new();
     let mut rest = body;
     while let Some(c) = rest.chars().next() {
         if c == '<' {
-            let caps = tag
-                .captures(rest)
-                .unwrap_or_else(|| panic!("malformed tag at {rest:.60?}"));
+            let caps = tag.captures(rest).unwrap_or_else(|| panic!("malformed tag at {rest:.60?}"));
             let name = caps[2].to_string();
             for value in attribute.captures_iter(&caps[3]) {
                 check_entities(&value[1], &entity);
             }
             if &caps[1] == "/" {
-                assert_eq!(
-                    stack.pop().as_deref(),
-                    Some(name.as_str()),
-                    "unbalanced </{name}>"
-                );
+                assert_eq!(stack.pop().as_deref(), Some(name.as_str()), "unbalanced </{name}>");
             } else if &caps[4] != "/" {
                 stack.push(name);
             }
@@ -606,10 +465,7 @@ fn assert_well_formed_xml(xml: &str) {
 fn check_entities(text: &str, entity: &regex::Regex) {
     for (i, c) in text.char_indices() {
         assert!(c != '<' && c != '>', "raw {c:?} in {text:?}");
-        assert!(
-            !c.is_control() || matches!(c, '\t' | '\n'),
-            "control character {c:?} in {text:?}"
-        );
+        assert!(!c.is_control() || matches!(c, '\t' | '\n'), "control character {c:?} in {text:?}");
         if c == '&' {
             assert!(entity.is_match(&text[i..]), "raw & in {text:?}");
         }
@@ -618,9 +474,7 @@ fn check_entities(text: &str, entity: &regex::Regex) {
 
 fn attr<'a>(xml: &'a str, element: &str, name: &str) -> Vec<&'a str> {
     let re = regex::Regex::new(&format!(r#"<{element}\b[^>]*?\s{name}="([^"]*)""#)).unwrap();
-    re.captures_iter(xml)
-        .map(|c| c.get(1).unwrap().as_str())
-        .collect()
+    re.captures_iter(xml).map(|c| c.get(1).unwrap().as_str()).collect()
 }
 
 #[test]
@@ -634,66 +488,30 @@ fn junit_output_is_well_formed_and_counts_failures() {
     assert_eq!(attr(&text, "testsuite", "errors"), ["2"]);
     assert_eq!(text.matches("<testcase ").count(), 6);
     assert_eq!(attr(&text, "failure", "type"), ["deny", "deny"]);
-    assert_eq!(
-        text.matches("<system-out>").count(),
-        2,
-        "warn and info are passing cases with output"
-    );
+    assert_eq!(text.matches("<system-out>").count(), 2, "warn and info are passing cases with output");
     assert!(attr(&text, "testcase", "name").contains(&"privileged-containers/Deployment shop/web"));
     let deployment = "examples/deployment.yaml";
     assert_eq!(
         attr(&text, "testcase", "classname"),
-        [
-            "examples/legacy.yaml",
-            deployment,
-            deployment,
-            deployment,
-            "guardrail",
-            "guardrail"
-        ]
+        ["examples/legacy.yaml", deployment, deployment, deployment, "guardrail", "guardrail"]
     );
     // The snippet is in the failure body, escaped.
     assert!(text.contains("34 |             privileged: true"));
-    assert!(
-        text.contains("missing label &quot;owner&quot; &lt;&amp;&gt; (see: docs/labels.md, 100%)")
-    );
+    assert!(text.contains("missing label &quot;owner&quot; &lt;&amp;&gt; (see: docs/labels.md, 100%)"));
     assert!(text.contains("could not read charts/a&amp;b.yaml"));
 }
 
 #[test]
 fn junit_escapes_hostile_text() {
     let message = "it's \"<b>\" & \u{1b}[31mred\u{7}\r\nnext";
-    let f = finding(
-        "p<1>",
-        "c",
-        Severity::Deny,
-        message,
-        "a&b.yaml",
-        (1, 1, 1, 2),
-        "/a",
-        web(),
-    );
-    let text = render_plain(
-        Format::Junit,
-        &Outcome {
-            findings: vec![f],
-            errors: vec![],
-        },
-    );
+    let f = finding("p<1>", "c", Severity::Deny, message, "a&b.yaml", (1, 1, 1, 2), "/a", web());
+    let text = render_plain(Format::Junit, &Outcome { findings: vec![f], errors: vec![] });
     assert_well_formed_xml(&text);
     // The attribute holds the first line only; the body holds everything.
-    assert_eq!(
-        attr(&text, "failure", "message"),
-        ["it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}"]
-    );
+    assert_eq!(attr(&text, "failure", "message"), ["it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}"]);
     assert_eq!(attr(&text, "testcase", "classname"), ["a&amp;b.yaml"]);
-    assert_eq!(
-        attr(&text, "testcase", "name"),
-        ["p&lt;1&gt;/Deployment shop/web"]
-    );
-    assert!(
-        text.contains("it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}&#13;\n  next")
-    );
+    assert_eq!(attr(&text, "testcase", "name"), ["p&lt;1&gt;/Deployment shop/web"]);
+    assert!(text.contains("it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}&#13;\n  next"));
 }
 
 #[test]
@@ -711,12 +529,7 @@ fn junit_names_repeated_cases_apart() {
     let mut outcome = outcome();
     let mut twin = find(&outcome, "privileged-containers").clone();
     twin.pointer = "/spec/template/spec/containers/0/securityContext/privileged".into();
-    twin.region = Region {
-        line: 20,
-        column: 11,
-        end_line: 20,
-        end_column: 15,
-    };
+    twin.region = Region { line: 20, column: 11, end_line: 20, end_column: 15 };
     outcome.findings.push(twin);
     let text = render_plain(Format::Junit, &outcome);
     let names = attr(&text, "testcase", "name");
@@ -727,11 +540,7 @@ fn junit_names_repeated_cases_apart() {
 // ---- github ------------------------------------------------------------------------------------
 
 fn unescape_github(text: &str) -> String {
-    text.replace("%0D", "\r")
-        .replace("%0A", "\n")
-        .replace("%3A", ":")
-        .replace("%2C", ",")
-        .replace("%25", "%")
+    text.replace("%0D", "\r").replace("%0A", "\n").replace("%3A", ":").replace("%2C", ",").replace("%25", "%")
 }
 
 #[test]
@@ -741,13 +550,8 @@ fn github_commands_annotate_each_finding() {
     insta::assert_snapshot!(text);
 
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(
-        lines.len(),
-        outcome.findings.len() + outcome.errors.len() + 1,
-        "one line per command: {text}"
-    );
-    assert!(lines[0]
-        .starts_with("::notice file=examples/legacy.yaml,line=3,col=40,endLine=3,endColumn=43,"));
+    assert_eq!(lines.len(), outcome.findings.len() + outcome.errors.len() + 1, "one line per command: {text}");
+    assert!(lines[0].starts_with("::notice file=examples/legacy.yaml,line=3,col=40,endLine=3,endColumn=43,"));
     assert!(lines[3].starts_with(
         "::error file=examples/deployment.yaml,line=34,col=25,endLine=34,endColumn=29,title=privileged-containers%3A Deployment shop/web::"
     ));
@@ -757,14 +561,8 @@ fn github_commands_annotate_each_finding() {
         "::warning file=examples/deployment.yaml,line=6,endLine=8,title=K8sRequiredLabels%3A Deployment shop/web::\
          missing label \"owner\" <&> (see: docs/labels.md, 100%25)%0Aadd it under metadata.labels%0Afield: metadata.labels"
     );
-    assert_eq!(
-        lines[4],
-        "::error::policy policies/broken.rego does not load: unexpected \"<\" at 3:1"
-    );
-    assert_eq!(
-        lines[6],
-        "4 findings (2 deny, 1 warn, 1 info) in 2 files, 2 errors"
-    );
+    assert_eq!(lines[4], "::error::policy policies/broken.rego does not load: unexpected \"<\" at 3:1");
+    assert_eq!(lines[6], "4 findings (2 deny, 1 warn, 1 info) in 2 files, 2 errors");
 
     for (line, f) in lines.iter().zip(&outcome.findings) {
         let command = match f.severity {
@@ -772,11 +570,7 @@ fn github_commands_annotate_each_finding() {
             Severity::Warn => "warning",
             Severity::Info => "notice",
         };
-        let (head, message) = line
-            .strip_prefix(&format!("::{command} "))
-            .unwrap()
-            .split_once("::")
-            .unwrap();
+        let (head, message) = line.strip_prefix(&format!("::{command} ")).unwrap().split_once("::").unwrap();
         let props: HashMap<&str, String> = head
             .split(',')
             .map(|p| {
@@ -786,55 +580,27 @@ fn github_commands_annotate_each_finding() {
             .collect();
         assert_eq!(props["file"], f.file.trim_start_matches("./"));
         assert_eq!(props["line"], f.region.line.to_string());
-        assert!(
-            unescape_github(message).starts_with(&f.message),
-            "{message:?}"
-        );
+        assert!(unescape_github(message).starts_with(&f.message), "{message:?}");
     }
 }
 
 #[test]
 fn github_escapes_properties_and_data() {
-    let mut f = finding(
-        "a,b:c%d",
-        "",
-        Severity::Deny,
-        "50% done\r\nnext: a,b",
-        "dir,x/a:b.yaml",
-        (0, 0, 0, 0),
-        "",
-        None,
-    );
-    let render_one = |f: &Finding| {
-        render_plain(
-            Format::Github,
-            &Outcome {
-                findings: vec![f.clone()],
-                errors: vec![],
-            },
-        )
-    };
+    let mut f =
+        finding("a,b:c%d", "", Severity::Deny, "50% done\r\nnext: a,b", "dir,x/a:b.yaml", (0, 0, 0, 0), "", None);
+    let render_one = |f: &Finding| render_plain(Format::Github, &Outcome { findings: vec![f.clone()], errors: vec![] });
     assert_eq!(
         render_one(&f).lines().next().unwrap(),
         "::error file=dir%2Cx/a%3Ab.yaml,title=a%2Cb%3Ac%25d::50%25 done%0D%0Anext: a,b"
     );
-    f.region = Region {
-        line: 2,
-        column: 0,
-        end_line: 2,
-        end_column: 0,
-    };
+    f.region = Region { line: 2, column: 0, end_line: 2, end_column: 0 };
     assert!(render_one(&f).starts_with("::error file=dir%2Cx/a%3Ab.yaml,line=2,endLine=2,title="));
 }
 
 // ---- gitlab ------------------------------------------------------------------------------------
 
 fn gitlab_issues(outcome: &Outcome) -> Vec<Value> {
-    serde_json::from_str::<Value>(&render_plain(Format::Gitlab, outcome))
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
+    serde_json::from_str::<Value>(&render_plain(Format::Gitlab, outcome)).unwrap().as_array().unwrap().clone()
 }
 
 #[test]
@@ -854,31 +620,16 @@ fn gitlab_code_quality_report() {
             Severity::Info => "info",
         };
         assert_eq!(issue["severity"], expected);
-        assert!(!issue["location"]["path"]
-            .as_str()
-            .unwrap()
-            .starts_with("./"));
-        assert_eq!(
-            issue["location"]["positions"]["begin"]["line"],
-            f.region.line
-        );
-        assert_eq!(
-            issue["location"]["positions"]["begin"]["column"],
-            f.region.column
-        );
-        assert_eq!(
-            issue["location"]["positions"]["end"]["line"],
-            f.region.end_line
-        );
+        assert!(!issue["location"]["path"].as_str().unwrap().starts_with("./"));
+        assert_eq!(issue["location"]["positions"]["begin"]["line"], f.region.line);
+        assert_eq!(issue["location"]["positions"]["begin"]["column"], f.region.column);
+        assert_eq!(issue["location"]["positions"]["end"]["line"], f.region.end_line);
     }
     for issue in &issues[outcome.findings.len()..] {
         assert_eq!(issue["severity"], "blocker");
         assert_eq!(issue["location"]["lines"]["begin"], 1);
     }
-    let fingerprints: HashSet<&str> = issues
-        .iter()
-        .map(|i| i["fingerprint"].as_str().unwrap())
-        .collect();
+    let fingerprints: HashSet<&str> = issues.iter().map(|i| i["fingerprint"].as_str().unwrap()).collect();
     assert_eq!(fingerprints.len(), issues.len());
 }
 
@@ -888,12 +639,7 @@ fn gitlab_fingerprints_are_stable_and_unique() {
     let by_message = |outcome: &Outcome| -> HashMap<String, String> {
         gitlab_issues(outcome)
             .iter()
-            .map(|i| {
-                (
-                    i["description"].as_str().unwrap().to_string(),
-                    i["fingerprint"].as_str().unwrap().to_string(),
-                )
-            })
+            .map(|i| (i["description"].as_str().unwrap().to_string(), i["fingerprint"].as_str().unwrap().to_string()))
             .collect()
     };
     // The same finding has the same fingerprint whatever else is reported and wherever its line moves.
@@ -911,28 +657,12 @@ fn gitlab_fingerprints_are_stable_and_unique() {
 
     // Pinned so that a change of hash (or of platform) shows up: FNV-1a 128 over length-prefixed
     // policy, constraint, file, pointer, "+", apiVersion, kind, namespace, name, message.
-    assert_eq!(
-        all["Privileged container is not allowed: \"nginx\""],
-        "53846a79bea42adcb49de6c1bee75132"
-    );
+    assert_eq!(all["Privileged container is not allowed: \"nginx\""], "53846a79bea42adcb49de6c1bee75132");
 
     // Two findings identical but for the line (a YAML error repeated in one file) stay distinct.
-    let twin = |line| {
-        finding(
-            "guardrail/yaml",
-            "",
-            Severity::Deny,
-            "duplicate key",
-            "a.yaml",
-            (line, 1, line, 2),
-            "",
-            None,
-        )
-    };
-    let dup = Outcome {
-        findings: vec![twin(1), twin(5)],
-        errors: vec![],
-    };
+    let twin =
+        |line| finding("guardrail/yaml", "", Severity::Deny, "duplicate key", "a.yaml", (line, 1, line, 2), "", None);
+    let dup = Outcome { findings: vec![twin(1), twin(5)], errors: vec![] };
     let first = gitlab_issues(&dup);
     assert_ne!(first[0]["fingerprint"], first[1]["fingerprint"]);
     assert_eq!(first, gitlab_issues(&dup));
