@@ -18,11 +18,29 @@ pub enum Dialect {
 }
 
 /// A set of Rego modules, ready to evaluate rules on inputs.
-#[derive(Clone)]
 pub struct Program {
     engine: regorus::Engine,
+    /// Prepared engines to reuse: an evaluation takes one (or clones `engine`) and returns it,
+    /// so each worker thread ends up with its own engine instead of a clone per evaluation.
+    pool: std::sync::Mutex<Vec<regorus::Engine>>,
     /// The name used in error findings ("K8sPSPPrivilegedContainer", "policy/deny.rego").
     pub label: String,
+}
+
+impl Clone for Program {
+    fn clone(&self) -> Self {
+        Program { engine: self.engine.clone(), pool: Default::default(), label: self.label.clone() }
+    }
+}
+
+/// A data document converted once and shared (cheaply) by every program that adds it.
+#[derive(Clone)]
+pub struct Data(regorus::Value);
+
+impl Data {
+    pub fn new(json: &Json) -> Self {
+        Data(regorus::Value::from(json.clone()))
+    }
 }
 
 impl std::fmt::Debug for Program {
@@ -57,7 +75,7 @@ impl Program {
                 .add_policy(name.clone(), text)
                 .map_err(|e| PolicyError::Rego { policy: label.into(), message: first_lines(&e.to_string()) })?;
         }
-        let mut program = Program { engine, label: label.into() };
+        let mut program = Program { engine, pool: Default::default(), label: label.into() };
         program.prepare();
         Ok(program)
     }
@@ -69,9 +87,10 @@ impl Program {
     }
 
     /// Adds a document under `data` (e.g. `{"inventory": …}`) to every later evaluation.
-    pub fn add_data(&mut self, data: &Json) -> Result<(), PolicyError> {
+    pub fn add_data(&mut self, data: &Data) -> Result<(), PolicyError> {
+        self.pool.lock().expect("pool").clear();
         self.engine
-            .add_data(regorus::Value::from(data.clone()))
+            .add_data(data.0.clone())
             .map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })?;
         self.prepare();
         Ok(())
@@ -84,9 +103,11 @@ impl Program {
 
     /// Evaluates `rule` (a full path like `data.k8spsp.violation`) with `input`. Undefined is `Null`.
     pub fn eval(&self, rule: &str, input: &Json) -> Result<Json, EvalError> {
-        let mut engine = self.engine.clone();
+        let mut engine = self.pool.lock().expect("pool").pop().unwrap_or_else(|| self.engine.clone());
         engine.set_input(regorus::Value::from(input.clone()));
-        match engine.eval_rule(rule.to_string()) {
+        let result = engine.eval_rule(rule.to_string());
+        self.pool.lock().expect("pool").push(engine);
+        match result {
             Ok(value) => Ok(to_json(&value)),
             Err(e) => {
                 let message = e.to_string();

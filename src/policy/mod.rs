@@ -274,13 +274,13 @@ impl PolicySet {
 
     /// A context whose programs see `data.inventory` built from `objects`, as gator builds it.
     pub fn context(&self, objects: &[&Value]) -> Result<Context, PolicyError> {
-        let inventory = inventory(objects);
+        let inventory = engine::Data::new(&json!({ "inventory": inventory(objects) }));
         let mut programs = BTreeMap::new();
-        if objects.iter().any(|_| true) {
+        if !objects.is_empty() {
             for (i, t) in self.templates.iter().enumerate() {
                 if let TemplateBody::Rego { program, .. } = &t.body {
                     let mut p = (**program).clone();
-                    p.add_data(&json!({ "inventory": inventory }))?;
+                    p.add_data(&inventory)?;
                     programs.insert(i, p);
                 }
             }
