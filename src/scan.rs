@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::findings::{Finding, Outcome, Severity};
 use crate::locate::{self, Method};
 use crate::manifest::{self, LoadOptions, Loaded, Resource};
-use crate::policy::{expansion, Check, Context, EvalError, PolicySet};
+use crate::policy::{expansion, Check, Context, EvalError, PolicySet, Prepared};
 
 /// Workers get a large stack: deeply nested YAML and Rego recursion must hit budgets, not the guard page.
 pub const WORKER_STACK: usize = crate::manifest::yaml::PARSER_STACK;
@@ -55,26 +55,34 @@ fn threads(opts: &ScanOptions) -> usize {
     }
 }
 
-/// Runs `f` over `items` split into contiguous chunks on worker threads; results keep input order.
+/// Runs `f` over `items` on worker threads that take the next item as they finish one (objects
+/// differ a lot in cost); results keep input order.
 fn parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
     let workers = workers.clamp(1, items.len().max(1));
-    let chunk = items.len().div_ceil(workers).max(1);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = items
-            .chunks(chunk)
-            .map(|part| {
-                let f = &f;
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|_| {
+                let (f, next) = (&f, &next);
                 std::thread::Builder::new()
                     .stack_size(WORKER_STACK)
                     .spawn_scoped(s, move || {
                         crate::manifest::yaml::mark_large_stack();
-                        part.iter().map(f).collect::<Vec<R>>()
+                        let mut out = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(item) = items.get(i) else { break };
+                            out.push((i, f(item)));
+                        }
+                        out
                     })
                     .expect("spawn worker thread")
             })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("worker thread panicked")).collect()
-    })
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
 }
 
 /// Scans files and folders on disk.
@@ -129,6 +137,20 @@ struct Evaluated {
     locate_evaluations: usize,
     methods: [usize; 3],
     locate_time: Duration,
+    implied: usize,
+}
+
+impl Evaluated {
+    fn absorb(&mut self, other: Evaluated) {
+        self.findings.extend(other.findings);
+        self.evaluations += other.evaluations;
+        self.violations += other.violations;
+        self.locate_evaluations += other.locate_evaluations;
+        for (a, b) in self.methods.iter_mut().zip(other.methods) {
+            *a += b;
+        }
+        self.locate_time += other.locate_time;
+    }
 }
 
 pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> Scan {
@@ -144,18 +166,22 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
             return scan;
         }
     };
-    let mut all: Vec<Resource> = Vec::with_capacity(originals.len() * 2);
-    for r in &originals {
-        all.extend(expansion::expand(&policies.expansions, r, 0));
-    }
-    scan.stats.implied = all.len();
     scan.stats.resources = originals.len();
-    all.extend(originals);
-
     let started = Instant::now();
-    let results = parallel(&all, threads(opts), |resource| evaluate(policies, resource, &ctx));
+    // Implied objects are made inside the workers and dropped after evaluation, so a run never
+    // holds a second copy of every workload.
+    let results = parallel(&originals, threads(opts), |resource| {
+        let implied = expansion::expand(&policies.expansions, resource, 0);
+        let mut out = evaluate(policies, resource, &ctx);
+        out.implied = implied.len();
+        for child in &implied {
+            out.absorb(evaluate(policies, child, &ctx));
+        }
+        out
+    });
     let elapsed = started.elapsed();
     for r in results {
+        scan.stats.implied += r.implied;
         scan.stats.evaluations += r.evaluations;
         scan.stats.violations += r.violations;
         scan.stats.locate_evaluations += r.locate_evaluations;
@@ -175,7 +201,12 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
 
 fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluated {
     let mut out = Evaluated::default();
-    for (check, severity) in policies.checks_for(resource, ctx) {
+    let checks = policies.checks_for(resource, ctx);
+    if checks.is_empty() {
+        return out;
+    }
+    let prepared = Prepared::new(&resource.object);
+    for (check, severity) in checks {
         out.evaluations += 1;
         let policy = policies.policy_name(check);
         let constraint = match check {
@@ -183,7 +214,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
             Check::Rule { .. } => String::new(),
         };
         let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
-        match policies.run(check, &resource.object, ctx) {
+        match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
                 for hit in &hits {
                     out.violations += 1;

@@ -83,9 +83,9 @@ pub struct Hit {
 }
 
 /// Evaluates one rule on `input`. Results may be strings or objects with `msg`.
-pub fn run_rule(module: &Module, rule: &RuleRef, input: &Value) -> Result<Vec<Hit>, super::engine::EvalError> {
+pub fn run_rule(module: &Module, rule: &RuleRef, input: &super::engine::Input) -> Result<Vec<Hit>, super::engine::EvalError> {
     if module.exception_packages.contains(&rule.package) {
-        let exceptions = module.program.eval(&format!("data.{}.exception", rule.package), input)?;
+        let exceptions = module.program.eval_input(&format!("data.{}.exception", rule.package), input)?;
         let excepted = exceptions
             .as_array()
             .into_iter()
@@ -96,7 +96,7 @@ pub fn run_rule(module: &Module, rule: &RuleRef, input: &Value) -> Result<Vec<Hi
             return Ok(Vec::new());
         }
     }
-    let value = module.program.eval(&format!("data.{}.{}", rule.package, rule.rule), input)?;
+    let value = module.program.eval_input(&format!("data.{}.{}", rule.package, rule.rule), input)?;
     let items: Vec<Value> = match value {
         Value::Array(items) => items,
         Value::Null => Vec::new(),

@@ -231,23 +231,30 @@ impl PolicySet {
 
     /// Runs one check on an object (the real one, or a variant while locating).
     pub fn run(&self, check: Check, object: &Value, ctx: &Context) -> Result<Vec<Hit>, EvalError> {
+        self.run_prepared(check, &Prepared::new(object), ctx)
+    }
+
+    /// Runs one check on an object converted once for all the checks that apply to it.
+    pub fn run_prepared(&self, check: Check, object: &Prepared, ctx: &Context) -> Result<Vec<Hit>, EvalError> {
         match check {
             Check::Constraint { template, constraint } => {
                 let t = &self.templates[template];
-                let c = &self.constraints[constraint];
                 match &t.body {
                     TemplateBody::Rego { program, rule } => {
-                        let input = gatekeeper_input(object, &c.parameters);
+                        let parameters = match ctx.parameters.get(constraint) {
+                            Some(p) => p.clone(),
+                            None => engine::Input::new(&self.constraints[constraint].parameters),
+                        };
+                        let input = engine::Input::gatekeeper(&object.review, &parameters);
                         let program = ctx.programs.get(&template).unwrap_or(program);
-                        let value = program.eval(rule, &input)?;
-                        Ok(violations(value))
+                        Ok(violations(program.eval_input(rule, &input)?))
                     }
                     TemplateBody::Unsupported(why) => Err(EvalError::Failed(why.clone())),
                 }
             }
             Check::Rule { module, rule } => {
                 let m = &self.modules[module];
-                conftest::run_rule(m, &m.rules[rule], object)
+                conftest::run_rule(m, &m.rules[rule], &object.raw)
             }
         }
     }
@@ -293,7 +300,20 @@ impl PolicySet {
             })
             .map(|o| (manifest::meta_str(o, "name").to_string(), (*o).clone()))
             .collect();
-        Ok(Context { programs, namespaces })
+        let parameters = self.constraints.iter().map(|c| engine::Input::new(&c.parameters)).collect();
+        Ok(Context { programs, namespaces, parameters })
+    }
+}
+
+/// An object converted for evaluation: as Gatekeeper's review, and as itself (conftest's input).
+pub struct Prepared {
+    review: engine::Input,
+    raw: engine::Input,
+}
+
+impl Prepared {
+    pub fn new(object: &Value) -> Self {
+        Prepared { review: engine::Input::new(&review_of(object)), raw: engine::Input::new(object) }
     }
 }
 
@@ -303,6 +323,8 @@ impl PolicySet {
 pub struct Context {
     programs: BTreeMap<usize, engine::Program>,
     pub namespaces: BTreeMap<String, Value>,
+    /// Constraint parameters, converted once (by constraint index).
+    parameters: Vec<engine::Input>,
 }
 
 /// The input Gatekeeper builds for audit and gator: `operation` stays empty.
