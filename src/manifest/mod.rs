@@ -36,8 +36,35 @@ pub enum LoadError {
 #[derive(Clone, Debug)]
 pub struct Origin {
     pub file: Arc<str>,
-    pub document: Arc<Node>,
+    pub document: Arc<DocTree>,
     pub prefix: String,
+}
+
+/// A document's span tree, parsed again from the file's text the first time a finding in it
+/// needs a position, then shared by every object of that document.
+#[derive(Debug)]
+pub struct DocTree {
+    text: Option<Arc<str>>,
+    source: yaml::DocSource,
+    limits: YamlLimits,
+    node: std::sync::OnceLock<Option<Node>>,
+}
+
+impl DocTree {
+    pub fn lazy(text: Arc<str>, source: yaml::DocSource, limits: YamlLimits) -> Self {
+        DocTree { text: Some(text), source, limits, node: std::sync::OnceLock::new() }
+    }
+
+    /// A tree that is already built (objects without a file, e.g. a test suite's AdmissionReview).
+    pub fn ready(node: Node) -> Self {
+        DocTree { text: None, source: Default::default(), limits: Default::default(), node: std::sync::OnceLock::from(Some(node)) }
+    }
+
+    pub fn node(&self) -> Option<&Node> {
+        self.node
+            .get_or_init(|| self.text.as_deref().and_then(|t| yaml::reparse(t, self.source, &self.limits)))
+            .as_ref()
+    }
 }
 
 impl Origin {
@@ -45,7 +72,8 @@ impl Origin {
     /// existing parent. Returns the region and the document pointer actually found.
     pub fn locate(&self, pointer: &str) -> (Region, String) {
         let full = format!("{}{}", self.prefix, pointer);
-        let (node, depth) = self.document.walk(&full);
+        let Some(root) = self.document.node() else { return (Region::point(1, 1), String::new()) };
+        let (node, depth) = root.walk(&full);
         let found: String =
             node::pointer_tokens(&full).take(depth).fold(String::new(), |p, t| node::pointer_push(&p, &t));
         (region(node.focus()), found)
@@ -53,7 +81,8 @@ impl Origin {
 
     /// The first line of the object (its `apiVersion`/`kind` usually).
     pub fn head(&self) -> Region {
-        let (node, _) = self.document.walk(&self.prefix);
+        let Some(root) = self.document.node() else { return Region::point(1, 1) };
+        let (node, _) = root.walk(&self.prefix);
         let span = node.span;
         Region {
             line: span.start.line,
@@ -283,7 +312,8 @@ pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Finding> {
 /// large stack (see `yaml::on_large_stack`): deeply nested input is stopped by the depth budget.
 pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded) {
     let file: Arc<str> = Arc::from(display);
-    out.sources.push((display.to_string(), Arc::from(text)));
+    let shared_text: Arc<str> = Arc::from(text);
+    out.sources.push((display.to_string(), shared_text.clone()));
     if text.len() as u64 > opts.limits.max_file_bytes {
         let mut f = note(
             display,
@@ -315,8 +345,9 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
             out.findings.extend(doc.issues.iter().map(|i| yaml_finding(display, i)));
             continue;
         };
-        let document = Arc::new(root);
-        let json = document.to_json();
+        let json = root.to_json();
+        drop(root);
+        let document = Arc::new(DocTree::lazy(shared_text.clone(), doc.source, opts.limits.yaml));
         if !is_kubernetes_object(&json) {
             // Not a Kubernetes object (a values file, a CI config…): skipped silently, but broken YAML
             // in it still counts if it would have been a manifest.

@@ -32,9 +32,26 @@ pub struct YamlIssue {
     pub error: bool,
 }
 
+/// Where a document's text is in its file, so it can be parsed again when a finding needs
+/// positions (the span tree is not kept for every object: it costs as much memory as the object).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DocSource {
+    pub start: usize,
+    pub end: usize,
+    /// 0-based line of the document's first line in the file.
+    pub line_offset: u32,
+}
+
+/// Parses one document of `text` again, with the same limits; `None` if it no longer parses.
+pub fn reparse(text: &str, source: DocSource, limits: &YamlLimits) -> Option<Node> {
+    let slice = text.get(source.start..source.end)?;
+    on_large_stack(|| parse_document(slice, source.line_offset, limits)).root
+}
+
 /// One `---`-separated document of a file.
 #[derive(Debug)]
 pub struct Document {
+    pub source: DocSource,
     /// `None` for an empty document or one that failed to parse (see the issues).
     pub root: Option<Node>,
     pub issues: Vec<YamlIssue>,
@@ -125,6 +142,7 @@ pub fn parse_stream(text: &str, limits: &YamlLimits) -> Vec<Document> {
 
 fn parse_stream_here(text: &str, limits: &YamlLimits) -> Vec<Document> {
     let chunks = split_documents(text);
+    let base = text.as_ptr() as usize;
     let mut docs = Vec::new();
     for (i, chunk) in chunks.iter().enumerate() {
         if i >= limits.max_documents {
@@ -139,6 +157,7 @@ fn parse_stream_here(text: &str, limits: &YamlLimits) -> Vec<Document> {
                     error: true,
                 }],
                 first_line: chunk.line_offset + 1,
+                source: DocSource::default(),
             });
             break;
         }
@@ -147,7 +166,10 @@ fn parse_stream_here(text: &str, limits: &YamlLimits) -> Vec<Document> {
         {
             continue;
         }
-        docs.push(parse_document(chunk.text, chunk.line_offset, limits));
+        let start = chunk.text.as_ptr() as usize - base;
+        let mut doc = parse_document(chunk.text, chunk.line_offset, limits);
+        doc.source = DocSource { start, end: start + chunk.text.len(), line_offset: chunk.line_offset };
+        docs.push(doc);
     }
     docs
 }
@@ -181,13 +203,18 @@ fn parse_document(text: &str, line_offset: u32, limits: &YamlLimits) -> Document
         Ok(Some(raw)) => {
             let mut issues = Vec::new();
             let root = convert(raw, &index, text, &mut issues);
-            Document { root: Some(root), issues, first_line }
+            Document { root: Some(root), issues, first_line, source: DocSource::default() }
         }
-        Ok(None) => Document { root: None, issues: Vec::new(), first_line },
+        Ok(None) => Document { root: None, issues: Vec::new(), first_line, source: DocSource::default() },
         Err(err) => {
             let span = err.location().map(|loc| index.span_of(&loc, text)).unwrap_or_else(|| Span::at(first_line, 1));
             let message = describe_error(&err);
-            Document { root: None, issues: vec![YamlIssue { span, message, error: true }], first_line }
+            Document {
+                root: None,
+                issues: vec![YamlIssue { span, message, error: true }],
+                first_line,
+                source: DocSource::default(),
+            }
         }
     }
 }

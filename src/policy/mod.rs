@@ -280,12 +280,27 @@ impl PolicySet {
     }
 
     /// A context whose programs see `data.inventory` built from `objects`, as gator builds it.
+    /// Only templates that read the inventory get it, holding only the kinds they name.
     pub fn context(&self, objects: &[&Value]) -> Result<Context, PolicyError> {
-        let inventory = engine::Data::new(&json!({ "inventory": inventory(objects) }));
+        let mut all = false;
+        let mut kinds = std::collections::BTreeSet::new();
+        for t in &self.templates {
+            match &t.inventory {
+                template::InventoryUse::None => {}
+                template::InventoryUse::All => all = true,
+                template::InventoryUse::Kinds(k) => kinds.extend(k.iter().cloned()),
+            }
+        }
         let mut programs = BTreeMap::new();
-        if !objects.is_empty() {
+        if all || !kinds.is_empty() {
+            let wanted: Vec<&Value> = objects
+                .iter()
+                .copied()
+                .filter(|o| all || o.get("kind").and_then(Value::as_str).is_some_and(|k| kinds.contains(k)))
+                .collect();
+            let inventory = engine::Data::new(&json!({ "inventory": inventory(&wanted) }));
             for (i, t) in self.templates.iter().enumerate() {
-                if let TemplateBody::Rego { program, .. } = &t.body {
+                if let (TemplateBody::Rego { program, .. }, false) = (&t.body, t.inventory == template::InventoryUse::None) {
                     let mut p = (**program).clone();
                     p.add_data(&inventory)?;
                     programs.insert(i, p);

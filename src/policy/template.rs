@@ -23,6 +23,45 @@ pub struct Template {
     pub description: String,
     pub remediation: String,
     pub file: String,
+    /// Which objects the Rego reads from `data.inventory`.
+    pub inventory: InventoryUse,
+}
+
+/// What part of `data.inventory` a template reads, so a run only builds (and holds) that part.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum InventoryUse {
+    None,
+    /// Every line that reads the inventory names its kinds as string literals (`["Namespace"]`).
+    Kinds(std::collections::BTreeSet<String>),
+    All,
+}
+
+/// Conservative: any line with `data.inventory` but no capitalised string literal means "all".
+pub fn inventory_use(sources: &[&str]) -> InventoryUse {
+    let mut kinds = std::collections::BTreeSet::new();
+    let mut used = false;
+    for line in sources.iter().flat_map(|s| s.lines()) {
+        let code = line.split('#').next().unwrap_or("");
+        if !code.contains("data.inventory") {
+            continue;
+        }
+        used = true;
+        let literals: Vec<&str> = code
+            .split('"')
+            .skip(1)
+            .step_by(2)
+            .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && l.chars().all(|c| c.is_ascii_alphanumeric()))
+            .collect();
+        if literals.is_empty() {
+            return InventoryUse::All;
+        }
+        kinds.extend(literals.iter().map(|l| l.to_string()));
+    }
+    if used {
+        InventoryUse::Kinds(kinds)
+    } else {
+        InventoryUse::None
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -92,8 +131,10 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
             description,
             remediation,
             file: file.into(),
+            inventory: InventoryUse::None,
         });
     };
+    let inventory = inventory_use(&std::iter::once(rego.as_str()).chain(libs.iter().map(String::as_str)).collect::<Vec<_>>());
     let mut sources = vec![(format!("{file}#{kind}"), rego.clone())];
     for (i, lib) in libs.into_iter().enumerate() {
         sources.push((format!("{file}#{kind}/lib{i}"), lib));
@@ -108,6 +149,7 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
         description,
         remediation,
         file: file.into(),
+        inventory,
     })
 }
 
