@@ -37,7 +37,7 @@ fn container(i: usize, name: &str, violation: Option<&str>) -> String {
 }
 
 fn pod_spec(i: usize, indent: &str) -> String {
-    let violation = (i % 5 == 0).then(|| VIOLATIONS[(i / 5) % VIOLATIONS.len()]);
+    let violation = i.is_multiple_of(5).then(|| VIOLATIONS[(i / 5) % VIOLATIONS.len()]);
     let containers = 1 + i % 3;
     let mut spec = String::new();
     if violation == Some("hostNetwork") {

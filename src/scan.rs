@@ -94,7 +94,7 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
         let mut out = Loaded::default();
         match manifest::read_file(file, &opts.load.limits) {
             Ok(text) => manifest::load_text(&file.display, &text, &opts.load, &mut out),
-            Err(finding) => out.findings.push(finding),
+            Err(finding) => out.findings.push(*finding),
         }
         out
     });

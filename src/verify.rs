@@ -240,7 +240,11 @@ fn bare_resource(object: Value, implied_by: Option<Implied>) -> Resource {
     Resource {
         reported: manifest::resource_ref(&object),
         object,
-        origin: Origin { file: "".into(), document: std::sync::Arc::new(manifest::DocTree::ready(node)), prefix: String::new() },
+        origin: Origin {
+            file: "".into(),
+            document: std::sync::Arc::new(manifest::DocTree::ready(node)),
+            prefix: String::new(),
+        },
         implied_by,
     }
 }

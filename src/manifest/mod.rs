@@ -57,7 +57,12 @@ impl DocTree {
 
     /// A tree that is already built (objects without a file, e.g. a test suite's AdmissionReview).
     pub fn ready(node: Node) -> Self {
-        DocTree { text: None, source: Default::default(), limits: Default::default(), node: std::sync::OnceLock::from(Some(node)) }
+        DocTree {
+            text: None,
+            source: Default::default(),
+            limits: Default::default(),
+            node: std::sync::OnceLock::from(Some(node)),
+        }
     }
 
     pub fn node(&self) -> Option<&Node> {
@@ -269,42 +274,26 @@ fn yaml_finding(file: &str, issue: &yaml::YamlIssue) -> Finding {
     }
 }
 
-/// Reads one file from disk, within the size budget.
-pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Finding> {
-    let too_big = |len: u64| {
-        let mut f = note(
-            &file.display,
-            1,
-            format!("file is {len} bytes, over the {} byte limit; it was not checked", limits.max_file_bytes),
-        );
+/// Reads one file from disk, within the size budget. A file that cannot be checked is a deny
+/// finding at its first line, not an error: the rest of the run goes on.
+pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Box<Finding>> {
+    let unreadable = |message: String| {
+        let mut f = note(&file.display, 1, message);
         f.policy = YAML_POLICY.into();
         f.severity = Severity::Deny;
-        f
+        Box::new(f)
     };
-    let meta = std::fs::metadata(&file.path).map_err(|e| {
-        let mut f = note(&file.display, 1, format!("cannot read file: {e}"));
-        f.severity = Severity::Deny;
-        f.policy = YAML_POLICY.into();
-        f
-    })?;
+    let meta = std::fs::metadata(&file.path).map_err(|e| unreadable(format!("cannot read file: {e}")))?;
     if meta.len() > limits.max_file_bytes {
-        return Err(too_big(meta.len()));
+        return Err(unreadable(format!(
+            "file is {} bytes, over the {} byte limit; it was not checked",
+            meta.len(),
+            limits.max_file_bytes
+        )));
     }
-    let bytes = std::fs::read(&file.path).map_err(|e| {
-        let mut f = note(&file.display, 1, format!("cannot read file: {e}"));
-        f.severity = Severity::Deny;
-        f.policy = YAML_POLICY.into();
-        f
-    })?;
+    let bytes = std::fs::read(&file.path).map_err(|e| unreadable(format!("cannot read file: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
-        let mut f = note(
-            &file.display,
-            1,
-            format!("file is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()),
-        );
-        f.severity = Severity::Deny;
-        f.policy = YAML_POLICY.into();
-        f
+        unreadable(format!("file is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()))
     })
 }
 
@@ -454,7 +443,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, LoadE
     for file in &files {
         match read_file(file, &opts.limits) {
             Ok(text) => load_text(&file.display, &text, opts, &mut out),
-            Err(finding) => out.findings.push(finding),
+            Err(finding) => out.findings.push(*finding),
         }
     }
     Ok(out)

@@ -259,12 +259,8 @@ fn split_chained_bodies(text: &str) -> String {
                     }
                 }
             }
-            b'\n' if depth == 0 => {
-                // A statement without braces (`package`, `import`, `x := 1`) ends at its line.
-                if head.is_none() {
-                    stmt_start = None;
-                }
-            }
+            // A statement without braces (`package`, `import`, `x := 1`) ends at its line.
+            b'\n' if depth == 0 && head.is_none() => stmt_start = None,
             _ => {}
         }
         i += 1;

@@ -83,7 +83,11 @@ pub struct Hit {
 }
 
 /// Evaluates one rule on `input`. Results may be strings or objects with `msg`.
-pub fn run_rule(module: &Module, rule: &RuleRef, input: &super::engine::Input) -> Result<Vec<Hit>, super::engine::EvalError> {
+pub fn run_rule(
+    module: &Module,
+    rule: &RuleRef,
+    input: &super::engine::Input,
+) -> Result<Vec<Hit>, super::engine::EvalError> {
     if module.exception_packages.contains(&rule.package) {
         let exceptions = module.program.eval_input(&format!("data.{}.exception", rule.package), input)?;
         let excepted = exceptions

@@ -153,8 +153,9 @@ impl Match {
         }
         let has_namespace = !obj_ns.is_empty() || t.namespace.is_some();
         match self.scope.as_str() {
-            "Cluster" if !(is_namespace || !has_namespace) => return false,
-            "Namespaced" if !(!is_namespace && has_namespace) => return false,
+            // Gatekeeper: Namespaces count as cluster-scoped, objects without a namespace too.
+            "Cluster" if !is_namespace && has_namespace => return false,
+            "Namespaced" if is_namespace || !has_namespace => return false,
             _ => {}
         }
         if let (false, Some(ns)) = (self.namespaces.is_empty(), effective_ns) {

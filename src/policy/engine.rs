@@ -37,11 +37,7 @@ pub struct Program {
 
 impl Clone for Program {
     fn clone(&self) -> Self {
-        Program {
-            engine: self.engine.clone(),
-            pool: Default::default(),
-            label: self.label.clone(),
-        }
+        Program { engine: self.engine.clone(), pool: Default::default(), label: self.label.clone() }
     }
 }
 
@@ -112,11 +108,7 @@ impl Program {
                 .add_policy(name.clone(), text)
                 .map_err(|e| PolicyError::Rego { policy: label.into(), message: first_lines(&e.to_string()) })?;
         }
-        let mut program = Program {
-            engine,
-            pool: Default::default(),
-            label: label.into(),
-        };
+        let mut program = Program { engine, pool: Default::default(), label: label.into() };
         program.prepare();
         Ok(program)
     }
@@ -159,14 +151,19 @@ impl Program {
         if let Some(input) = input {
             engine.set_input(regorus::Value::from(input.clone()));
         }
-        let rule_value = engine.eval_rule(query.to_string()).map_err(|e| EvalError::Failed(first_lines(&e.to_string())))?;
+        let rule_value =
+            engine.eval_rule(query.to_string()).map_err(|e| EvalError::Failed(first_lines(&e.to_string())))?;
         Ok(rule_value == regorus::Value::Bool(true))
     }
 }
 
 fn classify(message: &str) -> EvalError {
     let lower = message.to_lowercase();
-    if lower.contains("time limit") || lower.contains("execution exceeded") || lower.contains("deadline") || lower.contains("timed out") {
+    if lower.contains("time limit")
+        || lower.contains("execution exceeded")
+        || lower.contains("deadline")
+        || lower.contains("timed out")
+    {
         EvalError::Timeout
     } else {
         EvalError::Failed(first_lines(message))

@@ -300,7 +300,9 @@ impl PolicySet {
                 .collect();
             let inventory = engine::Data::new(&json!({ "inventory": inventory(&wanted) }));
             for (i, t) in self.templates.iter().enumerate() {
-                if let (TemplateBody::Rego { program, .. }, false) = (&t.body, t.inventory == template::InventoryUse::None) {
+                if let (TemplateBody::Rego { program, .. }, false) =
+                    (&t.body, t.inventory == template::InventoryUse::None)
+                {
                     let mut p = (**program).clone();
                     p.add_data(&inventory)?;
                     programs.insert(i, p);

@@ -50,7 +50,9 @@ pub fn inventory_use(sources: &[&str]) -> InventoryUse {
             .split('"')
             .skip(1)
             .step_by(2)
-            .filter(|l| l.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && l.chars().all(|c| c.is_ascii_alphanumeric()))
+            .filter(|l| {
+                l.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && l.chars().all(|c| c.is_ascii_alphanumeric())
+            })
             .collect();
         if literals.is_empty() {
             return InventoryUse::All;
@@ -134,7 +136,8 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
             inventory: InventoryUse::None,
         });
     };
-    let inventory = inventory_use(&std::iter::once(rego.as_str()).chain(libs.iter().map(String::as_str)).collect::<Vec<_>>());
+    let inventory =
+        inventory_use(&std::iter::once(rego.as_str()).chain(libs.iter().map(String::as_str)).collect::<Vec<_>>());
     let mut sources = vec![(format!("{file}#{kind}"), rego.clone())];
     for (i, lib) in libs.into_iter().enumerate() {
         sources.push((format!("{file}#{kind}/lib{i}"), lib));

@@ -1,6 +1,6 @@
 //! Helpers shared by the integration tests: scan texts with chosen policies, pick findings.
 
-use guardrail::findings::{Finding, Severity};
+use guardrail::findings::Finding;
 use guardrail::policy::{LoadOptions, PolicySet};
 use guardrail::scan::{scan_texts, Scan, ScanOptions};
 
@@ -28,14 +28,6 @@ pub fn summary(findings: &[Finding]) -> Vec<String> {
         .iter()
         .map(|f| format!("{}@{}:{}:{} {}", f.policy, f.file, f.region.line, f.region.column, f.pointer))
         .collect()
-}
-
-pub fn of_policy<'a>(scan: &'a Scan, policy: &str) -> Vec<&'a Finding> {
-    scan.outcome.findings.iter().filter(|f| f.policy == policy).collect()
-}
-
-pub fn severities(findings: &[&Finding]) -> Vec<Severity> {
-    findings.iter().map(|f| f.severity).collect()
 }
 
 /// A message-only ConstraintTemplate in the style of gatekeeper-library's psp-privileged-container.
