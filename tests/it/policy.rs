@@ -309,3 +309,79 @@ fn the_builtin_pack_flags_the_bundled_examples() {
     assert!(found.contains(&"privileged-containers@examples/deployment.yaml:34:25 /spec/template/spec/containers/1/securityContext/privileged".to_string()), "{found:?}");
     assert!(found.iter().any(|f| f.starts_with("capabilities@examples/deployment.yaml:36:")), "{found:?}");
 }
+
+#[test]
+fn code_entries_with_rego_v1_and_match_by_name_scope_and_source() {
+    let template = r#"
+apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata: {name: nolatest}
+spec:
+  crd: {spec: {names: {kind: NoLatest}}}
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      code:
+        - engine: K8sNativeValidation
+          source:
+            validations: [{expression: "true"}]
+        - engine: Rego
+          source:
+            version: "v1"
+            rego: |
+              package nolatest
+              violation contains {"msg": msg, "details": {"path": sprintf("spec.containers[%d].image", [i])}} if {
+                some i, c in input.review.object.spec.containers
+                endswith(c.image, ":latest")
+                msg := sprintf("%s uses :latest", [c.name])
+              }
+"#;
+    let constraint = "apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: NoLatest
+metadata: {name: web-pods}
+spec:
+  match:
+    scope: Namespaced
+    name: 'web-*'
+    source: Generated
+";
+    let set = policies(false, &[("t.yaml", template), ("c.yaml", constraint)]);
+    let dep = |name: &str| {
+        format!("apiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}, namespace: shop}}\nspec:\n  template:\n    spec:\n      containers:\n      - name: c\n        image: nginx:latest\n")
+    };
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web-pod-by-hand, namespace: shop}\nspec:\n  containers:\n  - name: c\n    image: nginx:latest\n";
+    let cluster_pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: web-x}\nspec:\n  containers:\n  - name: c\n    image: nginx:latest\n";
+    let scan = scan(
+        &set,
+        &[("web.yaml", &dep("web")), ("api.yaml", &dep("api")), ("pod.yaml", pod), ("cluster.yaml", cluster_pod)],
+    );
+    // Only the Pod implied by Deployment "web" (named web-pod, Generated, namespaced) matches.
+    assert_eq!(summary(&scan.outcome.findings), ["NoLatest@web.yaml:9:16 /spec/template/spec/containers/0/image"]);
+}
+
+#[test]
+fn conftest_violation_rules_and_named_deny_rules() {
+    let rego = r#"package main
+
+violation[{"msg": msg, "details": {}}] {
+  input.kind == "Service"
+  input.spec.type == "LoadBalancer"
+  msg := "LoadBalancer services need an approval"
+}
+
+deny_no_owner[msg] {
+  not input.metadata.labels.owner
+  msg := sprintf("%s has no owner label", [input.metadata.name])
+}
+"#;
+    let set = policies(false, &[("p.rego", rego)]);
+    let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: lb\nspec:\n  type: LoadBalancer\n";
+    let scan = scan(&set, &[("svc.yaml", svc)]);
+    let msgs: Vec<_> = scan.outcome.findings.iter().map(|f| (f.severity, f.region.line, f.message.clone())).collect();
+    assert_eq!(
+        msgs,
+        [
+            (Severity::Deny, 1, "lb has no owner label".to_string()),
+            (Severity::Deny, 6, "LoadBalancer services need an approval".to_string()),
+        ]
+    );
+}
