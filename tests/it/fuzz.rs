@@ -1,0 +1,49 @@
+//! Property tests for the YAML loader: whatever the bytes, loading ends with findings or
+//! resources, never a panic, and every finding points inside the file.
+
+use guardrail::manifest::{load_text, LoadOptions, Loaded};
+use proptest::prelude::*;
+
+const TOKENS: &[&str] = &[
+    "apiVersion: v1\n", "kind: Pod\n", "metadata:\n", "  name: x\n", "spec:\n", "- ", "  ", "- - ", "&a ", "*a ", "<<: *a\n",
+    "{", "}", "[", "]", ",", ": ", "\"", "'", "|\n", ">-\n", "---\n", "...\n", "yes", "0644", "0o7", "~", "null", "!!str ",
+    "!tag ", "#c\n", "\n", "\t", "key", "é", "{{ .Values.x }}", "? ", "%YAML 1.2\n", "\\", "\u{feff}",
+];
+
+fn yamlish() -> impl Strategy<Value = String> {
+    prop::collection::vec(prop::sample::select(TOKENS), 0..120).prop_map(|t| t.concat())
+}
+
+fn check(text: &str) {
+    let mut out = Loaded::default();
+    load_text("f.yaml", text, &LoadOptions::default(), &mut out);
+    let lines = text.split('\n').count() as u32 + 1;
+    for f in &out.findings {
+        assert!(f.region.line >= 1 && f.region.line <= lines, "finding outside the file: {f:?}\n{text:?}");
+    }
+    for r in &out.resources {
+        let _ = r.origin.head();
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn yaml_token_soup_never_panics(text in yamlish()) {
+        check(&text);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+        check(&text);
+    }
+
+    #[test]
+    fn mutated_examples_never_panic(cut in 0usize..2000, insert in prop::sample::select(TOKENS)) {
+        let base = include_str!("../../examples/api.yaml");
+        let at = base.char_indices().map(|(i, _)| i).nth(cut % base.chars().count()).unwrap_or(0);
+        let text = format!("{}{}{}", &base[..at], insert, &base[at..]);
+        check(&text);
+    }
+}
