@@ -9,6 +9,7 @@
 pub mod node;
 pub mod yaml;
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -199,6 +200,10 @@ pub struct InputFile {
 pub fn discover(paths: &[PathBuf], notes: &mut Vec<Finding>) -> Result<Vec<InputFile>, LoadError> {
     let mut files = Vec::new();
     for path in paths {
+        if path.as_os_str() == "-" {
+            files.push(InputFile { display: "-".into(), path: path.clone() });
+            continue;
+        }
         let meta = std::fs::metadata(path).map_err(|_| LoadError::Missing(path.display().to_string()))?;
         if meta.is_dir() {
             walk(path, &mut files, notes)?;
@@ -283,6 +288,21 @@ pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Box<Findin
         f.severity = Severity::Deny;
         Box::new(f)
     };
+    if file.path.as_os_str() == "-" {
+        // Standard input (`helm template … | guardrail check -`), read within the same budget.
+        let mut text = String::new();
+        std::io::stdin()
+            .take(limits.max_file_bytes + 1)
+            .read_to_string(&mut text)
+            .map_err(|e| unreadable(format!("cannot read standard input: {e}")))?;
+        if text.len() as u64 > limits.max_file_bytes {
+            return Err(unreadable(format!(
+                "standard input is over the {} byte limit; it was not checked",
+                limits.max_file_bytes
+            )));
+        }
+        return Ok(text);
+    }
     let meta = std::fs::metadata(&file.path).map_err(|e| unreadable(format!("cannot read file: {e}")))?;
     if meta.len() > limits.max_file_bytes {
         return Err(unreadable(format!(

@@ -129,3 +129,25 @@ fn verify_reports_failures_with_the_reason() {
     assert!(stdout.contains("test_broken"), "{stdout}");
     assert_eq!(stdout.lines().last(), Some("3 passed, 2 failed"), "{stdout}");
 }
+
+#[test]
+fn check_reads_standard_input_as_dash() {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["check", "-", "-f", "json"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run guardrail");
+    let pod =
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: a}\nspec:\n  hostPID: true\n  containers: []\n";
+    child.stdin.take().unwrap().write_all(pod.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let f = &json["findings"][0];
+    assert_eq!(
+        (f["file"].as_str(), f["line"].as_u64(), f["policy"].as_str()),
+        (Some("-"), Some(5), Some("host-namespaces"))
+    );
+}
