@@ -151,3 +151,31 @@ fn check_reads_standard_input_as_dash() {
         (Some("-"), Some(5), Some("host-namespaces"))
     );
 }
+
+#[test]
+fn verify_expands_workloads_when_a_suite_names_expansion_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("template.yaml"), crate::support::PRIVILEGED_TEMPLATE).unwrap();
+    std::fs::write(d.join("constraint.yaml"), crate::support::PRIVILEGED_CONSTRAINT).unwrap();
+    std::fs::write(
+        d.join("expansion.yaml"),
+        "apiVersion: expansion.gatekeeper.sh/v1alpha1\nkind: ExpansionTemplate\nmetadata: {name: expand-deployments}\nspec:\n  applyTo: [{groups: [apps], kinds: [Deployment], versions: [v1]}]\n  templateSource: spec.template\n  generatedGVK: {kind: Pod, group: '', version: v1}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  template:\n    spec:\n      containers:\n      - {name: c, securityContext: {privileged: true}, resources: {limits: {memory: 1}}}\n",
+    )
+    .unwrap();
+    let suite = |expansion: &str| {
+        format!("kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: t\n  template: template.yaml\n  constraint: constraint.yaml\n{expansion}  cases:\n  - name: deployment\n    object: deploy.yaml\n    assertions:\n    - violations: 1\n      message: '^\\[Implied by expand-deployments\\] Privileged'\n")
+    };
+    std::fs::write(d.join("suite.yaml"), suite("  expansion: expansion.yaml\n")).unwrap();
+    let (code, stdout, _) = guardrail(&["verify", d.to_str().unwrap()]);
+    assert_eq!((code, stdout.lines().last()), (0, Some("1 passed, 0 failed")), "{stdout}");
+    // Without `expansion`, gator does not expand: the Pod constraint never sees the Deployment.
+    std::fs::write(d.join("suite.yaml"), suite("")).unwrap();
+    let (code, stdout, _) = guardrail(&["verify", d.to_str().unwrap()]);
+    assert_eq!((code, stdout.lines().last()), (1, Some("0 passed, 1 failed")), "{stdout}");
+}
