@@ -86,6 +86,18 @@ impl Search<'_> {
         }
     }
 
+    /// True when `variant` still produces the target violation (whatever else it produces).
+    fn persists(&mut self, variant: &Value) -> bool {
+        if self.evaluations >= SEARCH_BUDGET {
+            return false;
+        }
+        self.evaluations += 1;
+        match self.policies.run(self.check, variant, self.ctx) {
+            Ok(hits) => hits.iter().any(|h| h.message == self.target),
+            Err(_) => false,
+        }
+    }
+
     /// Searches below `pointer` in `root`; returns the deepest field whose removal clears the
     /// target, or `None` when no child does.
     fn descend(&mut self, root: &Value, pointer: &str) -> Option<String> {
@@ -100,7 +112,8 @@ impl Search<'_> {
         let children = prioritise(node, children, self.target);
         // Group test: if removing every (non-boolean, non-name) child together leaves the
         // violation in place, no single removal will clear it either (the usual case of a missing
-        // field): skip straight to the boolean flips, saving an evaluation per child.
+        // field): skip straight to the boolean flips, saving an evaluation per child. (Only
+        // persistence counts here: removing everything may well raise other violations.)
         let group_clears = match node {
             Value::Object(map) if !pointer.is_empty() && pointer != "/metadata" && children.len() > 1 => {
                 let mut variant = root.clone();
@@ -108,7 +121,7 @@ impl Search<'_> {
                     target.retain(|k, v| k == "name" || v.is_boolean());
                 }
                 let removable = map.iter().filter(|(k, v)| *k != "name" && !v.is_boolean()).count();
-                removable == 0 || self.clears(&variant)
+                removable == 0 || !self.persists(&variant)
             }
             _ => true,
         };
