@@ -118,6 +118,14 @@ fn main() {
         for i in 0..n {
             std::fs::write(dir.path().join(format!("w{i:05}.yaml")), workload(i)).expect("write");
         }
+        // GUARDRAIL_BENCH_KEEP=dir keeps a copy of the generated workloads for profiling.
+        if let Some(keep) = std::env::var_os("GUARDRAIL_BENCH_KEEP") {
+            let keep = Path::new(&keep).join(n.to_string());
+            let _ = std::fs::create_dir_all(&keep);
+            for i in 0..n {
+                let _ = std::fs::write(keep.join(format!("w{i:05}.yaml")), workload(i));
+            }
+        }
         reset_peak();
         let base = peak_mib();
         let started = Instant::now();
