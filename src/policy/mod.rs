@@ -210,7 +210,11 @@ impl PolicySet {
         let target = constraint::Target { object: &resource.object, namespace: ns, source };
         for (ci, c) in self.constraints.iter().enumerate() {
             let Some(mut severity) = c.severity else { continue };
-            let Some(ti) = self.template_for(&c.kind) else { continue };
+            let template = match ctx.template_of.get(ci) {
+                Some(t) => *t,
+                None => self.template_for(&c.kind),
+            };
+            let Some(ti) = template else { continue };
             if !c.matcher.matches(&target) {
                 continue;
             }
@@ -318,7 +322,8 @@ impl PolicySet {
             .map(|o| (manifest::meta_str(o, "name").to_string(), (*o).clone()))
             .collect();
         let parameters = self.constraints.iter().map(|c| engine::Input::new(&c.parameters)).collect();
-        Ok(Context { programs, namespaces, parameters })
+        let template_of = self.constraints.iter().map(|c| self.template_for(&c.kind)).collect();
+        Ok(Context { programs, namespaces, parameters, template_of })
     }
 }
 
@@ -342,6 +347,8 @@ pub struct Context {
     pub namespaces: BTreeMap<String, Value>,
     /// Constraint parameters, converted once (by constraint index).
     parameters: Vec<engine::Input>,
+    /// The template of each constraint (by constraint index), looked up once per run.
+    template_of: Vec<Option<usize>>,
 }
 
 /// The input Gatekeeper builds for audit and gator: `operation` stays empty.
