@@ -41,6 +41,8 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         threads: usize,
     },
+    /// Run the GitHub App: receive webhooks, check pull requests, post check runs and review comments.
+    Serve(Box<guardrail::settings::ServeArgs>),
     /// Run gator `suite.yaml` tests and Rego `test_*` rules.
     Verify {
         /// Suite files or folders (searched recursively). Default: the current folder.
@@ -61,6 +63,44 @@ fn main() -> ExitCode {
             check(paths, policy, no_builtin, namespace, format, &color, threads)
         }
         Command::Verify { paths, verbose } => verify(paths, verbose),
+        Command::Serve(args) => serve(&args),
+    }
+}
+
+fn serve(args: &guardrail::settings::ServeArgs) -> ExitCode {
+    let settings = match guardrail::settings::Settings::from_args(args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("guardrail serve: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("guardrail serve: cannot start the runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result: anyhow::Result<()> = runtime.block_on(async {
+        use guardrail::service::Service;
+        let service = Service::build(&settings, Default::default(), Default::default()).await?;
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|e| anyhow::anyhow!("GUARDRAIL_LISTEN: cannot listen on {}: {e}", settings.listen))?;
+        tracing::info!(listen = %settings.listen, "guardrail serving");
+        service
+            .serve(listener, async {
+                let _ = tokio::signal::ctrl_c().await;
+            })
+            .await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("guardrail serve: {e:#}");
+            ExitCode::from(2)
+        }
     }
 }
 
@@ -84,7 +124,11 @@ fn check(
             return ExitCode::from(2);
         }
     };
-    let scan_opts = ScanOptions { load: LoadOptions { default_namespace: namespace, ..Default::default() }, threads };
+    let scan_opts = ScanOptions {
+        load: LoadOptions { default_namespace: namespace, ..Default::default() },
+        threads,
+        ..Default::default()
+    };
     let scan = match scan::scan_paths(&paths, &policies, &scan_opts) {
         Ok(s) => s,
         Err(e) => {

@@ -20,6 +20,8 @@ pub struct ScanOptions {
     pub load: LoadOptions,
     /// Worker threads; 0 means one per core.
     pub threads: usize,
+    /// Central exemptions (annotation exemptions on resources always apply).
+    pub exemptions: crate::exempt::Exemptions,
 }
 
 /// Counters for benchmarks and logs.
@@ -45,6 +47,8 @@ pub struct Scan {
     /// File name -> text, for rendering source lines.
     pub sources: HashMap<String, String>,
     pub stats: Stats,
+    /// Exemptions used and rejected.
+    pub exemptions: crate::exempt::Applied,
 }
 
 fn threads(opts: &ScanOptions) -> usize {
@@ -195,6 +199,7 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
     let workers = threads(opts).max(1) as u32;
     scan.stats.locate_time /= workers;
     scan.stats.eval_time = elapsed.saturating_sub(scan.stats.locate_time);
+    scan.exemptions = crate::exempt::apply(&mut scan.outcome.findings, &originals, &opts.exemptions);
     scan.outcome.sort();
     scan
 }

@@ -32,6 +32,28 @@ impl Summary {
 
 /// Runs every suite and Rego test found under `paths`.
 pub fn run(paths: &[PathBuf]) -> Summary {
+    run_inner(paths, None)
+}
+
+/// Like `run`, but no suite may read a file outside `root` (`../`, absolute paths, symlinks out):
+/// for policy files that come from a pull request.
+pub fn run_within(root: &Path) -> Summary {
+    let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
+    run_inner(std::slice::from_ref(&root), Some(&root))
+}
+
+/// `dir/rel`, refused when it leaves `root`.
+fn join(dir: &Path, rel: &str, root: Option<&Path>) -> Result<PathBuf, String> {
+    let path = dir.join(rel);
+    let Some(root) = root else { return Ok(path) };
+    match path.canonicalize() {
+        Ok(real) if real.starts_with(root) => Ok(real),
+        Ok(_) => Err(format!("{rel}: the suite may only read files inside the policy repository")),
+        Err(e) => Err(format!("{rel}: {e}")),
+    }
+}
+
+fn run_inner(paths: &[PathBuf], root: Option<&Path>) -> Summary {
     let mut summary = Summary::default();
     let mut suites = Vec::new();
     let mut rego_dirs: Vec<PathBuf> = Vec::new();
@@ -39,7 +61,7 @@ pub fn run(paths: &[PathBuf]) -> Summary {
         find(p, &mut suites, &mut rego_dirs, &mut summary);
     }
     for suite in suites {
-        run_suite(&suite, &mut summary);
+        run_suite(&suite, root, &mut summary);
     }
     for dir in rego_dirs {
         run_rego_tests(&dir, &mut summary);
@@ -101,7 +123,7 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, String> {
     Ok(objects)
 }
 
-fn run_suite(path: &Path, summary: &mut Summary) {
+fn run_suite(path: &Path, root: Option<&Path>, summary: &mut Summary) {
     let dir = path.parent().unwrap_or(Path::new("."));
     let suite = match read_objects(path).map(|mut o| o.pop()) {
         Ok(Some(s)) => s,
@@ -120,7 +142,7 @@ fn run_suite(path: &Path, summary: &mut Summary) {
         if test.get("skip").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let prepared = prepare_test(dir, test);
+        let prepared = prepare_test(dir, test, root);
         for case in test.get("cases").and_then(Value::as_array).into_iter().flatten() {
             if case.get("skip").and_then(Value::as_bool) == Some(true) {
                 continue;
@@ -128,7 +150,7 @@ fn run_suite(path: &Path, summary: &mut Summary) {
             let case_name = case.get("name").and_then(Value::as_str).unwrap_or("");
             let name = format!("{display} › {test_name} › {case_name}");
             let error = match &prepared {
-                Ok(set) => run_case(dir, set, case).err(),
+                Ok(set) => run_case(dir, set, case, root).err(),
                 Err(e) => Some(e.clone()),
             };
             summary.results.push(CaseResult { name, error });
@@ -137,19 +159,19 @@ fn run_suite(path: &Path, summary: &mut Summary) {
 }
 
 /// A policy set holding just the test's template, constraint and expansion templates.
-fn prepare_test(dir: &Path, test: &Value) -> Result<PolicySet, String> {
+fn prepare_test(dir: &Path, test: &Value, root: Option<&Path>) -> Result<PolicySet, String> {
     let field = |k: &str| test.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let opts = policy::LoadOptions { builtin: false, ..Default::default() };
     let mut set = PolicySet::default();
     let mut errors = Vec::new();
-    let template_path = dir.join(field("template").ok_or("test has no template")?);
+    let template_path = join(dir, field("template").ok_or("test has no template")?, root)?;
     let text = std::fs::read_to_string(&template_path).map_err(|e| format!("{}: {e}", template_path.display()))?;
     set.add_yaml(&template_path.display().to_string(), &text, &opts, &mut errors);
-    let constraint_path = dir.join(field("constraint").ok_or("test has no constraint")?);
+    let constraint_path = join(dir, field("constraint").ok_or("test has no constraint")?, root)?;
     let text = std::fs::read_to_string(&constraint_path).map_err(|e| format!("{}: {e}", constraint_path.display()))?;
     set.add_yaml(&constraint_path.display().to_string(), &text, &opts, &mut errors);
     if let Some(exp) = field("expansion") {
-        let p = dir.join(exp);
+        let p = join(dir, exp, root)?;
         let text = std::fs::read_to_string(&p).map_err(|e| format!("{}: {e}", p.display()))?;
         set.add_yaml(&p.display().to_string(), &text, &opts, &mut errors);
     }
@@ -169,8 +191,8 @@ fn prepare_test(dir: &Path, test: &Value) -> Result<PolicySet, String> {
     Ok(set)
 }
 
-fn run_case(dir: &Path, set: &PolicySet, case: &Value) -> Result<(), String> {
-    let object_path = dir.join(case.get("object").and_then(Value::as_str).ok_or("case has no object")?);
+fn run_case(dir: &Path, set: &PolicySet, case: &Value, root: Option<&Path>) -> Result<(), String> {
+    let object_path = join(dir, case.get("object").and_then(Value::as_str).ok_or("case has no object")?, root)?;
     let mut objects = read_objects(&object_path)?;
     if objects.len() != 1 {
         return Err(format!("{} defines {} objects, want 1", object_path.display(), objects.len()));
@@ -178,7 +200,7 @@ fn run_case(dir: &Path, set: &PolicySet, case: &Value) -> Result<(), String> {
     let object = objects.remove(0);
     let mut inventory = Vec::new();
     for inv in case.get("inventory").and_then(Value::as_array).into_iter().flatten() {
-        let p = dir.join(inv.as_str().unwrap_or(""));
+        let p = join(dir, inv.as_str().unwrap_or(""), root)?;
         inventory.extend(read_objects(&p)?);
     }
     let refs: Vec<&Value> = inventory.iter().collect();

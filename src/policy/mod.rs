@@ -78,6 +78,38 @@ pub enum Check {
 impl PolicySet {
     /// Loads the built-in pack (unless disabled) and every policy file under `paths`.
     pub fn load(paths: &[PathBuf], opts: &LoadOptions) -> Result<PolicySet, Vec<PolicyError>> {
+        let mut errors = Vec::new();
+        let mut groups = Vec::new();
+        for path in paths {
+            let mut files = Vec::new();
+            if let Err(e) = collect_policy_files(path, &mut files) {
+                errors.push(e);
+                continue;
+            }
+            let mut group = Vec::new();
+            for file in files {
+                let display = file.to_string_lossy().replace('\\', "/");
+                match std::fs::read_to_string(&file) {
+                    Ok(text) => group.push((display, text)),
+                    Err(e) => errors.push(PolicyError::Io { path: display, message: e.to_string() }),
+                }
+            }
+            groups.push(group);
+        }
+        match Self::from_sources(&groups, opts) {
+            Ok(set) if errors.is_empty() => Ok(set),
+            Ok(_) => Err(errors),
+            Err(more) => {
+                errors.extend(more);
+                Err(errors)
+            }
+        }
+    }
+
+    /// Loads the built-in pack (unless disabled) and policy files already in memory, as `(name, text)`
+    /// groups: the `.rego` files of one group form one conftest module set (one `--policy` folder, or
+    /// the policy repository). Files other than `.yaml`, `.yml` and `.rego` are ignored.
+    pub fn from_sources(groups: &[Vec<(String, String)>], opts: &LoadOptions) -> Result<PolicySet, Vec<PolicyError>> {
         let mut set = PolicySet::default();
         let mut errors = Vec::new();
         if opts.builtin {
@@ -94,34 +126,21 @@ impl PolicySet {
                 set.add_yaml(&format!("{file}/constraint.yaml"), constraint_text, opts, &mut errors);
             }
         }
-        let mut rego_files: Vec<(PathBuf, Vec<(String, String)>)> = Vec::new();
-        for path in paths {
-            let mut files = Vec::new();
-            if let Err(e) = collect_policy_files(path, &mut files) {
-                errors.push(e);
-                continue;
-            }
+        let mut rego_files: Vec<Vec<(String, String)>> = Vec::new();
+        for group in groups {
             let mut rego = Vec::new();
-            for file in files {
-                let display = file.to_string_lossy().replace('\\', "/");
-                let text = match std::fs::read_to_string(&file) {
-                    Ok(t) => t,
-                    Err(e) => {
-                        errors.push(PolicyError::Io { path: display, message: e.to_string() });
-                        continue;
-                    }
-                };
-                if display.ends_with(".rego") {
-                    rego.push((display, text));
-                } else {
-                    set.add_yaml(&display, &text, opts, &mut errors);
+            for (name, text) in group {
+                if name.ends_with(".rego") {
+                    rego.push((name.clone(), text.clone()));
+                } else if name.ends_with(".yaml") || name.ends_with(".yml") {
+                    set.add_yaml(name, text, opts, &mut errors);
                 }
             }
             if !rego.is_empty() {
-                rego_files.push((path.clone(), rego));
+                rego_files.push(rego);
             }
         }
-        for (_, files) in rego_files {
+        for files in rego_files {
             match conftest::load(&files, opts.time_limit) {
                 Ok(m) => set.modules.push(m),
                 Err(e) => errors.push(e),

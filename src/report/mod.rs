@@ -2,6 +2,7 @@
 //! (JSON, SARIF) and for CI systems (JUnit XML, GitHub workflow commands, GitLab Code Quality).
 //! Every renderer is a pure function from findings to text; writing it somewhere is the caller's job.
 
+pub mod checkrun;
 mod fingerprint;
 mod github;
 mod gitlab;
@@ -9,7 +10,9 @@ mod human;
 mod json;
 mod junit;
 mod paths;
+pub mod review;
 mod sarif;
+mod templates;
 
 use std::collections::HashMap;
 

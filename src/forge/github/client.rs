@@ -1,0 +1,305 @@
+//! The GitHub App's HTTP client: App JWT and installation tokens through octocrab (which caches a token
+//! until 30 s before it expires), raw requests so that status and headers (rate limits, `Link`) stay
+//! visible, and one retry policy for every call: wait out rate limits, retry 5xx and timeouts, give up
+//! on the rest. Writes to one installation are serialised (GitHub's secondary limits punish bursts).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use http::{HeaderMap, Method};
+use octocrab::Octocrab;
+use serde_json::Value;
+
+use crate::forge::{ForgeError, InstallationId, RepoSlug};
+use crate::metrics::Metrics;
+
+/// How calls are retried inside one job attempt; longer waits go back to the queue.
+#[derive(Clone, Debug)]
+pub struct CallPolicy {
+    /// Attempts for 5xx and transport errors.
+    pub attempts: u32,
+    /// First backoff; doubled after each failure.
+    pub backoff: Duration,
+    /// Rate-limit waits up to this long happen inline; longer ones reschedule the job.
+    pub max_inline_wait: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        CallPolicy {
+            attempts: 4,
+            backoff: Duration::from_millis(500),
+            max_inline_wait: Duration::from_secs(20),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A response with its status and headers.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn json(&self, operation: &str) -> Result<Value, ForgeError> {
+        serde_json::from_slice(&self.body)
+            .map_err(|e| ForgeError::Decode { operation: operation.into(), message: e.to_string() })
+    }
+}
+
+pub struct GitHub {
+    app: Octocrab,
+    pub api_url: String,
+    pub graphql_url: String,
+    installations: Mutex<HashMap<u64, Octocrab>>,
+    writes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    metrics: Metrics,
+    pub policy: CallPolicy,
+}
+
+impl std::fmt::Debug for GitHub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitHub").field("api_url", &self.api_url).finish_non_exhaustive()
+    }
+}
+
+impl GitHub {
+    pub fn new(
+        app_id: u64,
+        private_key_pem: &str,
+        api_url: &str,
+        graphql_url: &str,
+        metrics: Metrics,
+        policy: CallPolicy,
+    ) -> Result<GitHub, ForgeError> {
+        let key = jsonwebtoken::EncodingKey::from_rsa_pem(private_key_pem.as_bytes())
+            .map_err(|e| ForgeError::Auth(format!("private key: {e}")))?;
+        let app = Octocrab::builder()
+            .base_uri(api_url)
+            .map_err(|e| ForgeError::Auth(format!("API URL {api_url}: {e}")))?
+            .app(octocrab::models::AppId(app_id), key)
+            .set_connect_timeout(Some(policy.timeout))
+            .set_read_timeout(Some(policy.timeout))
+            .set_write_timeout(Some(policy.timeout))
+            .build()
+            .map_err(|e| ForgeError::Auth(e.to_string()))?;
+        Ok(GitHub {
+            app,
+            api_url: api_url.trim_end_matches('/').to_string(),
+            graphql_url: graphql_url.to_string(),
+            installations: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
+            metrics,
+            policy,
+        })
+    }
+
+    /// A client acting as the installation; its token is cached inside it.
+    fn installation(&self, id: &InstallationId) -> Result<Octocrab, ForgeError> {
+        let mut map = self.installations.lock().expect("installation map");
+        if let Some(client) = map.get(&id.0) {
+            return Ok(client.clone());
+        }
+        let client = self
+            .app
+            .installation(octocrab::models::InstallationId(id.0))
+            .map_err(|e| ForgeError::Auth(e.to_string()))?;
+        map.insert(id.0, client.clone());
+        Ok(client)
+    }
+
+    fn forget_token(&self, id: &InstallationId) {
+        self.installations.lock().expect("installation map").remove(&id.0);
+    }
+
+    fn write_lock(&self, id: &InstallationId) -> Arc<tokio::sync::Mutex<()>> {
+        self.writes.lock().expect("write locks").entry(id.0).or_default().clone()
+    }
+
+    /// An absolute URL for an API path (`/repos/...`).
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{}", self.api_url, path)
+        }
+    }
+
+    /// One call as the App itself (JWT), e.g. to find the installation of a repository.
+    pub async fn app_get(&self, path: &str, operation: &str) -> Result<Value, ForgeError> {
+        let reply = self.send_with(&self.app, Method::GET, &self.url(path), None, operation).await?;
+        self.check(reply, operation)?.json(operation)
+    }
+
+    /// The installation that can read `repo`.
+    pub async fn installation_of(&self, repo: &RepoSlug) -> Result<InstallationId, ForgeError> {
+        let v = self.app_get(&format!("/repos/{repo}/installation"), "apps/get-repo-installation").await?;
+        v.get("id").and_then(Value::as_u64).map(InstallationId).ok_or_else(|| ForgeError::Decode {
+            operation: "apps/get-repo-installation".into(),
+            message: "no id".into(),
+        })
+    }
+
+    /// Sends a request as the installation, with the retry policy; non-2xx statuses become errors.
+    pub async fn call(
+        &self,
+        installation: &InstallationId,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        operation: &str,
+    ) -> Result<Reply, ForgeError> {
+        let url = self.url(path);
+        let is_write =
+            method != Method::GET || (operation.starts_with("graphql") && body.is_some_and(|b| is_mutation(b)));
+        let lock = is_write.then(|| self.write_lock(installation));
+        let _guard = match &lock {
+            Some(l) => Some(l.lock().await),
+            None => None,
+        };
+        let mut refreshed = false;
+        loop {
+            let client = self.installation(installation)?;
+            let reply = self.send_with(&client, method.clone(), &url, body, operation).await;
+            match reply {
+                Ok(r) if r.status == 401 && !refreshed => {
+                    // The token expired early or was revoked: get a new one, once.
+                    self.forget_token(installation);
+                    refreshed = true;
+                }
+                Err(ForgeError::Auth(_)) if !refreshed => {
+                    self.forget_token(installation);
+                    refreshed = true;
+                }
+                other => return self.check(other?, operation),
+            }
+        }
+    }
+
+    fn check(&self, reply: Reply, operation: &str) -> Result<Reply, ForgeError> {
+        if (200..300).contains(&reply.status) {
+            return Ok(reply);
+        }
+        let message = serde_json::from_slice::<Value>(&reply.body)
+            .ok()
+            .and_then(|v| {
+                let m = v.get("message")?.as_str()?.to_string();
+                let errors = v.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
+                Some(format!("{m}{errors}"))
+            })
+            .unwrap_or_else(|| String::from_utf8_lossy(&reply.body).chars().take(300).collect());
+        Err(ForgeError::Status { operation: operation.into(), status: reply.status, message })
+    }
+
+    /// Sends with retries for rate limits (waited out inline when short), 5xx and transport errors.
+    async fn send_with(
+        &self,
+        client: &Octocrab,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        operation: &str,
+    ) -> Result<Reply, ForgeError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let result = self.send_once(client, method.clone(), url, body, operation).await;
+            let retryable = match &result {
+                Ok(reply) => {
+                    if let Some(wait) = rate_limit_wait(reply) {
+                        if wait > self.policy.max_inline_wait || attempt > self.policy.attempts + 2 {
+                            return Err(ForgeError::RateLimited { operation: operation.into(), wait });
+                        }
+                        tracing::info!(operation, ?wait, "rate limited; waiting");
+                        self.metrics.rate_limit_wait(wait);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    reply.status >= 500
+                }
+                Err(ForgeError::Transport { .. }) => true,
+                Err(_) => false,
+            };
+            if !retryable || attempt >= self.policy.attempts {
+                return result;
+            }
+            let backoff = self.policy.backoff * 2u32.pow(attempt - 1);
+            tracing::info!(operation, attempt, ?backoff, "GitHub call failed; retrying");
+            tokio::time::sleep(backoff).await;
+        }
+    }
+
+    async fn send_once(
+        &self,
+        client: &Octocrab,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        operation: &str,
+    ) -> Result<Reply, ForgeError> {
+        let transport = |e: octocrab::Error| match e {
+            octocrab::Error::GitHub { source, .. } => {
+                ForgeError::Auth(format!("{} ({})", source.message, source.status_code))
+            }
+            octocrab::Error::JWT { source, .. } => ForgeError::Auth(source.to_string()),
+            other => ForgeError::Transport { operation: operation.into(), message: other.to_string() },
+        };
+        let response = match method {
+            Method::GET => client._get(url).await,
+            Method::POST => client._post(url, body).await,
+            Method::PATCH => client._patch(url, body).await,
+            Method::PUT => client._put(url, body).await,
+            _ => client._delete(url, body).await,
+        }
+        .map_err(transport)?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = client.body_to_string(response).await.map_err(transport)?;
+        self.metrics.github_call(operation, status);
+        tracing::debug!(operation, status, "GitHub call");
+        Ok(Reply { status, headers, body: text.into_bytes() })
+    }
+}
+
+fn is_mutation(body: &Value) -> bool {
+    body.get("query").and_then(Value::as_str).is_some_and(|q| q.trim_start().starts_with("mutation"))
+}
+
+fn header_u64(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
+/// How long GitHub asked us to wait, if this reply is a rate limit (primary or secondary).
+pub fn rate_limit_wait(reply: &Reply) -> Option<Duration> {
+    if reply.status != 403 && reply.status != 429 {
+        return None;
+    }
+    if let Some(secs) = header_u64(&reply.headers, "retry-after") {
+        return Some(Duration::from_secs(secs));
+    }
+    if header_u64(&reply.headers, "x-ratelimit-remaining") == Some(0) {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let reset = header_u64(&reply.headers, "x-ratelimit-reset").unwrap_or(now + 60);
+        return Some(Duration::from_secs(reset.saturating_sub(now).max(1)));
+    }
+    let body = String::from_utf8_lossy(&reply.body).to_lowercase();
+    if reply.status == 429 || body.contains("secondary rate limit") || body.contains("abuse") {
+        // GitHub's advice for secondary limits without headers: wait at least a minute.
+        return Some(Duration::from_secs(60));
+    }
+    None
+}
+
+/// The `rel="next"` URL of a `Link` header.
+pub fn next_link(headers: &HeaderMap) -> Option<String> {
+    let link = headers.get("link")?.to_str().ok()?;
+    link.split(',').find_map(|part| {
+        let (url, rel) = part.split_once(';')?;
+        rel.contains("rel=\"next\"").then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
+    })
+}

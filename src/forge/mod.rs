@@ -1,0 +1,101 @@
+//! Code forges guardrail talks to. Identifiers are newtypes so a pull-request number is never passed
+//! where an installation id is expected, and `ForgeError` says whether a failed call is worth retrying.
+
+pub mod github;
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// `owner/name` of a repository.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RepoSlug {
+    pub owner: String,
+    pub name: String,
+}
+
+impl RepoSlug {
+    pub fn parse(text: &str) -> Option<RepoSlug> {
+        let (owner, name) = text.split_once('/')?;
+        let ok = |s: &str| {
+            !s.is_empty() && s != "." && s != ".." && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        (ok(owner) && ok(name)).then(|| RepoSlug { owner: owner.to_string(), name: name.to_string() })
+    }
+}
+
+impl fmt::Display for RepoSlug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.owner, self.name)
+    }
+}
+
+macro_rules! id_newtype {
+    ($(#[$doc:meta])* $name:ident($inner:ty)) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(pub $inner);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// A 40-hex commit id.
+    CommitSha(String)
+);
+id_newtype!(PrNumber(u64));
+id_newtype!(InstallationId(u64));
+id_newtype!(
+    /// `X-GitHub-Delivery`: stays the same when a delivery is redelivered.
+    DeliveryId(String)
+);
+
+/// What the caller should do about a failed call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Try again soon (a 5xx, a timeout, a dropped connection).
+    Soon,
+    /// The forge asked us to wait (rate limit) this long.
+    After(Duration),
+    /// It will fail the same way again (a 404, a 422, a broken policy).
+    Never,
+}
+
+/// A failed forge call, classified before anything turns it into text.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    #[error("rate limited by {operation}; retry in {wait:?}")]
+    RateLimited { operation: String, wait: Duration },
+    #[error("{operation} failed with {status}: {message}")]
+    Status { operation: String, status: u16, message: String },
+    #[error("{operation} failed: {message}")]
+    Transport { operation: String, message: String },
+    #[error("{operation}: unexpected response: {message}")]
+    Decode { operation: String, message: String },
+    #[error("GitHub App authentication failed: {0}")]
+    Auth(String),
+}
+
+impl ForgeError {
+    pub fn retry(&self) -> Retry {
+        match self {
+            ForgeError::RateLimited { wait, .. } => Retry::After(*wait),
+            ForgeError::Status { status, .. } if *status >= 500 || *status == 408 => Retry::Soon,
+            ForgeError::Status { .. } => Retry::Never,
+            ForgeError::Transport { .. } => Retry::Soon,
+            ForgeError::Decode { .. } => Retry::Never,
+            ForgeError::Auth(_) => Retry::Soon,
+        }
+    }
+
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ForgeError::Status { status: 404, .. })
+    }
+}

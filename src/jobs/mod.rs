@@ -1,0 +1,105 @@
+//! What workers do, one file per job kind: `check` (a pull request's head commit) and `refresh`
+//! (the policy repository changed). `perform` is the explicit dispatch the worker loop calls.
+
+pub mod check;
+pub mod config;
+pub mod policies;
+mod policy_repo_check;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::forge::github::GitHub;
+use crate::forge::{ForgeError, Retry};
+use crate::intake::{self, RefreshPolicies};
+use crate::metrics::Metrics;
+use crate::queue::worker::JobResult;
+use crate::queue::{ClaimedJob, Queue};
+use crate::settings::PolicyRepo;
+
+use policies::PolicyCache;
+
+/// How failed jobs are retried.
+#[derive(Clone, Debug)]
+pub struct JobRetry {
+    pub max_attempts: i64,
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Default for JobRetry {
+    fn default() -> Self {
+        JobRetry { max_attempts: 6, base: Duration::from_secs(5), cap: Duration::from_secs(600) }
+    }
+}
+
+impl JobRetry {
+    /// Exponential backoff after the `attempt`-th failure, or `None` when it is time to give up.
+    pub fn delay(&self, attempt: i64, retry: Retry) -> Option<Duration> {
+        if attempt >= self.max_attempts {
+            return None;
+        }
+        match retry {
+            Retry::Never => None,
+            Retry::After(wait) => Some(wait),
+            Retry::Soon => Some((self.base * 2u32.saturating_pow(attempt.clamp(0, 16) as u32 - 1)).min(self.cap)),
+        }
+    }
+}
+
+/// Everything a job needs; one per process, shared by the workers.
+pub struct App {
+    pub github: GitHub,
+    pub queue: Queue,
+    pub check_name: String,
+    pub policy_repo: Option<PolicyRepo>,
+    pub policies: PolicyCache,
+    pub metrics: Metrics,
+    pub retry: JobRetry,
+    /// The id this process's workers write into the queue's `worker` column.
+    pub worker_id: String,
+    pub lease: Duration,
+}
+
+pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
+    let result = match job.kind.as_str() {
+        intake::CHECK_PULL_REQUEST => check::run(&app, &job).await,
+        intake::REFRESH_POLICIES => refresh(&app, &job).await,
+        other => JobResult::Failed(format!("unknown job kind {other}")),
+    };
+    let label = match &result {
+        JobResult::Done => "done",
+        JobResult::Retry { .. } => "retry",
+        JobResult::Failed(_) => "failed",
+    };
+    app.metrics.job_finished(&job.kind, label);
+    result
+}
+
+/// A push to the policy repository: drop cached policies and load the new commit now, so the next
+/// check uses it (and a broken push shows up in the logs before a pull request trips over it).
+async fn refresh(app: &App, job: &ClaimedJob) -> JobResult {
+    let Ok(refresh) = serde_json::from_str::<RefreshPolicies>(&job.payload) else {
+        return JobResult::Failed("malformed refresh payload".into());
+    };
+    let Some(repo) = &app.policy_repo else { return JobResult::Done };
+    app.policies.clear();
+    match app.policies.files(&app.github, repo).await {
+        Ok(files) => {
+            tracing::info!(commit = %files.commit, pushed = %refresh.after, files = files.files.len(), "policy repository reloaded");
+            JobResult::Done
+        }
+        Err(policies::PolicyLoadError::Forge(e)) => retry_or_fail(app, job, &e),
+        Err(policies::PolicyLoadError::Broken(message)) => {
+            tracing::error!(%message, "the policy repository does not load");
+            JobResult::Done
+        }
+    }
+}
+
+pub fn retry_or_fail(app: &App, job: &ClaimedJob, error: &ForgeError) -> JobResult {
+    match app.retry.delay(job.attempts, error.retry()) {
+        Some(after) => JobResult::Retry { after, error: error.to_string() },
+        None => JobResult::Failed(error.to_string()),
+    }
+}

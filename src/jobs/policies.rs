@@ -1,0 +1,179 @@
+//! The organisation's policies: the built-in pack plus the policy repository at its default branch
+//! head, fetched once per commit and cached by commit SHA (in the App state, not a global).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::forge::github::{FileText, GitHub};
+use crate::forge::{CommitSha, ForgeError, InstallationId};
+use crate::policy::{self, PolicySet};
+use crate::settings::PolicyRepo;
+
+use super::config::{self, OrgConfig};
+
+/// Policy files of the policy repository at one commit.
+#[derive(Debug)]
+pub struct PolicyFiles {
+    pub commit: CommitSha,
+    pub files: Vec<(String, String)>,
+    pub org: OrgConfig,
+}
+
+/// A policy set ready to evaluate, and where it came from.
+pub struct Policies {
+    pub set: Arc<PolicySet>,
+    /// For the check run: "built-in pack + acme/policies@1a2b3c4".
+    pub source: String,
+    pub org: OrgConfig,
+}
+
+/// Why policies could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyLoadError {
+    #[error(transparent)]
+    Forge(#[from] ForgeError),
+    /// The policy repository holds something that does not load: the author must fix it.
+    #[error("{0}")]
+    Broken(String),
+}
+
+#[derive(Default)]
+pub struct PolicyCache {
+    installation: Mutex<Option<InstallationId>>,
+    files: Mutex<HashMap<String, Arc<PolicyFiles>>>,
+    sets: Mutex<HashMap<(String, Vec<String>), Arc<PolicySet>>>,
+}
+
+impl PolicyCache {
+    /// Forgets everything (a push to the policy repository's default branch).
+    pub fn clear(&self) {
+        self.files.lock().expect("policy cache").clear();
+        self.sets.lock().expect("policy cache").clear();
+    }
+
+    pub fn cached_commits(&self) -> Vec<String> {
+        self.files.lock().expect("policy cache").keys().cloned().collect()
+    }
+
+    async fn installation(&self, github: &GitHub, repo: &PolicyRepo) -> Result<InstallationId, ForgeError> {
+        if let Some(id) = self.installation.lock().expect("policy cache").clone() {
+            return Ok(id);
+        }
+        let id = github.installation_of(&repo.repo).await?;
+        *self.installation.lock().expect("policy cache") = Some(id.clone());
+        Ok(id)
+    }
+
+    /// The policy repository's files at the head of its branch (or the configured ref).
+    pub async fn files(&self, github: &GitHub, repo: &PolicyRepo) -> Result<Arc<PolicyFiles>, PolicyLoadError> {
+        let inst = self.installation(github, repo).await?;
+        let reference = match &repo.reference {
+            Some(r) => r.clone(),
+            None => github.default_branch(&inst, &repo.repo).await?,
+        };
+        let commit = github.commit_sha(&inst, &repo.repo, &reference).await?;
+        if let Some(files) = self.files.lock().expect("policy cache").get(&commit.0) {
+            return Ok(files.clone());
+        }
+        let files = Arc::new(fetch_files(github, &inst, repo, &commit).await?);
+        self.files.lock().expect("policy cache").insert(commit.0.clone(), files.clone());
+        Ok(files)
+    }
+
+    /// Built-ins (`builtins` selects them) plus the policy repository, if one is configured.
+    pub async fn policies(
+        &self,
+        github: &GitHub,
+        repo: Option<&PolicyRepo>,
+        builtins: &[String],
+    ) -> Result<Policies, PolicyLoadError> {
+        let files = match repo {
+            Some(r) => Some(self.files(github, r).await?),
+            None => None,
+        };
+        let commit = files.as_ref().map(|f| f.commit.0.clone()).unwrap_or_default();
+        let key = (commit.clone(), builtins.to_vec());
+        let cached = self.sets.lock().expect("policy cache").get(&key).cloned();
+        let set = match cached {
+            Some(set) => set,
+            None => {
+                let groups = files.as_ref().map(|f| vec![f.files.clone()]).unwrap_or_default();
+                let opts = policy::LoadOptions {
+                    builtin: !builtins.is_empty(),
+                    only_builtin: builtins.to_vec(),
+                    ..Default::default()
+                };
+                let set = tokio::task::spawn_blocking(move || PolicySet::from_sources(&groups, &opts))
+                    .await
+                    .map_err(|e| PolicyLoadError::Broken(format!("loading policies panicked: {e}")))?
+                    .map_err(|errors| {
+                        PolicyLoadError::Broken(errors.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))
+                    })?;
+                let set = Arc::new(set);
+                self.sets.lock().expect("policy cache").insert(key, set.clone());
+                set
+            }
+        };
+        let source = match (repo, &files) {
+            (Some(r), Some(f)) => format!(
+                "built-in pack ({} enabled) + {}@{}{}",
+                builtins.len(),
+                r.repo,
+                &f.commit.0[..f.commit.0.len().min(7)],
+                if r.path.is_empty() { String::new() } else { format!(" ({})", r.path) }
+            ),
+            _ => format!("built-in pack ({} enabled)", builtins.len()),
+        };
+        Ok(Policies { set, source, org: files.map(|f| f.org.clone()).unwrap_or_default() })
+    }
+}
+
+/// Every policy file under the configured path at `commit`: YAML (templates, constraints, expansion
+/// templates) and Rego (conftest modules), plus `guardrail-org.yml`. Suites and samples are skipped.
+pub async fn fetch_files(
+    github: &GitHub,
+    inst: &InstallationId,
+    repo: &PolicyRepo,
+    commit: &CommitSha,
+) -> Result<PolicyFiles, PolicyLoadError> {
+    let tree = github.tree(inst, &repo.repo, commit, &repo.path).await?;
+    let org_path = if repo.path.is_empty() {
+        config::ORG_CONFIG.to_string()
+    } else {
+        format!("{}/{}", repo.path, config::ORG_CONFIG)
+    };
+    let wanted: Vec<String> =
+        tree.iter().map(|(p, _)| p.clone()).filter(|p| is_policy_file(p) || *p == org_path).collect();
+    let fetched = github.files_at(inst, &repo.repo, commit, &wanted, 4 * 1024 * 1024).await?;
+    let mut files = Vec::new();
+    let mut org = OrgConfig::default();
+    let mut problems = Vec::new();
+    for (path, text) in fetched {
+        match text {
+            FileText::Text(text) if path == org_path => match config::parse::<OrgConfig>(&path, &text) {
+                Ok(c) => org = c,
+                Err(e) => problems.push(format!("- {e}")),
+            },
+            FileText::Text(text) => files.push((path, text)),
+            FileText::TooLarge(n) => problems.push(format!("- {path}: {n} bytes, more than guardrail reads")),
+            FileText::Binary | FileText::Missing => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Err(PolicyLoadError::Broken(problems.join("\n")));
+    }
+    Ok(PolicyFiles { commit: commit.clone(), files, org })
+}
+
+/// Policy files, not their tests: suites, samples and `*_test.rego` are for `guardrail verify`.
+pub fn is_policy_file(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let in_samples = path.split('/').any(|p| p == "samples" || p == "tests" || p == "test");
+    if name.ends_with(".rego") {
+        return !name.ends_with("_test.rego");
+    }
+    (name.ends_with(".yaml") || name.ends_with(".yml"))
+        && !in_samples
+        && name != "suite.yaml"
+        && !name.starts_with("example")
+}

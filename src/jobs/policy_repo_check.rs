@@ -1,0 +1,84 @@
+//! A pull request to the policy repository itself is checked by running its policy tests (gator
+//! suites and Rego `test_*` rules) at the head commit, in a scratch folder that the suites cannot
+//! read out of. The policies are never used for other repositories until they are merged.
+
+use super::check::{send_report, Progress, Stop};
+use super::App;
+use crate::forge::github::FileText;
+use crate::intake::CheckPullRequest;
+use crate::queue::ClaimedJob;
+use crate::report::checkrun::{self, CheckRunReport};
+
+pub(super) async fn run(
+    app: &App,
+    job: &ClaimedJob,
+    req: &CheckPullRequest,
+    progress: &mut Progress,
+    check_run_id: u64,
+) -> Result<(), Stop> {
+    let repo = app.policy_repo.as_ref().expect("called for the policy repository");
+    let gh = &app.github;
+    let tree = gh.tree(&req.installation, &req.repo, &req.head_sha, &repo.path).await?;
+    let paths: Vec<String> = tree
+        .iter()
+        .filter(|(p, _)| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".rego") || p.ends_with(".json"))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let files = gh.files_at(&req.installation, &req.repo, &req.head_sha, &paths, 4 * 1024 * 1024).await?;
+    let summary = tokio::task::spawn_blocking(move || -> Result<crate::verify::Summary, String> {
+        let dir = tempfile_dir()?;
+        for (path, text) in &files {
+            let FileText::Text(text) = text else { continue };
+            // Tree paths never hold `..` or a leading `/`, but they come from a pull request.
+            if path.split('/').any(|p| p == ".." || p.is_empty()) {
+                continue;
+            }
+            let target = dir.join(path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+            }
+            std::fs::write(&target, text).map_err(|e| e.to_string())?;
+        }
+        let summary = crate::verify::run_within(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+        Ok(summary)
+    })
+    .await
+    .map_err(|e| Stop::Broken { title: "guardrail failed".into(), message: format!("policy tests panicked: {e}") })?
+    .map_err(|e| Stop::Broken {
+        title: "guardrail failed".into(),
+        message: format!("could not prepare the policy tests: {e}"),
+    })?;
+
+    let failed: Vec<String> = summary
+        .results
+        .iter()
+        .filter_map(|r| r.error.as_ref().map(|e| format!("- **{}**: {}", r.name, e.replace('\n', " "))))
+        .collect();
+    let title = format!("Policy tests: {} passed, {} failed", summary.passed(), summary.failed());
+    let mut text = String::new();
+    if !failed.is_empty() {
+        text = format!("### Failing cases\n\n{}\n", failed.join("\n"));
+    }
+    let report = CheckRunReport {
+        conclusion: if summary.failed() > 0 || summary.results.is_empty() { "failure" } else { "success" },
+        title: title.clone(),
+        summary: checkrun::truncate(
+            &if summary.results.is_empty() {
+                "No policy tests (gator `suite.yaml` or Rego `test_*` rules) were found. Add tests so that policy changes are checked before they reach every repository.".to_string()
+            } else {
+                format!("{title}. Pull requests to the policy repository are checked by running its tests (`guardrail verify`), at the head commit.")
+            },
+            checkrun::MAX_OUTPUT,
+        ),
+        text: checkrun::truncate(&text, checkrun::MAX_OUTPUT),
+        annotations: Vec::new(),
+    };
+    send_report(app, job, req, progress, check_run_id, &report).await
+}
+
+fn tempfile_dir() -> Result<std::path::PathBuf, String> {
+    let dir = std::env::temp_dir().join(format!("guardrail-verify-{}-{}", std::process::id(), crate::queue::now_ms()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    Ok(dir)
+}

@@ -1,0 +1,182 @@
+//! Process configuration for `guardrail serve`: flags and `GUARDRAIL_*` environment variables, checked
+//! once at start-up. Secrets are `SecretString`s from here on, so they never reach a log by accident.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use secrecy::SecretString;
+
+use crate::forge::RepoSlug;
+
+/// The flags of `guardrail serve`; every one can also come from the environment.
+#[derive(clap::Args, Clone, Debug)]
+pub struct ServeArgs {
+    /// The GitHub App's numeric id.
+    #[arg(long, env = "GUARDRAIL_APP_ID")]
+    pub app_id: Option<String>,
+    /// The App's private key (PEM text).
+    #[arg(long, env = "GUARDRAIL_PRIVATE_KEY", hide_env_values = true)]
+    pub private_key: Option<String>,
+    /// A file holding the App's private key (PEM), when GUARDRAIL_PRIVATE_KEY is not set.
+    #[arg(long, env = "GUARDRAIL_PRIVATE_KEY_PATH")]
+    pub private_key_path: Option<PathBuf>,
+    /// Webhook secret; several, comma-separated, while rotating.
+    #[arg(long, env = "GUARDRAIL_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+    /// REST API root (GitHub Enterprise Server: https://HOST/api/v3).
+    #[arg(long, env = "GUARDRAIL_GITHUB_API_URL", default_value = "https://api.github.com")]
+    pub github_api_url: String,
+    /// GraphQL endpoint (default: derived from the API URL; GHES serves it at /api/graphql).
+    #[arg(long, env = "GUARDRAIL_GITHUB_GRAPHQL_URL")]
+    pub github_graphql_url: Option<String>,
+    /// sqlite://FILE (the default) or postgres://…
+    #[arg(long, env = "GUARDRAIL_DATABASE_URL", default_value = "sqlite://guardrail.db")]
+    pub database_url: String,
+    #[arg(long, env = "GUARDRAIL_LISTEN", default_value = "0.0.0.0:3000")]
+    pub listen: String,
+    /// The organisation's policy repository: owner/repo[@ref][:path].
+    #[arg(long, env = "GUARDRAIL_POLICY_REPO")]
+    pub policy_repo: Option<String>,
+    /// The name of the check run guardrail posts.
+    #[arg(long, env = "GUARDRAIL_CHECK_NAME", default_value = "guardrail")]
+    pub check_name: String,
+    /// Jobs worked on at the same time.
+    #[arg(long, env = "GUARDRAIL_WORKERS", default_value_t = 2)]
+    pub workers: usize,
+    /// Seconds a worker holds a job before another replica may take it over.
+    #[arg(long, env = "GUARDRAIL_LEASE_SECONDS", default_value_t = 300)]
+    pub lease_seconds: u64,
+}
+
+/// The organisation's policy repository and where in it the policies are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyRepo {
+    pub repo: RepoSlug,
+    /// A branch, tag or commit; `None` means the default branch.
+    pub reference: Option<String>,
+    /// Folder inside the repository ("" for the root).
+    pub path: String,
+}
+
+impl PolicyRepo {
+    pub fn parse(text: &str) -> Result<PolicyRepo, String> {
+        let (rest, path) = match text.split_once(':') {
+            Some((r, p)) => (r, p.trim_matches('/').to_string()),
+            None => (text, String::new()),
+        };
+        let (slug, reference) = match rest.split_once('@') {
+            Some((s, r)) if !r.is_empty() => (s, Some(r.to_string())),
+            Some(_) => return Err("the part after @ must name a branch, tag or commit".into()),
+            None => (rest, None),
+        };
+        let repo = RepoSlug::parse(slug).ok_or_else(|| format!("`{slug}` is not owner/repo"))?;
+        if path.split('/').any(|part| part == "..") {
+            return Err("the path must stay inside the repository".into());
+        }
+        Ok(PolicyRepo { repo, reference, path })
+    }
+}
+
+/// Checked configuration.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub app_id: u64,
+    pub private_key: SecretString,
+    pub webhook_secrets: Vec<SecretString>,
+    pub api_url: String,
+    pub graphql_url: String,
+    pub database_url: String,
+    pub listen: SocketAddr,
+    pub policy_repo: Option<PolicyRepo>,
+    pub check_name: String,
+    pub workers: usize,
+    pub lease: Duration,
+}
+
+/// A setting that is missing or wrong; the message names the environment variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{setting}: {message}")]
+pub struct SettingsError {
+    pub setting: &'static str,
+    pub message: String,
+}
+
+fn bad(setting: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError { setting, message: message.into() }
+}
+
+impl Settings {
+    pub fn from_args(args: &ServeArgs) -> Result<Settings, SettingsError> {
+        let app_id = args.app_id.as_deref().ok_or_else(|| bad("GUARDRAIL_APP_ID", "is required"))?;
+        let app_id =
+            app_id.trim().parse::<u64>().map_err(|_| bad("GUARDRAIL_APP_ID", format!("`{app_id}` is not a number")))?;
+        let pem = match (&args.private_key, &args.private_key_path) {
+            (Some(pem), _) => pem.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| bad("GUARDRAIL_PRIVATE_KEY_PATH", format!("cannot read {}: {e}", path.display())))?,
+            (None, None) => return Err(bad("GUARDRAIL_PRIVATE_KEY", "is required (or GUARDRAIL_PRIVATE_KEY_PATH)")),
+        };
+        if jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+            return Err(bad("GUARDRAIL_PRIVATE_KEY", "is not an RSA private key in PEM format"));
+        }
+        let secrets: Vec<SecretString> = args
+            .webhook_secret
+            .as_deref()
+            .unwrap_or("")
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(|s| SecretString::from(s.to_string()))
+            .collect();
+        if secrets.is_empty() {
+            return Err(bad("GUARDRAIL_WEBHOOK_SECRET", "is required"));
+        }
+        let api_url = args.github_api_url.trim_end_matches('/').to_string();
+        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
+            return Err(bad("GUARDRAIL_GITHUB_API_URL", format!("`{api_url}` is not an http(s) URL")));
+        }
+        let graphql_url = match &args.github_graphql_url {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => graphql_url_for(&api_url),
+        };
+        let database_url = args.database_url.clone();
+        if !(database_url.starts_with("sqlite:") || database_url.starts_with("postgres")) {
+            return Err(bad("GUARDRAIL_DATABASE_URL", "must start with sqlite: or postgres://"));
+        }
+        let listen = args
+            .listen
+            .parse::<SocketAddr>()
+            .map_err(|_| bad("GUARDRAIL_LISTEN", format!("`{}` is not an address like 0.0.0.0:3000", args.listen)))?;
+        let policy_repo = match &args.policy_repo {
+            Some(text) if !text.trim().is_empty() => {
+                Some(PolicyRepo::parse(text.trim()).map_err(|m| bad("GUARDRAIL_POLICY_REPO", m))?)
+            }
+            _ => None,
+        };
+        if args.check_name.trim().is_empty() {
+            return Err(bad("GUARDRAIL_CHECK_NAME", "must not be empty"));
+        }
+        Ok(Settings {
+            app_id,
+            private_key: SecretString::from(pem),
+            webhook_secrets: secrets,
+            api_url,
+            graphql_url,
+            database_url,
+            listen,
+            policy_repo,
+            check_name: args.check_name.trim().to_string(),
+            workers: args.workers.max(1),
+            lease: Duration::from_secs(args.lease_seconds.max(1)),
+        })
+    }
+}
+
+/// github.com serves GraphQL at /graphql; GitHub Enterprise Server at /api/graphql beside /api/v3.
+pub fn graphql_url_for(api_url: &str) -> String {
+    match api_url.strip_suffix("/api/v3") {
+        Some(host) => format!("{host}/api/graphql"),
+        None => format!("{api_url}/graphql"),
+    }
+}
