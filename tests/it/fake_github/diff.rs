@@ -108,6 +108,7 @@ fn content_diff(
 /// git's unified diff body: hunks only, lines joined by "\n" with no trailing newline, as in GitHub's `patch`.
 pub(crate) fn unified(old: &str, new: &str) -> (String, Vec<Hunk>, u64, u64) {
     let diff = TextDiff::from_lines(old, new);
+    let old_lines: Vec<&str> = old.split_inclusive('\n').collect();
     let mut lines: Vec<String> = Vec::new();
     let mut hunks = Vec::new();
     let (mut additions, mut deletions) = (0, 0);
@@ -115,7 +116,12 @@ pub(crate) fn unified(old: &str, new: &str) -> (String, Vec<Hunk>, u64, u64) {
         let (Some(first), Some(last)) = (group.first(), group.last()) else { continue };
         let old_range = first.old_range().start..last.old_range().end;
         let new_range = first.new_range().start..last.new_range().end;
-        lines.push(format!("@@ -{} +{} @@", range_text(&old_range), range_text(&new_range)));
+        let heading = old_lines[..old_range.start]
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(|c: char| c.is_alphabetic() || c == '_' || c == '$'));
+        let heading = heading.map(|l| format!(" {}", truncate(l.trim_end(), 80))).unwrap_or_default();
+        lines.push(format!("@@ -{} +{} @@{heading}", range_text(&old_range), range_text(&new_range)));
         hunks.push(Hunk {
             old: (old_range.start as u64 + 1)..(old_range.end as u64 + 1),
             new: (new_range.start as u64 + 1)..(new_range.end as u64 + 1),
@@ -145,6 +151,15 @@ pub(crate) fn unified(old: &str, new: &str) -> (String, Vec<Hunk>, u64, u64) {
         }
     }
     (lines.join("\n"), hunks, additions, deletions)
+}
+
+/// git keeps at most 80 bytes of the hunk heading.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// `start,len` with git's conventions: an empty range names the line before it; a length of 1 is left out.
