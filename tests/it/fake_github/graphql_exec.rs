@@ -319,7 +319,7 @@ impl<'a> Exec<'_, '_, 'a> {
                     "text" if binary => leaf(Value::Null),
                     "text" => {
                         let mut end = bytes.len().min(s.truncate_above);
-                        while end < bytes.len() && !std::str::from_utf8(&bytes[..end]).is_ok() {
+                        while end < bytes.len() && std::str::from_utf8(&bytes[..end]).is_err() {
                             end -= 1;
                         }
                         leaf(json!(String::from_utf8_lossy(&bytes[..end])))

@@ -75,7 +75,7 @@ pub(crate) fn list(s: &mut State, req: &Req) -> Reply {
         .filter(|p| state == "all" || (state == "open") == p.open)
         .filter(|p| req.query.get("head").is_none_or(|h| pull_json(s, p)["head"]["label"] == json!(h)))
         .collect();
-    pulls.sort_by(|a, b| b.number.cmp(&a.number));
+    pulls.sort_by_key(|p| std::cmp::Reverse(p.number));
     let items = pulls.into_iter().map(|p| pull_json(s, p)).collect();
     paginate(s, req, items, usize::MAX)
 }
