@@ -103,7 +103,9 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
                 head_sha: CommitSha(sha.into()),
                 reason: format!("pull_request.{action}"),
             };
-            Intake { outcome: format!("check {}", check.job(false).dedupe_key), jobs: vec![check.job(false)], action }
+            // A draft may have been skipped (`drafts: false`): when it becomes ready, check it again.
+            let job = check.job(action == "ready_for_review");
+            Intake { outcome: format!("check {}", job.dedupe_key), jobs: vec![job], action }
         }
         "check_run" => {
             let rerun = action == "rerequested"

@@ -113,7 +113,7 @@ async fn finish_with_error(app: &App, req: &CheckPullRequest, progress: &mut Pro
 
 pub(super) async fn save(app: &App, job: &ClaimedJob, progress: &Progress) -> Result<(), Stop> {
     let text = serde_json::to_string(progress).expect("serialisable");
-    app.queue.save_progress(job, &app.worker_id, &text, app.lease).await?;
+    app.queue.save_progress(job, &text, app.lease).await?;
     Ok(())
 }
 

@@ -45,6 +45,8 @@ pub struct ClaimedJob {
     pub payload: String,
     pub attempts: i64,
     pub progress: String,
+    /// The worker holding the lease.
+    pub worker: String,
 }
 
 /// What happened to a delivery at intake.
@@ -267,6 +269,7 @@ impl Queue {
                     payload: row.try_get("payload")?,
                     attempts: row.try_get("attempts")?,
                     progress: row.try_get("progress")?,
+                    worker: worker.to_string(),
                 }));
             }
             if !self.has_ready().await? {
@@ -285,13 +288,7 @@ impl Queue {
     }
 
     /// Keeps the job's notes for a later attempt and extends the lease (a heartbeat).
-    pub async fn save_progress(
-        &self,
-        job: &ClaimedJob,
-        worker: &str,
-        progress: &str,
-        lease: Duration,
-    ) -> Result<(), QueueError> {
+    pub async fn save_progress(&self, job: &ClaimedJob, progress: &str, lease: Duration) -> Result<(), QueueError> {
         let now = now_ms();
         sqlx::query(
             "UPDATE jobs SET progress = $1, lease_until = $2, updated_at = $3
@@ -301,7 +298,7 @@ impl Queue {
         .bind(now + lease.as_millis() as i64)
         .bind(now)
         .bind(job.id)
-        .bind(worker)
+        .bind(&job.worker)
         .execute(&self.pool)
         .await?;
         Ok(())

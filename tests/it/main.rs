@@ -1,5 +1,6 @@
 //! One integration-test binary (linking is the slow part of a build), one module per area.
 
+mod app;
 mod cli;
 mod fake_github;
 mod fuzz;

@@ -1,7 +1,9 @@
 //! The GitHub App's HTTP client: App JWT and installation tokens through octocrab (which caches a token
-//! until 30 s before it expires), raw requests so that status and headers (rate limits, `Link`) stay
-//! visible, and one retry policy for every call: wait out rate limits, retry 5xx and timeouts, give up
-//! on the rest. Writes to one installation are serialised (GitHub's secondary limits punish bursts).
+//! until 30 s before it expires), requests through reqwest so that status and headers (rate limits,
+//! `Link`) stay visible and absolute URLs work (GitHub Enterprise serves GraphQL beside, not under, the
+//! REST root; octocrab only authenticates requests to api.github.com or its base path), and one retry
+//! policy for every call: wait out rate limits, retry 5xx and timeouts, give up on the rest. Writes to
+//! one installation are serialised (GitHub's secondary limits punish bursts).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -9,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method};
 use octocrab::Octocrab;
+use secrecy::ExposeSecret;
 use serde_json::Value;
 
 use crate::forge::{ForgeError, InstallationId, RepoSlug};
@@ -54,9 +57,12 @@ impl Reply {
 
 pub struct GitHub {
     app: Octocrab,
+    app_id: u64,
+    key: jsonwebtoken::EncodingKey,
+    http: reqwest::Client,
     pub api_url: String,
     pub graphql_url: String,
-    installations: Mutex<HashMap<u64, Octocrab>>,
+    installations: Mutex<HashMap<u64, Arc<Octocrab>>>,
     writes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
     metrics: Metrics,
     pub policy: CallPolicy,
@@ -82,14 +88,22 @@ impl GitHub {
         let app = Octocrab::builder()
             .base_uri(api_url)
             .map_err(|e| ForgeError::Auth(format!("API URL {api_url}: {e}")))?
-            .app(octocrab::models::AppId(app_id), key)
+            .app(octocrab::models::AppId(app_id), key.clone())
             .set_connect_timeout(Some(policy.timeout))
             .set_read_timeout(Some(policy.timeout))
             .set_write_timeout(Some(policy.timeout))
             .build()
             .map_err(|e| ForgeError::Auth(e.to_string()))?;
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("guardrail/", env!("CARGO_PKG_VERSION")))
+            .timeout(policy.timeout)
+            .build()
+            .map_err(|e| ForgeError::Auth(format!("HTTP client: {e}")))?;
         Ok(GitHub {
             app,
+            app_id,
+            key,
+            http,
             api_url: api_url.trim_end_matches('/').to_string(),
             graphql_url: graphql_url.to_string(),
             installations: Mutex::new(HashMap::new()),
@@ -100,15 +114,17 @@ impl GitHub {
     }
 
     /// A client acting as the installation; its token is cached inside it.
-    fn installation(&self, id: &InstallationId) -> Result<Octocrab, ForgeError> {
+    fn installation(&self, id: &InstallationId) -> Result<Arc<Octocrab>, ForgeError> {
         let mut map = self.installations.lock().expect("installation map");
         if let Some(client) = map.get(&id.0) {
             return Ok(client.clone());
         }
-        let client = self
-            .app
-            .installation(octocrab::models::InstallationId(id.0))
-            .map_err(|e| ForgeError::Auth(e.to_string()))?;
+        // One client per installation, shared: the token cache lives inside it.
+        let client = Arc::new(
+            self.app
+                .installation(octocrab::models::InstallationId(id.0))
+                .map_err(|e| ForgeError::Auth(e.to_string()))?,
+        );
         map.insert(id.0, client.clone());
         Ok(client)
     }
@@ -132,7 +148,7 @@ impl GitHub {
 
     /// One call as the App itself (JWT), e.g. to find the installation of a repository.
     pub async fn app_get(&self, path: &str, operation: &str) -> Result<Value, ForgeError> {
-        let reply = self.send_with(&self.app, Method::GET, &self.url(path), None, operation).await?;
+        let reply = self.send_with(None, Method::GET, &self.url(path), None, operation).await?;
         self.check(reply, operation)?.json(operation)
     }
 
@@ -164,8 +180,7 @@ impl GitHub {
         };
         let mut refreshed = false;
         loop {
-            let client = self.installation(installation)?;
-            let reply = self.send_with(&client, method.clone(), &url, body, operation).await;
+            let reply = self.send_with(Some(installation), method.clone(), &url, body, operation).await;
             match reply {
                 Ok(r) if r.status == 401 && !refreshed => {
                     // The token expired early or was revoked: get a new one, once.
@@ -199,7 +214,7 @@ impl GitHub {
     /// Sends with retries for rate limits (waited out inline when short), 5xx and transport errors.
     async fn send_with(
         &self,
-        client: &Octocrab,
+        installation: Option<&InstallationId>,
         method: Method,
         url: &str,
         body: Option<&Value>,
@@ -208,7 +223,7 @@ impl GitHub {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let result = self.send_once(client, method.clone(), url, body, operation).await;
+            let result = self.send_once(installation, method.clone(), url, body, operation).await;
             let retryable = match &result {
                 Ok(reply) => {
                     if let Some(wait) = rate_limit_wait(reply) {
@@ -234,35 +249,54 @@ impl GitHub {
         }
     }
 
+    /// The `Authorization` header: the installation's cached token, or a fresh App JWT.
+    async fn bearer(&self, installation: Option<&InstallationId>) -> Result<String, ForgeError> {
+        let token = match installation {
+            Some(id) => {
+                let client = self.installation(id)?;
+                let token = client.installation_token().await.map_err(|e| match e {
+                    octocrab::Error::GitHub { source, .. } => {
+                        ForgeError::Auth(format!("installation token: {} ({})", source.message, source.status_code))
+                    }
+                    other => {
+                        ForgeError::Transport { operation: "installation token".into(), message: other.to_string() }
+                    }
+                })?;
+                token.expose_secret().to_string()
+            }
+            None => octocrab::auth::create_jwt(octocrab::models::AppId(self.app_id), &self.key)
+                .map_err(|e| ForgeError::Auth(format!("App JWT: {e}")))?,
+        };
+        Ok(format!("Bearer {token}"))
+    }
+
     async fn send_once(
         &self,
-        client: &Octocrab,
+        installation: Option<&InstallationId>,
         method: Method,
         url: &str,
         body: Option<&Value>,
         operation: &str,
     ) -> Result<Reply, ForgeError> {
-        let transport = |e: octocrab::Error| match e {
-            octocrab::Error::GitHub { source, .. } => {
-                ForgeError::Auth(format!("{} ({})", source.message, source.status_code))
-            }
-            octocrab::Error::JWT { source, .. } => ForgeError::Auth(source.to_string()),
-            other => ForgeError::Transport { operation: operation.into(), message: other.to_string() },
-        };
-        let response = match method {
-            Method::GET => client._get(url).await,
-            Method::POST => client._post(url, body).await,
-            Method::PATCH => client._patch(url, body).await,
-            Method::PUT => client._put(url, body).await,
-            _ => client._delete(url, body).await,
+        let bearer = self.bearer(installation).await?;
+        let mut request = self
+            .http
+            .request(method, url)
+            .header("authorization", bearer)
+            .header("accept", "application/vnd.github+json")
+            .header("x-github-api-version", "2022-11-28");
+        if let Some(body) = body {
+            request = request.json(body);
         }
-        .map_err(transport)?;
+        let transport =
+            |e: reqwest::Error| ForgeError::Transport { operation: operation.into(), message: e.to_string() };
+        let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let text = client.body_to_string(response).await.map_err(transport)?;
+        let body = response.bytes().await.map_err(transport)?.to_vec();
         self.metrics.github_call(operation, status);
         tracing::debug!(operation, status, "GitHub call");
-        Ok(Reply { status, headers, body: text.into_bytes() })
+        Ok(Reply { status, headers, body })
     }
 }
 

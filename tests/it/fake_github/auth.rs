@@ -121,16 +121,15 @@ pub(crate) fn create_token(s: &mut State, installation_id: u64) -> Reply {
     let token = format!("ghs_{}", &sha1_hex(format!("{installation_id} {salt} {nanos}").as_bytes())[..36]);
     let expires_at = Utc::now() + Duration::hours(1);
     s.tokens.insert(token.clone(), Token { installation_id, expires_at, revoked: false });
-    let repositories: Vec<Value> =
-        s.repos.values().filter(|r| r.installation_id == installation_id).map(|r| s.repo_json(r)).collect();
     Reply::new(
         201,
         json!({
             "token": token,
             "expires_at": expires_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             "permissions": {"checks": "write", "contents": "read", "pull_requests": "write", "metadata": "read"},
-            "repository_selection": "selected",
-            "repositories": repositories,
+            // An installation on all of an account's repositories: GitHub lists `repositories` only for
+            // tokens limited to some of them.
+            "repository_selection": "all",
         }),
     )
 }

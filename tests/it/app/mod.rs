@@ -1,0 +1,11 @@
+//! The GitHub App end to end: a fake GitHub with a state model, signed webhooks delivered into the real
+//! router over HTTP, the real queue on a SQLite file, workers drained until idle, and assertions on
+//! what the fake recorded. Every story ends with `finish()`: no request GitHub would refuse or the
+//! fake does not know, and no job left queued, running or failed.
+
+mod durability;
+mod harness;
+mod scale;
+mod stories;
+
+pub use harness::*;
