@@ -240,6 +240,13 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
         let explain = |policy: &str| explanation(&policies.set, policy);
         let plan = review::plan(&outcome.findings, &patches, &existing, &scanned.sources, &explain);
         outside_diff = plan.outside_diff;
+        if plan.over_limit > 0 {
+            notes.push(format!(
+                "{} more finding(s) on changed lines have no inline comment: guardrail posts at most {} new comments per run. All of them are annotations.",
+                plan.over_limit,
+                review::MAX_NEW_COMMENTS
+            ));
+        }
         if !plan.comments.is_empty() {
             gh.create_review(inst, repo, &req.number, &review::review_request(&req.head_sha.0, &plan.comments)).await?;
         }

@@ -14,6 +14,9 @@ use crate::findings::{Finding, Severity};
 const MARKER: &str = "<!-- guardrail:finding ";
 /// GitHub rejects comment bodies over 65536 characters.
 pub const MAX_COMMENT: usize = 65_000;
+/// New inline comments per run: beyond this a review buries the conversation (and huge reviews hit
+/// GitHub's secondary limits); the rest are annotations, and the summary says so.
+pub const MAX_NEW_COMMENTS: usize = 50;
 
 /// Lines of the new file (`RIGHT` side) that a review comment may point at: added and context lines
 /// of every hunk in a file's `patch`.
@@ -91,6 +94,8 @@ pub struct ReviewPlan {
     pub unchanged: usize,
     /// Findings whose line is not in the diff: annotations and the summary only.
     pub outside_diff: usize,
+    /// Findings in the diff left without a comment because of `MAX_NEW_COMMENTS`.
+    pub over_limit: usize,
 }
 
 /// An earlier review comment, as the list endpoint returns it.
@@ -146,6 +151,10 @@ pub fn plan(
         });
         if f.region.line == 0 || !lines.contains(&f.region.line) {
             plan.outside_diff += 1;
+            continue;
+        }
+        if plan.comments.len() >= MAX_NEW_COMMENTS {
+            plan.over_limit += 1;
             continue;
         }
         let source_line = sources.get(&f.file).and_then(|t| t.lines().nth(f.region.line as usize - 1));

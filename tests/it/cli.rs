@@ -179,3 +179,9 @@ fn verify_expands_workloads_when_a_suite_names_expansion_templates() {
     let (code, stdout, _) = guardrail(&["verify", d.to_str().unwrap()]);
     assert_eq!((code, stdout.lines().last()), (1, Some("0 passed, 1 failed")), "{stdout}");
 }
+
+#[test]
+fn guardrails_own_deployment_passes_its_own_policies() {
+    let (code, stdout, stderr) = guardrail(&["check", "deploy/"]);
+    assert_eq!((code, stdout.trim()), (0, "no findings"), "{stderr}");
+}

@@ -5,6 +5,7 @@
 
 mod durability;
 mod harness;
+mod more;
 mod scale;
 mod stories;
 

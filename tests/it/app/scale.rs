@@ -28,6 +28,8 @@ async fn measure(files: usize, latency: Duration) -> (BTreeMap<String, usize>, D
     let run = &h.gh.check_runs(REPO)[0];
     assert_eq!(run.status, "completed");
     let annotations = run.annotations.len();
+    let comments = h.gh.review_comments(REPO, 50).len();
+    assert_eq!(comments, annotations.min(guardrail::report::review::MAX_NEW_COMMENTS), "inline comments are capped");
     h.finish().await;
     (kinds, took, annotations)
 }
