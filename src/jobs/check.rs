@@ -235,8 +235,13 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
     // Inline comments first: if this job is superseded meanwhile, no comments land on an old head.
     let mut outside_diff = 0;
     if repo_config.review_comments && !app.queue.is_superseded(job).await? {
-        let existing: Vec<Existing> =
+        let mut existing: Vec<Existing> =
             gh.review_comments(inst, repo, &req.number).await?.iter().map(Existing::from_api).collect();
+        let ids: Vec<String> = existing.iter().filter(|e| e.by_us).map(|e| e.node_id.clone()).collect();
+        let minimized = app.queue.minimized(&ids).await?;
+        for e in &mut existing {
+            e.minimized = minimized.contains(&e.node_id);
+        }
         let explain = |policy: &str| explanation(&policies.set, policy);
         let plan = review::plan(&outcome.findings, &patches, &existing, &scanned.sources, &explain);
         outside_diff = plan.outside_diff;
@@ -252,6 +257,7 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
         }
         if !plan.outdated.is_empty() {
             gh.minimize_outdated(inst, &plan.outdated).await?;
+            app.queue.mark_minimized(&plan.outdated).await?;
         }
     }
 

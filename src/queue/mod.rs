@@ -103,6 +103,7 @@ const SQLITE_SCHEMA: &[&str] = &[
         updated_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at)",
     "CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_key, state)",
+    "CREATE TABLE IF NOT EXISTS minimized_comments (node_id TEXT PRIMARY KEY, minimized_at BIGINT NOT NULL)",
 ];
 
 const POSTGRES_SCHEMA: &[&str] = &[
@@ -131,6 +132,7 @@ const POSTGRES_SCHEMA: &[&str] = &[
         updated_at BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at)",
     "CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_key, state)",
+    "CREATE TABLE IF NOT EXISTS minimized_comments (node_id TEXT PRIMARY KEY, minimized_at BIGINT NOT NULL)",
 ];
 
 /// A job is ready when it is queued and due, or running under a lease that ran out (its worker died).
@@ -412,6 +414,35 @@ impl Queue {
 
     pub async fn delivery_count(&self) -> Result<i64, QueueError> {
         Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries").fetch_one(&self.pool).await?)
+    }
+
+    /// Remembers review comments guardrail minimised, so later runs do not minimise them again (GitHub's
+    /// REST listing does not say whether a comment is minimised).
+    pub async fn mark_minimized(&self, node_ids: &[String]) -> Result<(), QueueError> {
+        let now = now_ms();
+        for id in node_ids {
+            sqlx::query("INSERT INTO minimized_comments (node_id, minimized_at) VALUES ($1, $2) ON CONFLICT (node_id) DO NOTHING")
+                .bind(id)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Which of `node_ids` guardrail already minimised.
+    pub async fn minimized(&self, node_ids: &[String]) -> Result<std::collections::HashSet<String>, QueueError> {
+        let mut out = std::collections::HashSet::new();
+        for id in node_ids {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM minimized_comments WHERE node_id = $1")
+                .bind(id)
+                .fetch_one(&self.pool)
+                .await?;
+            if n > 0 {
+                out.insert(id.clone());
+            }
+        }
+        Ok(out)
     }
 
     /// When the next queued job becomes due, if any: lets an idle worker sleep exactly that long.

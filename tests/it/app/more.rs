@@ -204,3 +204,26 @@ fn intake_reads_githubs_real_payloads() {
     let installation = read("installation", &example("installation/created"), &ctx);
     assert!(installation.jobs.is_empty());
 }
+
+#[test]
+fn summaries_and_details_stay_within_githubs_limit() {
+    use guardrail::findings::{Finding, Outcome, Region, Severity};
+    use guardrail::report::checkrun::{build, CheckRunContext, MAX_OUTPUT};
+    let findings: Vec<Finding> = (0..3000)
+        .map(|i| Finding {
+            policy: "privileged-containers".into(),
+            constraint: "privileged-containers".into(),
+            severity: Severity::Deny,
+            message: format!("container {i} is privileged {}", "é".repeat(40)),
+            file: format!("deploy/app-{i}.yaml"),
+            region: Region::point(3, 5),
+            pointer: "/spec/containers/0/securityContext/privileged".into(),
+            resource: None,
+        })
+        .collect();
+    let report = build(&Outcome { findings, errors: vec![] }, &CheckRunContext::default());
+    assert!(report.text.len() <= MAX_OUTPUT && report.summary.len() <= MAX_OUTPUT);
+    assert!(report.text.contains("truncated"), "says it was cut");
+    assert_eq!(report.annotations.len(), 3000, "annotations are not truncated: they go out 50 at a time");
+    assert_eq!(report.conclusion, "failure");
+}

@@ -105,6 +105,13 @@ async fn a_fix_pushed_later_marks_the_old_comments_outdated() {
     let comments = h.gh.review_comments(REPO, 3);
     assert_eq!(comments.len(), 2, "nothing new posted");
     assert!(comments.iter().all(|c| c.minimized.as_deref() == Some("OUTDATED")), "{comments:#?}");
+    // Checking the fixed head again minimises nothing a second time.
+    let run_id = latest.id;
+    let minimize_calls = || h.gh.calls().iter().filter(|c| c.kind == "graphql" && c.method == "POST").count();
+    let before = minimize_calls();
+    h.deliver("check_run", &h.gh.check_run("rerequested", REPO, run_id)).await;
+    h.drain().await;
+    assert_eq!(minimize_calls(), before + 1, "one GraphQL call (the file contents), no second minimize");
     h.finish().await;
 }
 
