@@ -37,11 +37,14 @@ pub enum PolicyLoadError {
     Broken(String),
 }
 
+/// (policy repository commit, enabled built-ins): one policy set for each.
+type SetKey = (String, Vec<String>);
+
 #[derive(Default)]
 pub struct PolicyCache {
     installation: Mutex<Option<InstallationId>>,
     files: Mutex<HashMap<String, Arc<PolicyFiles>>>,
-    sets: Mutex<HashMap<(String, Vec<String>), Arc<PolicySet>>>,
+    sets: Mutex<HashMap<SetKey, Arc<PolicySet>>>,
 }
 
 impl PolicyCache {

@@ -171,8 +171,9 @@ impl GitHub {
         operation: &str,
     ) -> Result<Reply, ForgeError> {
         let url = self.url(path);
+        // GraphQL queries are reads even though they are POSTs; mutations are writes.
         let is_write =
-            method != Method::GET || (operation.starts_with("graphql") && body.is_some_and(|b| is_mutation(b)));
+            if operation.starts_with("graphql") { body.is_some_and(is_mutation) } else { method != Method::GET };
         let lock = is_write.then(|| self.write_lock(installation));
         let _guard = match &lock {
             Some(l) => Some(l.lock().await),
