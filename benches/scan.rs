@@ -107,6 +107,7 @@ fn reset_peak() {
 }
 
 fn main() {
+    guardrail::no_library_backtraces();
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let sizes = if sizes.is_empty() { vec![1000, 10_000] } else { sizes };
     let policy_paths =

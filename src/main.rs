@@ -54,6 +54,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    guardrail::no_library_backtraces();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("GUARDRAIL_LOG").unwrap_or_else(|_| "warn".into()))
         .with_writer(std::io::stderr)
