@@ -68,6 +68,27 @@ fn main() -> ExitCode {
     }
 }
 
+/// Ctrl-C, or SIGTERM (what Kubernetes sends): stop taking work, finish the jobs in hand.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    tracing::info!("shutting down: finishing the jobs in hand");
+}
+
 fn serve(args: &guardrail::settings::ServeArgs) -> ExitCode {
     let settings = match guardrail::settings::Settings::from_args(args) {
         Ok(s) => s,
@@ -90,11 +111,7 @@ fn serve(args: &guardrail::settings::ServeArgs) -> ExitCode {
             .await
             .map_err(|e| anyhow::anyhow!("GUARDRAIL_LISTEN: cannot listen on {}: {e}", settings.listen))?;
         tracing::info!(listen = %settings.listen, "guardrail serving");
-        service
-            .serve(listener, async {
-                let _ = tokio::signal::ctrl_c().await;
-            })
-            .await
+        service.serve(listener, shutdown_signal()).await
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

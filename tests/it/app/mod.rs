@@ -3,6 +3,7 @@
 //! what the fake recorded. Every story ends with `finish()`: no request GitHub would refuse or the
 //! fake does not know, and no job left queued, running or failed.
 
+mod binary;
 mod durability;
 mod harness;
 mod more;
