@@ -106,6 +106,39 @@ fn reset_peak() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
+/// `GUARDRAIL_BENCH_PER_POLICY=1`: evaluation time per policy on the first 300 workloads (implied
+/// objects included), most expensive first: where a speed-up would pay.
+fn per_policy(policies: &PolicySet) {
+    use guardrail::manifest::{self, Loaded};
+    use guardrail::policy::expansion;
+    let mut loaded = Loaded::default();
+    for i in 0..300 {
+        manifest::load_text(&format!("w{i}.yaml"), &workload(i), &Default::default(), &mut loaded);
+    }
+    let mut resources = Vec::new();
+    for r in &loaded.resources {
+        resources.extend(expansion::expand(&policies.expansions, r, 0));
+        resources.push(r.clone());
+    }
+    let objects: Vec<&serde_json::Value> = resources.iter().map(|r| &r.object).collect();
+    let ctx = policies.context(&objects).expect("context");
+    let mut cost: std::collections::BTreeMap<String, (f64, usize)> = Default::default();
+    for r in &resources {
+        for (check, _) in policies.checks_for(r, &ctx) {
+            let started = Instant::now();
+            let _ = policies.run(check, &r.object, &ctx);
+            let entry = cost.entry(policies.policy_name(check)).or_default();
+            entry.0 += started.elapsed().as_secs_f64();
+            entry.1 += 1;
+        }
+    }
+    let mut rows: Vec<_> = cost.into_iter().collect();
+    rows.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
+    for (name, (secs, n)) in rows {
+        println!("{name:40} {n:5} evaluations {:8.1} µs each {:7.1} ms total", 1e6 * secs / n as f64, 1e3 * secs);
+    }
+}
+
 fn main() {
     guardrail::no_library_backtraces();
     let sizes: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
@@ -114,6 +147,9 @@ fn main() {
         std::env::var_os("GUARDRAIL_BENCH_LIBRARY").map(|p| library_policies(Path::new(&p))).unwrap_or_default();
     let policies = PolicySet::load(&policy_paths, &LoadOptions::default()).expect("policies load");
     println!("templates: {}, constraints: {}", policies.templates.len(), policies.constraints.len());
+    if std::env::var_os("GUARDRAIL_BENCH_PER_POLICY").is_some() {
+        per_policy(&policies);
+    }
     for n in sizes {
         let dir = tempfile::tempdir().expect("tempdir");
         for i in 0..n {
