@@ -76,8 +76,8 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-const SQLITE_SCHEMA: &[&str] = &[
-    "PRAGMA journal_mode = WAL",
+/// The tables, with `{ID}` standing for the one column type the dialects spell differently.
+const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS deliveries (
         delivery_id TEXT PRIMARY KEY,
         event TEXT NOT NULL,
@@ -86,36 +86,7 @@ const SQLITE_SCHEMA: &[&str] = &[
         payload TEXT NOT NULL,
         outcome TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS jobs (
-        id INTEGER PRIMARY KEY AUTOINCREMENT,
-        dedupe_key TEXT NOT NULL UNIQUE,
-        group_key TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        payload TEXT NOT NULL,
-        state TEXT NOT NULL,
-        attempts BIGINT NOT NULL DEFAULT 0,
-        run_at BIGINT NOT NULL,
-        lease_until BIGINT NOT NULL DEFAULT 0,
-        worker TEXT NOT NULL DEFAULT '',
-        rerun BIGINT NOT NULL DEFAULT 0,
-        last_error TEXT NOT NULL DEFAULT '',
-        progress TEXT NOT NULL DEFAULT '{}',
-        created_at BIGINT NOT NULL,
-        updated_at BIGINT NOT NULL)",
-    "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at)",
-    "CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_key, state)",
-    "CREATE TABLE IF NOT EXISTS minimized_comments (node_id TEXT PRIMARY KEY, minimized_at BIGINT NOT NULL)",
-];
-
-const POSTGRES_SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS deliveries (
-        delivery_id TEXT PRIMARY KEY,
-        event TEXT NOT NULL,
-        action TEXT NOT NULL,
-        received_at BIGINT NOT NULL,
-        payload TEXT NOT NULL,
-        outcome TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS jobs (
-        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id {ID},
         dedupe_key TEXT NOT NULL UNIQUE,
         group_key TEXT NOT NULL,
         kind TEXT NOT NULL,
@@ -151,12 +122,16 @@ impl Queue {
         // per connection.
         let max = if backend == Backend::Sqlite { 1 } else { 8 };
         let pool = AnyPoolOptions::new().max_connections(max).connect(&url).await?;
-        let schema = match backend {
-            Backend::Sqlite => SQLITE_SCHEMA,
-            Backend::Postgres => POSTGRES_SCHEMA,
+        let id = match backend {
+            Backend::Sqlite => {
+                // Readers do not block the writer.
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+                "INTEGER PRIMARY KEY AUTOINCREMENT"
+            }
+            Backend::Postgres => "BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY",
         };
-        for statement in schema {
-            sqlx::query(*statement).execute(&pool).await?;
+        for statement in SCHEMA {
+            sqlx::query(sqlx::AssertSqlSafe(statement.replace("{ID}", id))).execute(&pool).await?;
         }
         Ok(Queue { pool, backend })
     }

@@ -137,15 +137,7 @@ pub fn build(outcome: &Outcome, ctx: &CheckRunContext) -> CheckRunReport {
         .unwrap_or_else(|e| format!("(summary template failed: {e})"));
     let mut by_file: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for f in &outcome.findings {
-        by_file.entry(repo_path(&f.file)).or_default().push(json!({
-            "line": f.region.line,
-            "severity": f.severity.as_str(),
-            "policy": f.policy,
-            "constraint": f.constraint,
-            "message": f.message,
-            "field": readable_pointer(&f.pointer),
-            "resource": f.resource.as_ref().map(|r| r.display()).unwrap_or_default(),
-        }));
+        by_file.entry(repo_path(&f.file)).or_default().push(super::templates::finding_context(f));
     }
     let files: Vec<Value> =
         by_file.into_iter().map(|(name, findings)| json!({"name": name, "findings": findings})).collect();

@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{json, Value};
 
 use super::fingerprint::Fingerprint;
-use super::paths::{readable_pointer, repo_path};
+use super::paths::repo_path;
 use crate::findings::{Finding, Severity};
 
 const MARKER: &str = "<!-- guardrail:finding ";
@@ -195,18 +195,11 @@ fn suggestion(f: &Finding, source_line: Option<&str>) -> Option<String> {
 
 pub fn comment_body(f: &Finding, key: &str, explanation: &Explanation, source_line: Option<&str>) -> String {
     let env = super::templates::environment();
-    let context = json!({
-        "severity": f.severity.as_str(),
-        "policy": f.policy,
-        "constraint": f.constraint,
-        "message": f.message,
-        "field": readable_pointer(&f.pointer),
-        "resource": f.resource.as_ref().map(|r| r.display()).unwrap_or_default(),
-        "why": explanation.description,
-        "fix": explanation.remediation,
-        "suggestion": suggestion(f, source_line),
-        "marker": format!("{MARKER}{key} -->"),
-    });
+    let mut context = super::templates::finding_context(f);
+    context["why"] = json!(explanation.description);
+    context["fix"] = json!(explanation.remediation);
+    context["suggestion"] = json!(suggestion(f, source_line));
+    context["marker"] = json!(format!("{MARKER}{key} -->"));
     let mut body = env
         .get_template("comment.md")
         .and_then(|t| t.render(context))

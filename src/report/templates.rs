@@ -1,6 +1,10 @@
 //! The markdown templates of `templates/`, compiled into the binary so a deployment is one file.
 
 use minijinja::Environment;
+use serde_json::{json, Value};
+
+use super::paths::readable_pointer;
+use crate::findings::Finding;
 
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -13,4 +17,17 @@ pub fn environment() -> Environment<'static> {
         env.add_template(name, text).expect("the bundled templates parse");
     }
     env
+}
+
+/// What every template may say about one finding.
+pub fn finding_context(f: &Finding) -> Value {
+    json!({
+        "line": f.region.line,
+        "severity": f.severity.as_str(),
+        "policy": f.policy,
+        "constraint": f.constraint,
+        "message": f.message,
+        "field": readable_pointer(&f.pointer),
+        "resource": f.resource.as_ref().map(|r| r.display()).unwrap_or_default(),
+    })
 }
