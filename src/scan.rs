@@ -108,6 +108,7 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
         loaded.findings.extend(part.findings);
         loaded.sources.extend(part.sources);
     }
+    manifest::terraform::load_paths(paths, &files, &opts.load, &mut loaded);
     let mut scan = scan_loaded(loaded, policies, opts);
     scan.stats.files = files.len();
     scan.stats.load_time += started.elapsed().saturating_sub(scan.stats.eval_time + scan.stats.locate_time);
@@ -127,6 +128,7 @@ pub fn scan_texts(texts: &[(String, String)], policies: &PolicySet, opts: &ScanO
         loaded.findings.extend(part.findings);
         loaded.sources.extend(part.sources);
     }
+    manifest::terraform::load_texts(texts, &opts.load, &mut loaded);
     let mut scan = scan_loaded(loaded, policies, opts);
     scan.stats.files = texts.len();
     scan
@@ -237,11 +239,18 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                     } else {
                         resource.origin.locate(&located.pointer)
                     };
+                    let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
+                    manifest::terraform::soften_unknown(
+                        &resource.object,
+                        &located.pointer,
+                        &mut severity,
+                        &mut message,
+                    );
                     out.findings.push(Finding {
                         policy: policy.clone(),
                         constraint: constraint.clone(),
                         severity,
-                        message: format!("{prefix}{}", hit.message),
+                        message,
                         file: resource.origin.file.to_string(),
                         region,
                         pointer,

@@ -7,6 +7,7 @@
 //! `excludedNamespaces` in a constraint's match do not apply to it.
 
 pub mod node;
+pub mod terraform;
 pub mod yaml;
 
 use std::io::Read;
@@ -214,13 +215,13 @@ pub fn discover(paths: &[PathBuf], notes: &mut Vec<Finding>) -> Result<Vec<Input
     Ok(files)
 }
 
-fn display_path(path: &Path) -> String {
+pub(crate) fn display_path(path: &Path) -> String {
     let s = path.to_string_lossy().replace('\\', "/");
     s.strip_prefix("./").map(str::to_string).unwrap_or(s)
 }
 
 fn is_manifest_name(name: &str) -> bool {
-    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json")
+    name.ends_with(".yaml") || name.ends_with(".yml") || name.ends_with(".json") || terraform::is_terraform_name(name)
 }
 
 fn walk(dir: &Path, files: &mut Vec<InputFile>, notes: &mut Vec<Finding>) -> Result<(), LoadError> {
@@ -320,6 +321,10 @@ pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Box<Findin
 /// Parses the text of one file into resources and findings. The parser runs on a thread with a
 /// large stack (see `yaml::on_large_stack`): deeply nested input is stopped by the depth budget.
 pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded) {
+    // Terraform configuration is read a module at a time (`terraform::load_texts` / `load_paths`).
+    if terraform::is_terraform_name(display) || display.ends_with(".tpl") || display.ends_with(".tftpl") {
+        return;
+    }
     let file: Arc<str> = Arc::from(display);
     let shared_text: Arc<str> = Arc::from(text);
     out.sources.push((display.to_string(), shared_text.clone()));
@@ -336,6 +341,11 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
         f.policy = YAML_POLICY.into();
         f.severity = Severity::Deny;
         out.findings.push(f);
+        return;
+    }
+    if terraform::is_plan_name(display) {
+        out.sources.pop();
+        terraform::plan::load(display, text, opts, out);
         return;
     }
     let docs = yaml::parse_stream(text, &opts.limits.yaml);
@@ -409,7 +419,7 @@ fn is_tooling_kind(object: &Value) -> bool {
     api.starts_with("kustomize.config.k8s.io/") || api.starts_with("config.kubernetes.io/")
 }
 
-fn push_resource(out: &mut Loaded, mut object: Value, origin: Origin, opts: &LoadOptions) {
+pub(crate) fn push_resource(out: &mut Loaded, mut object: Value, origin: Origin, opts: &LoadOptions) {
     if is_tooling_kind(&object) {
         return;
     }
@@ -466,5 +476,6 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, LoadE
             Err(finding) => out.findings.push(*finding),
         }
     }
+    terraform::load_paths(paths, &files, opts, &mut out);
     Ok(out)
 }

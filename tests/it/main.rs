@@ -8,3 +8,4 @@ mod manifest;
 mod policy;
 mod report;
 mod support;
+mod terraform;

@@ -1,0 +1,241 @@
+//! The naming and typing rules of hashicorp/terraform-provider-kubernetes, as tables: which
+//! resource type makes which kind, which blocks repeat (and become lists), which attributes are
+//! renamed irregularly, which strings are numbers, and the schema defaults the provider sends.
+//! Sources: `kubernetes/schema_*.go` (defaults) and `kubernetes/structures_*.go` (expand*).
+
+/// `(resource type without _v1, apiVersion, kind)`.
+pub const KINDS: &[(&str, &str, &str)] = &[
+    ("kubernetes_pod", "v1", "Pod"),
+    ("kubernetes_deployment", "apps/v1", "Deployment"),
+    ("kubernetes_stateful_set", "apps/v1", "StatefulSet"),
+    ("kubernetes_daemon_set", "apps/v1", "DaemonSet"),
+    ("kubernetes_daemonset", "apps/v1", "DaemonSet"),
+    ("kubernetes_job", "batch/v1", "Job"),
+    ("kubernetes_cron_job", "batch/v1", "CronJob"),
+    ("kubernetes_replication_controller", "v1", "ReplicationController"),
+    ("kubernetes_service", "v1", "Service"),
+    ("kubernetes_namespace", "v1", "Namespace"),
+    ("kubernetes_ingress", "networking.k8s.io/v1", "Ingress"),
+    ("kubernetes_role", "rbac.authorization.k8s.io/v1", "Role"),
+    ("kubernetes_cluster_role", "rbac.authorization.k8s.io/v1", "ClusterRole"),
+    ("kubernetes_role_binding", "rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("kubernetes_cluster_role_binding", "rbac.authorization.k8s.io/v1", "ClusterRoleBinding"),
+    ("kubernetes_network_policy", "networking.k8s.io/v1", "NetworkPolicy"),
+    ("kubernetes_config_map", "v1", "ConfigMap"),
+    ("kubernetes_service_account", "v1", "ServiceAccount"),
+];
+
+pub fn kind_of(resource_type: &str) -> Option<(&'static str, &'static str)> {
+    let base = resource_type.strip_suffix("_v1").unwrap_or(resource_type);
+    KINDS.iter().find(|(t, _, _)| *t == base).map(|(_, a, k)| (*a, *k))
+}
+
+/// Blocks that repeat, and the list field they become. (`port` is `ports` in a container and in
+/// a Service; `rule`, `subject`… likewise.)
+const REPEATED: &[(&str, &str)] = &[
+    ("container", "containers"),
+    ("init_container", "initContainers"),
+    ("ephemeral_container", "ephemeralContainers"),
+    ("volume", "volumes"),
+    ("volume_mount", "volumeMounts"),
+    ("volume_device", "volumeDevices"),
+    ("port", "ports"),
+    ("ports", "ports"),
+    ("env", "env"),
+    ("env_from", "envFrom"),
+    ("toleration", "tolerations"),
+    ("image_pull_secrets", "imagePullSecrets"),
+    ("host_aliases", "hostAliases"),
+    ("topology_spread_constraint", "topologySpreadConstraints"),
+    ("volume_claim_template", "volumeClaimTemplates"),
+    ("readiness_gate", "readinessGates"),
+    ("sysctl", "sysctls"),
+    ("rule", "rules"),
+    ("subject", "subjects"),
+    ("path", "paths"),
+    ("tls", "tls"),
+    ("ingress", "ingress"),
+    ("egress", "egress"),
+    ("from", "from"),
+    ("to", "to"),
+    ("match_expressions", "matchExpressions"),
+    ("match_fields", "matchFields"),
+    ("node_selector_term", "nodeSelectorTerms"),
+    ("preferred_during_scheduling_ignored_during_execution", "preferredDuringSchedulingIgnoredDuringExecution"),
+    ("http_header", "httpHeaders"),
+    ("option", "options"),
+    ("items", "items"),
+    ("sources", "sources"),
+    ("cluster_role_selectors", "clusterRoleSelectors"),
+];
+
+/// Attribute names whose camelCase is not mechanical.
+const RENAMED: &[(&str, &str)] = &[
+    ("host_ipc", "hostIPC"),
+    ("host_pid", "hostPID"),
+    ("host_ip", "hostIP"),
+    ("cluster_ip", "clusterIP"),
+    ("cluster_ips", "clusterIPs"),
+    ("external_ips", "externalIPs"),
+    ("load_balancer_ip", "loadBalancerIP"),
+    ("non_resource_urls", "nonResourceURLs"),
+    ("pod_ip", "podIP"),
+];
+
+/// The list field a repeated block becomes, or `None` if the block appears once (an object).
+/// `parent` is the Terraform name of the enclosing block.
+pub fn repeated(block: &str, parent: &str) -> Option<&'static str> {
+    if block == "required_during_scheduling_ignored_during_execution" {
+        // A list in pod (anti-)affinity, one object in node affinity.
+        return (parent != "node_affinity").then_some("requiredDuringSchedulingIgnoredDuringExecution");
+    }
+    if (block == "path" && parent != "http") || (block == "port" && parent == "service") {
+        return None;
+    }
+    REPEATED.iter().find(|(b, _)| *b == block).map(|(_, k)| *k)
+}
+
+pub fn camel(name: &str) -> String {
+    if let Some((_, k)) = RENAMED.iter().find(|(t, _)| *t == name) {
+        return (*k).to_string();
+    }
+    let mut out = String::with_capacity(name.len());
+    let mut upper = false;
+    for c in name.chars() {
+        if c == '_' {
+            upper = true;
+        } else if upper {
+            out.extend(c.to_uppercase());
+            upper = false;
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Strings in the provider's schema that it parses into integers (`strconv.Atoi` / `ParseInt`).
+pub const INT_STRINGS: &[&str] =
+    &["run_as_user", "run_as_group", "fs_group", "replicas", "ttl_seconds_after_finished", "expiration_seconds"];
+
+/// Octal strings (`"0644"`): file modes.
+pub const OCTAL_STRINGS: &[&str] = &["default_mode", "mode"];
+
+/// IntOrString fields: `intstr.Parse`, a number when the text is one.
+pub const INT_OR_STRING: &[&str] = &["target_port", "max_surge", "max_unavailable", "port"];
+
+/// Boolean fields that are plain `bool` with `omitempty` in the Kubernetes types: `false` is not
+/// sent. (Pointer booleans such as `privileged` are sent even when false.)
+pub const PLAIN_BOOLS: &[&str] = &[
+    "hostNetwork",
+    "hostIPC",
+    "hostPID",
+    "stdin",
+    "stdinOnce",
+    "tty",
+    "readOnly",
+    "paused",
+    "publishNotReadyAddresses",
+    "hostUsers",
+];
+
+/// Fields of the state that are computed by the cluster, not sent (plan files carry them).
+pub const COMPUTED: &[&str] = &["uid", "resource_version", "generation", "self_link", "wait_for_rollout"];
+
+/// Where a block sits, for its defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Other,
+    /// A pod spec; `true` inside a Job or CronJob (restart policy `Never`).
+    PodSpec(bool),
+    Container,
+    ContainerSecurityContext,
+    ContainerPort,
+    DeploymentSpec,
+    DaemonSetSpec,
+    JobSpec,
+    CronJobSpec,
+    ServiceSpec,
+    ServicePort,
+}
+
+/// Schema defaults the provider sends when the block is present and the attribute is not set
+/// (Kubernetes field names; numbers as `i64`).
+pub fn defaults(role: Role) -> &'static [(&'static str, Fallback)] {
+    use Fallback::*;
+    match role {
+        Role::PodSpec(batch) => {
+            if batch {
+                &[
+                    ("automountServiceAccountToken", Bool(true)),
+                    ("dnsPolicy", Str("ClusterFirst")),
+                    ("enableServiceLinks", Bool(true)),
+                    ("restartPolicy", Str("Never")),
+                    ("shareProcessNamespace", Bool(false)),
+                    ("terminationGracePeriodSeconds", Int(30)),
+                ]
+            } else {
+                &[
+                    ("automountServiceAccountToken", Bool(true)),
+                    ("dnsPolicy", Str("ClusterFirst")),
+                    ("enableServiceLinks", Bool(true)),
+                    ("restartPolicy", Str("Always")),
+                    ("shareProcessNamespace", Bool(false)),
+                    ("terminationGracePeriodSeconds", Int(30)),
+                ]
+            }
+        }
+        Role::Container => &[("terminationMessagePath", Str("/dev/termination-log"))],
+        Role::ContainerSecurityContext => &[
+            ("allowPrivilegeEscalation", Bool(true)),
+            ("privileged", Bool(false)),
+            ("readOnlyRootFilesystem", Bool(false)),
+            // SDKv2 hands expand* every schema key; `run_as_non_root` is read with `ok` only.
+            ("runAsNonRoot", Bool(false)),
+        ],
+        Role::ContainerPort | Role::ServicePort => &[("protocol", Str("TCP"))],
+        Role::DeploymentSpec => {
+            &[("progressDeadlineSeconds", Int(600)), ("replicas", Int(1)), ("revisionHistoryLimit", Int(10))]
+        }
+        Role::DaemonSetSpec => &[("revisionHistoryLimit", Int(10))],
+        Role::JobSpec => &[("backoffLimit", Int(6)), ("completions", Int(1)), ("parallelism", Int(1))],
+        Role::CronJobSpec => &[
+            ("concurrencyPolicy", Str("Allow")),
+            ("failedJobsHistoryLimit", Int(1)),
+            ("successfulJobsHistoryLimit", Int(3)),
+            ("suspend", Bool(false)),
+        ],
+        Role::ServiceSpec => &[("sessionAffinity", Str("None")), ("type", Str("ClusterIP"))],
+        Role::Other => &[],
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum Fallback {
+    Bool(bool),
+    Int(i64),
+    Str(&'static str),
+}
+
+/// The role of a child block, from its Terraform name, the parent's role and the kind.
+pub fn child_role(kind: &str, parent: Role, parent_name: &str, name: &str) -> Role {
+    let batch = matches!(kind, "Job" | "CronJob");
+    match (parent, name) {
+        (Role::Container, "security_context") => Role::ContainerSecurityContext,
+        (Role::Container, "port") => Role::ContainerPort,
+        (Role::PodSpec(_), "container" | "init_container") => Role::Container,
+        (Role::ServiceSpec, "port") => Role::ServicePort,
+        (_, "spec") if parent_name == "template" => Role::PodSpec(batch),
+        (_, "spec") if parent_name == "job_template" => Role::JobSpec,
+        (_, "spec") if parent_name.is_empty() => match kind {
+            "Pod" => Role::PodSpec(false),
+            "Deployment" => Role::DeploymentSpec,
+            "DaemonSet" => Role::DaemonSetSpec,
+            "Job" => Role::JobSpec,
+            "CronJob" => Role::CronJobSpec,
+            "Service" => Role::ServiceSpec,
+            _ => Role::Other,
+        },
+        _ => Role::Other,
+    }
+}

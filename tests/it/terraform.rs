@@ -1,0 +1,200 @@
+//! Terraform-managed Kubernetes (issue 4): every form of `tests/fixtures/terraform/` scanned the way
+//! the App scans (in-memory files), findings pinned at file:line:column.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use guardrail::findings::{Finding, Severity};
+use guardrail::manifest::terraform::{self, FileMap};
+use guardrail::manifest::{LoadOptions, Loaded};
+
+use crate::support::{policies, scan};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/terraform");
+
+/// The files of fixture folders, named by their path under `tests/fixtures/terraform/`.
+fn fixture(dirs: &[&str]) -> Vec<(String, String)> {
+    let mut files = Vec::new();
+    for dir in dirs {
+        collect(&Path::new(FIXTURES).join(dir), dir, &mut files);
+    }
+    files.sort();
+    files
+}
+
+fn collect(path: &Path, name: &str, out: &mut Vec<(String, String)>) {
+    for entry in std::fs::read_dir(path).unwrap() {
+        let entry = entry.unwrap();
+        let child = format!("{name}/{}", entry.file_name().to_string_lossy());
+        if entry.file_type().unwrap().is_dir() {
+            collect(&entry.path(), &child, out);
+        } else {
+            out.push((child, std::fs::read_to_string(entry.path()).unwrap()));
+        }
+    }
+}
+
+fn lines(findings: &[Finding]) -> String {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {}:{}:{} {} [{}] {} {}",
+                f.severity.as_str(),
+                f.file,
+                f.region.line,
+                f.region.column,
+                f.resource.as_ref().map(|r| r.name.as_str()).unwrap_or("-"),
+                f.policy,
+                f.pointer,
+                f.message
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn scan_fixture(dirs: &[&str]) -> Vec<Finding> {
+    let files = fixture(dirs);
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    scan(&policies(true, &[]), &refs).outcome.findings
+}
+
+fn load(dirs: &[&str]) -> Loaded {
+    let mut map = FileMap::new("");
+    for (name, text) in fixture(dirs) {
+        map.insert(&name, Arc::from(text));
+    }
+    let mut out = Loaded::default();
+    terraform::load(&map, &LoadOptions::default(), &mut out);
+    out
+}
+
+#[test]
+fn inline_manifest_findings_point_at_the_hcl_keys() {
+    let findings = scan_fixture(&["inline"]);
+    insta::assert_snapshot!(lines(&findings));
+}
+
+#[test]
+fn file_and_templatefile_findings_point_into_the_yaml_and_the_template() {
+    let findings = scan_fixture(&["files"]);
+    insta::assert_snapshot!(lines(&findings));
+}
+
+#[test]
+fn local_modules_take_tfvars_and_module_arguments() {
+    let findings = scan_fixture(&["modules"]);
+    insta::assert_snapshot!(lines(&findings));
+    let loaded = load(&["modules"]);
+    let image = loaded.resources[0].object.pointer("/spec/template/spec/containers/0/image").unwrap();
+    assert_eq!(image, "ghcr.io/acme/shop:2.0", "terraform.tfvars overrides the default");
+}
+
+#[test]
+fn typed_resources_become_the_objects_the_provider_sends() {
+    let loaded = load(&["typed"]);
+    assert!(loaded.findings.is_empty(), "{:?}", loaded.findings);
+    let objects: Vec<serde_json::Value> = loaded.resources.iter().map(|r| r.object.clone()).collect();
+    let expected: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{FIXTURES}/typed/expected.json")).unwrap()).unwrap();
+    let actual = serde_json::Value::Array(objects);
+    assert!(actual == expected, "GOT\n{}\nEND", serde_json::to_string_pretty(&actual).unwrap());
+}
+
+#[test]
+fn typed_findings_point_at_the_attribute_that_sets_the_value() {
+    let findings = scan_fixture(&["typed"]);
+    insta::assert_snapshot!(lines(&findings));
+}
+
+#[test]
+fn pod_security_templates_fire_on_terraform_exactly_as_on_yaml() {
+    let read = |name: &str| std::fs::read_to_string(format!("{FIXTURES}/{name}")).unwrap();
+    let policy_files =
+        ["gk-privileged-containers.yaml", "gk-host-namespaces.yaml", "gk-capabilities.yaml", "gk-constraints.yaml"];
+    let texts: Vec<(String, String)> = policy_files.iter().map(|n| (n.to_string(), read(n))).collect();
+    let refs: Vec<(&str, &str)> = texts.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let set = policies(false, &refs);
+    let verdicts = |files: &[(&str, &str)]| {
+        let mut v: Vec<(String, String)> = scan(&set, files)
+            .outcome
+            .findings
+            .into_iter()
+            .filter(|f| f.resource.as_ref().is_some_and(|r| r.kind == "Pod"))
+            .map(|f| (f.policy, f.message))
+            .collect();
+        v.sort();
+        v
+    };
+    let tf = read("typed/main.tf");
+    let yaml = read("typed/equivalent.yaml");
+    let from_terraform = verdicts(&[("main.tf", &tf)]);
+    let from_yaml = verdicts(&[("pod.yaml", &yaml)]);
+    assert_eq!(from_terraform, from_yaml);
+    let policies: Vec<&str> = from_yaml.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(policies, ["K8sPSPCapabilities", "K8sPSPCapabilities", "K8sPSPPrivilegedContainer"], "{from_yaml:?}");
+}
+
+#[test]
+fn malformed_hcl_is_an_error_at_its_line_and_the_other_files_are_still_checked() {
+    let findings = scan_fixture(&["broken"]);
+    insta::assert_snapshot!(lines(&findings));
+    assert!(findings.iter().any(|f| f.file == "broken/main.tf" && f.severity == Severity::Deny));
+    assert!(findings.iter().any(|f| f.file == "broken/good.tf" && f.policy.contains("host-namespaces")));
+}
+
+#[test]
+fn paths_outside_the_repository_are_refused() {
+    let findings = scan_fixture(&["escape"]);
+    insta::assert_snapshot!(lines(&findings));
+    assert_eq!(findings.iter().filter(|f| f.severity == Severity::Deny).count(), 2);
+}
+
+#[test]
+fn symbolic_links_on_disk_are_not_followed() {
+    let dir = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("pod.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\n").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("pod.yaml"), dir.path().join("pod.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("main.tf"),
+        "resource \"kubernetes_manifest\" \"x\" {\n  manifest = yamldecode(file(\"pod.yaml\"))\n}\n",
+    )
+    .unwrap();
+    let scan =
+        guardrail::scan::scan_paths(&[dir.path().to_path_buf()], &policies(true, &[]), &Default::default()).unwrap();
+    let f = &scan.outcome.findings;
+    assert!(f.iter().any(|f| f.severity == Severity::Deny && f.message.contains("symbolic links")), "{f:?}");
+    assert_eq!(f.iter().filter(|f| f.resource.is_some()).count(), 0, "{f:?}");
+}
+
+#[test]
+fn plan_files_are_read_with_positions_and_unknowns() {
+    let findings = scan_fixture(&["plan"]);
+    insta::assert_snapshot!(lines(&findings));
+}
+
+#[test]
+fn referenced_files_tell_the_app_what_to_fetch() {
+    let text = std::fs::read_to_string(format!("{FIXTURES}/files/main.tf")).unwrap();
+    assert_eq!(
+        terraform::referenced_files("infra/k8s/main.tf", &text),
+        ["infra/k8s/api.yaml", "infra/k8s/worker.yaml.tpl"]
+    );
+    let text = std::fs::read_to_string(format!("{FIXTURES}/modules/main.tf")).unwrap();
+    assert_eq!(terraform::referenced_files("envs/prod/main.tf", &text), ["envs/prod/app/"]);
+    let text = std::fs::read_to_string(format!("{FIXTURES}/escape/main.tf")).unwrap();
+    assert!(terraform::referenced_files("main.tf", &text).is_empty());
+}
+
+#[test]
+fn hostile_terraform_input_gives_findings_not_panics() {
+    let deep = format!("locals {{ x = {}1{} }}\n", "[".repeat(5000), "]".repeat(5000));
+    let cycle = "locals {\n  a = local.b\n  b = local.a\n}\nresource \"kubernetes_manifest\" \"x\" {\n  manifest = local.a\n}\n";
+    let huge = "resource \"kubernetes_manifest\" \"x\" {\n  count = 100000000\n  manifest = {}\n}\n";
+    for text in [deep.as_str(), cycle, huge, "resource \"x\" {", "\u{0}\u{1}", "${", "%{ if }"] {
+        let _ = scan(&policies(true, &[]), &[("main.tf", text)]);
+        let _ = terraform::referenced_files("main.tf", text);
+    }
+}
