@@ -201,6 +201,10 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
             refused.join(", ")
         ));
     }
+    let changed: Vec<String> = files.iter().filter(|f| f.status != "removed").map(|f| f.filename.clone()).collect();
+    let (terraform, terraform_notes) =
+        super::terraform::gather(gh, inst, repo, &req.head_sha, &changed, &filter, limits.max_file_bytes).await?;
+    notes.extend(terraform_notes);
     let mut texts = Vec::new();
     let mut extra: Vec<Finding> = Vec::new();
     for (path, text) in fetched {
@@ -218,6 +222,11 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
         }
     }
 
+    for (path, text) in terraform {
+        if !texts.iter().any(|(p, _): &(String, String)| *p == path) {
+            texts.push((path, text));
+        }
+    }
     let opts = ScanOptions {
         load: manifest::LoadOptions { default_namespace: repo_config.namespace.clone(), ..Default::default() },
         threads: 0,

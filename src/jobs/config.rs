@@ -78,9 +78,15 @@ impl FileFilter {
         })
     }
 
+    /// A changed manifest to check on its own.
     pub fn wants(&self, path: &str) -> bool {
         let yaml = path.ends_with(".yaml") || path.ends_with(".yml");
-        yaml && self.include.as_ref().is_none_or(|g| g.is_match(path)) && !self.exclude.is_match(path)
+        yaml && self.matches(path)
+    }
+
+    /// Inside `include` and outside `exclude`, whatever the file type.
+    pub fn matches(&self, path: &str) -> bool {
+        self.include.as_ref().is_none_or(|g| g.is_match(path)) && !self.exclude.is_match(path)
     }
 }
 

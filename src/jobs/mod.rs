@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod policies;
 mod policy_repo_check;
+pub mod terraform;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -9,5 +9,6 @@ mod harness;
 mod more;
 mod scale;
 mod stories;
+mod terraform;
 
 pub use harness::*;
