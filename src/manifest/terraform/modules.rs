@@ -260,7 +260,7 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
                     }),
                     _ => None,
                 };
-                if manifest.is_none() && !super::typed_tables::kind_of(rtype).is_some() {
+                if manifest.is_none() && super::typed_tables::kind_of(rtype).is_none() {
                     continue;
                 }
                 out.push(Instance {
