@@ -168,12 +168,14 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
     let started = Instant::now();
     // The organisation's policies: built-ins minus what the repository disables (never the required
     // ones), plus the policy repository at its default branch head.
-    let org_for_selection = match &app.policy_repo {
-        Some(p) => app.policies.files(gh, p).await.map(|f| f.org.clone()).map_err(policy_stop)?,
-        None => Default::default(),
+    let policy_files = match &app.policy_repo {
+        Some(p) => Some(app.policies.files(gh, p).await.map_err(policy_stop)?),
+        None => None,
     };
-    let (builtins, refused) = config::builtin_selection(&repo_config, &org_for_selection);
-    let policies = app.policies.policies(gh, app.policy_repo.as_ref(), &builtins).await.map_err(policy_stop)?;
+    let org = policy_files.as_ref().map(|f| f.org.clone()).unwrap_or_default();
+    let (builtins, refused) = config::builtin_selection(&repo_config, &org);
+    let policies =
+        app.policies.policies(app.policy_repo.as_ref(), policy_files, &builtins).await.map_err(policy_stop)?;
 
     let filter = FileFilter::new(&repo_config)
         .map_err(|e| Stop::Broken { title: format!("{} does not load", config::REPO_CONFIG), message: e })?;

@@ -83,17 +83,14 @@ impl PolicyCache {
         Ok(files)
     }
 
-    /// Built-ins (`builtins` selects them) plus the policy repository, if one is configured.
+    /// Built-ins (`builtins` selects them) plus the policy repository's `files` (see `files`), if
+    /// one is configured.
     pub async fn policies(
         &self,
-        github: &GitHub,
         repo: Option<&PolicyRepo>,
+        files: Option<Arc<PolicyFiles>>,
         builtins: &[String],
     ) -> Result<Policies, PolicyLoadError> {
-        let files = match repo {
-            Some(r) => Some(self.files(github, r).await?),
-            None => None,
-        };
         let commit = files.as_ref().map(|f| f.commit.0.clone()).unwrap_or_default();
         let key = (commit.clone(), builtins.to_vec());
         let cached = self.sets.lock().expect("policy cache").get(&key).cloned();
