@@ -109,7 +109,25 @@ impl Search<'_> {
             Value::Array(items) => (0..items.len()).map(|i| i.to_string()).collect(),
             _ => return None,
         };
-        let children = prioritise(node, children, self.target);
+        let (children, hinted) = prioritise(node, children, self.target);
+        // The message names a child (a container's name, an image, a key): try removing it before
+        // anything else. If that clears the violation, the group test below is not needed; if it
+        // does not, the search goes on as if this had not happened (the group test would have
+        // ruled that child out, or the loop tries it first anyway).
+        let mut tried = None;
+        if hinted {
+            let child = &children[0];
+            let child_pointer = pointer_push(pointer, child);
+            let skip = child == "name" || child_pointer.starts_with("/metadata");
+            if !skip && !matches!(root.pointer(&child_pointer), Some(Value::Bool(_))) {
+                let mut variant = root.clone();
+                remove(&mut variant, &child_pointer);
+                if self.clears(&variant) {
+                    return Some(self.descend(root, &child_pointer).unwrap_or(child_pointer));
+                }
+                tried = Some(child.clone());
+            }
+        }
         // Group test: if removing every (non-boolean, non-name) child together leaves the
         // violation in place, no single removal will clear it either (the usual case of a missing
         // field): skip straight to the boolean flips, saving an evaluation per child. (Only
@@ -142,7 +160,7 @@ impl Search<'_> {
                 continue;
             }
             let is_bool = matches!(root.pointer(&child_pointer), Some(Value::Bool(_)));
-            if group_clears || is_bool {
+            if (group_clears || is_bool) && tried.as_ref() != Some(&child) {
                 let mut variant = root.clone();
                 remove(&mut variant, &child_pointer);
                 if self.clears(&variant) {
@@ -164,8 +182,9 @@ impl Search<'_> {
 }
 
 /// Tries first the children whose text the message mentions (a container's name, a value), then
-/// `spec` before `metadata`, so typical searches take a handful of evaluations.
-fn prioritise(node: &Value, mut children: Vec<String>, message: &str) -> Vec<String> {
+/// `spec` before `metadata`, so typical searches take a handful of evaluations. The flag says
+/// whether the first child is mentioned by the message.
+fn prioritise(node: &Value, mut children: Vec<String>, message: &str) -> (Vec<String>, bool) {
     let score = |child: &String| -> i32 {
         let value = match node {
             Value::Object(map) => map.get(child),
@@ -189,7 +208,8 @@ fn prioritise(node: &Value, mut children: Vec<String>, message: &str) -> Vec<Str
         -s
     };
     children.sort_by_key(score);
-    children
+    let hinted = children.first().is_some_and(|c| score(c) <= -2);
+    (children, hinted)
 }
 
 /// Whether a short string value inside `v` (a name, an image) appears in the message.
@@ -197,6 +217,8 @@ fn mentions(v: &Value, message: &str) -> bool {
     match v {
         Value::String(s) => s.len() >= 3 && message.contains(s.as_str()),
         Value::Object(map) => ["name", "image"].iter().any(|k| map.get(*k).is_some_and(|x| mentions(x, message))),
+        // A list of containers is mentioned when one of its containers is.
+        Value::Array(items) => items.iter().any(|x| matches!(x, Value::Object(_)) && mentions(x, message)),
         _ => false,
     }
 }

@@ -42,20 +42,26 @@ impl Worker {
         let Some(job) = self.queue.claim(&self.id, self.lease).await? else {
             return Ok(false);
         };
-        let work = handler(job.clone());
-        tokio::pin!(work);
-        let mut beat = tokio::time::interval((self.lease / 3).max(Duration::from_millis(50)));
-        beat.tick().await;
-        let result = loop {
-            tokio::select! {
-                result = &mut work => break result,
-                _ = beat.tick() => {
-                    if let Err(e) = self.queue.extend_lease(&job, &self.id, self.lease).await {
+        // The heartbeat runs as its own task: awaiting it inside the handler's poll loop would stop
+        // polling the handler, and on a one-connection SQLite pool a handler paused mid-query
+        // holds the connection the heartbeat waits for (measured: stalls of the pool's 30 s
+        // acquire timeout, again and again, under load).
+        let heartbeat = {
+            let (queue, job, id, lease) = (self.queue.clone(), job.clone(), self.id.clone(), self.lease);
+            tokio::spawn(async move {
+                let mut beat = tokio::time::interval((lease / 3).max(Duration::from_millis(50)));
+                beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                beat.tick().await;
+                loop {
+                    beat.tick().await;
+                    if let Err(e) = queue.extend_lease(&job, &id, lease).await {
                         tracing::warn!(job = job.id, error = %e, "could not extend the lease");
                     }
                 }
-            }
+            })
         };
+        let result = handler(job.clone()).await;
+        heartbeat.abort();
         match result {
             JobResult::Done => self.queue.complete(&job, &self.id).await?,
             JobResult::Retry { after, error } => {
