@@ -215,12 +215,22 @@ fn prioritise(node: &Value, mut children: Vec<String>, message: &str) -> (Vec<St
 /// Whether a short string value inside `v` (a name, an image) appears in the message.
 fn mentions(v: &Value, message: &str) -> bool {
     match v {
-        Value::String(s) => s.len() >= 3 && message.contains(s.as_str()),
+        // Short values ("c2") only as a whole word, so that "c2" is not found inside "abc2".
+        Value::String(s) if s.len() >= 3 => message.contains(s.as_str()),
+        Value::String(s) => s.len() == 2 && has_word(message, s),
         Value::Object(map) => ["name", "image"].iter().any(|k| map.get(*k).is_some_and(|x| mentions(x, message))),
         // A list of containers is mentioned when one of its containers is.
         Value::Array(items) => items.iter().any(|x| matches!(x, Value::Object(_)) && mentions(x, message)),
         _ => false,
     }
+}
+
+/// `word` in `text` with no letter, digit, `-` or `_` right before or after it.
+fn has_word(text: &str, word: &str) -> bool {
+    let inside = |c: char| c.is_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(word).any(|(i, _)| {
+        !text[..i].chars().next_back().is_some_and(inside) && !text[i + word.len()..].chars().next().is_some_and(inside)
+    })
 }
 
 fn remove(root: &mut Value, pointer: &str) {
