@@ -198,3 +198,42 @@ fn hostile_terraform_input_gives_findings_not_panics() {
         let _ = terraform::referenced_files("main.tf", text);
     }
 }
+
+#[test]
+fn namespaced_typed_objects_default_to_the_default_namespace_and_cron_job_v1beta1_stays_v1beta1() {
+    let tf = r#"resource "kubernetes_cron_job" "old" {
+  metadata { name = "old" }
+  spec {
+    schedule = "0 3 * * *"
+    job_template {
+      metadata {}
+      spec {
+        template {
+          metadata {}
+          spec {
+            container {
+              name  = "c"
+              image = "gcr.io/corp/c:1"
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+resource "kubernetes_cluster_role_v1" "reader" {
+  metadata { name = "reader" }
+}
+"#;
+    let mut loaded = guardrail::manifest::Loaded::default();
+    guardrail::manifest::terraform::load_texts(&[("main.tf".into(), tf.into())], &Default::default(), &mut loaded);
+    let objects: Vec<&serde_json::Value> = loaded.resources.iter().map(|r| &r.object).collect();
+    let cron = objects.iter().find(|o| o["kind"] == "CronJob").expect("a CronJob");
+    assert_eq!(cron["apiVersion"], "batch/v1beta1", "the provider's kubernetes_cron_job is v1beta1");
+    assert_eq!(cron["metadata"]["namespace"], "default", "the metadata schema defaults the namespace");
+    assert_eq!(cron["spec"]["jobTemplate"]["spec"]["manualSelector"], false);
+    assert!(cron["spec"].get("successfulJobsHistoryLimit").is_none(), "not sent at its default");
+    let role = objects.iter().find(|o| o["kind"] == "ClusterRole").expect("a ClusterRole");
+    assert!(role["metadata"].get("namespace").is_none(), "cluster-scoped: no namespace");
+}

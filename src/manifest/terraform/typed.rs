@@ -18,7 +18,8 @@ pub fn convert(resource_type: &str, state: &Node) -> Option<Node> {
     for (key, value) in top {
         match key.as_str() {
             "metadata" => {
-                if let Some(m) = block(kind, value, "metadata", "", Role::Other) {
+                let role = if t::cluster_scoped(kind) { Role::Other } else { Role::ObjectMetadata };
+                if let Some(m) = block(kind, value, "metadata", "", role) {
                     entries.push(("metadata".into(), m));
                 }
             }

@@ -11,7 +11,8 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("kubernetes_daemon_set", "apps/v1", "DaemonSet"),
     ("kubernetes_daemonset", "apps/v1", "DaemonSet"),
     ("kubernetes_job", "batch/v1", "Job"),
-    ("kubernetes_cron_job", "batch/v1", "CronJob"),
+    // The provider sends the un-suffixed resource to batch/v1beta1 (provider.go, resource_kubernetes_cron_job_v1beta1.go).
+    ("kubernetes_cron_job", "batch/v1beta1", "CronJob"),
     ("kubernetes_replication_controller", "v1", "ReplicationController"),
     ("kubernetes_service", "v1", "Service"),
     ("kubernetes_namespace", "v1", "Namespace"),
@@ -26,6 +27,9 @@ pub const KINDS: &[(&str, &str, &str)] = &[
 ];
 
 pub fn kind_of(resource_type: &str) -> Option<(&'static str, &'static str)> {
+    if resource_type == "kubernetes_cron_job_v1" {
+        return Some(("batch/v1", "CronJob"));
+    }
     let base = resource_type.strip_suffix("_v1").unwrap_or(resource_type);
     KINDS.iter().find(|(t, _, _)| *t == base).map(|(_, a, k)| (*a, *k))
 }
@@ -153,6 +157,10 @@ pub enum Role {
     ContainerPort,
     DeploymentSpec,
     DaemonSetSpec,
+    StatefulSetSpec,
+    VolumeMount,
+    /// `metadata` of a namespaced object (not a pod template's): the schema defaults `namespace`.
+    ObjectMetadata,
     JobSpec,
     CronJobSpec,
     ServiceSpec,
@@ -194,17 +202,24 @@ pub fn defaults(role: Role) -> &'static [(&'static str, Fallback)] {
             ("runAsNonRoot", Bool(false)),
         ],
         Role::ContainerPort | Role::ServicePort => &[("protocol", Str("TCP"))],
-        Role::DeploymentSpec => {
-            &[("progressDeadlineSeconds", Int(600)), ("replicas", Int(1)), ("revisionHistoryLimit", Int(10))]
-        }
+        // `replicas` is Computed without a default: not sent when unset (structures_deployment.go).
+        Role::DeploymentSpec => &[("progressDeadlineSeconds", Int(600)), ("revisionHistoryLimit", Int(10))],
         Role::DaemonSetSpec => &[("revisionHistoryLimit", Int(10))],
-        Role::JobSpec => &[("backoffLimit", Int(6)), ("completions", Int(1)), ("parallelism", Int(1))],
-        Role::CronJobSpec => &[
-            ("concurrencyPolicy", Str("Allow")),
-            ("failedJobsHistoryLimit", Int(1)),
-            ("successfulJobsHistoryLimit", Int(3)),
-            ("suspend", Bool(false)),
+        // Computed without a default, but expanded with a type check only, so an unset value goes
+        // out as 0 (structures_stateful_set.go).
+        Role::StatefulSetSpec => &[("revisionHistoryLimit", Int(0))],
+        // `manual_selector` is read with `ok` only (structure_job.go): false goes out.
+        Role::JobSpec => &[
+            ("backoffLimit", Int(6)),
+            ("completions", Int(1)),
+            ("manualSelector", Bool(false)),
+            ("parallelism", Int(1)),
         ],
+        // The history limits are sent only when they differ from their defaults 1 and 3
+        // (structure_cron_job_v1.go), so they are not defaults here.
+        Role::CronJobSpec => &[("concurrencyPolicy", Str("Allow")), ("suspend", Bool(false))],
+        Role::VolumeMount => &[("mountPropagation", Str("None"))],
+        Role::ObjectMetadata => &[("namespace", Str("default"))],
         Role::ServiceSpec => &[("sessionAffinity", Str("None")), ("type", Str("ClusterIP"))],
         Role::Other => &[],
     }
@@ -217,12 +232,19 @@ pub enum Fallback {
     Str(&'static str),
 }
 
+/// Kinds without a namespace (their metadata gets no default namespace).
+pub fn cluster_scoped(kind: &str) -> bool {
+    matches!(kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding")
+}
+
 /// The role of a child block, from its Terraform name, the parent's role and the kind.
 pub fn child_role(kind: &str, parent: Role, parent_name: &str, name: &str) -> Role {
     let batch = matches!(kind, "Job" | "CronJob");
     match (parent, name) {
         (Role::Container, "security_context") => Role::ContainerSecurityContext,
         (Role::Container, "port") => Role::ContainerPort,
+        (Role::Container, "volume_mount") => Role::VolumeMount,
+        (_, "metadata") if parent_name == "volume_claim_template" => Role::ObjectMetadata,
         (Role::PodSpec(_), "container" | "init_container") => Role::Container,
         (Role::ServiceSpec, "port") => Role::ServicePort,
         (_, "spec") if parent_name == "template" => Role::PodSpec(batch),
@@ -231,6 +253,7 @@ pub fn child_role(kind: &str, parent: Role, parent_name: &str, name: &str) -> Ro
             "Pod" => Role::PodSpec(false),
             "Deployment" => Role::DeploymentSpec,
             "DaemonSet" => Role::DaemonSetSpec,
+            "StatefulSet" => Role::StatefulSetSpec,
             "Job" => Role::JobSpec,
             "CronJob" => Role::CronJobSpec,
             "Service" => Role::ServiceSpec,
