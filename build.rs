@@ -4,7 +4,10 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    // The manifest dir of this run, not the one baked in when the script was compiled: a target
+    // dir shared by two checkouts once built an empty pack from a checkout that was gone.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let root = Path::new(&manifest_dir).join("policies");
     println!("cargo:rerun-if-changed=policies");
     let mut names: Vec<String> = std::fs::read_dir(&root)
         .map(|rd| {
@@ -15,6 +18,8 @@ fn main() {
         })
         .unwrap_or_default();
     names.sort();
+    // Never ship a binary without its built-in pack.
+    assert!(!names.is_empty(), "no built-in policies under {}", root.display());
     let mut code = String::from("/// (name, template.yaml, constraint.yaml) of every built-in policy.\npub const BUILTIN: &[(&str, &str, &str)] = &[\n");
     for name in &names {
         let dir = root.join(name);

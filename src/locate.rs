@@ -120,10 +120,18 @@ impl Search<'_> {
             let child_pointer = pointer_push(pointer, child);
             let skip = child == "name" || child_pointer.starts_with("/metadata");
             if !skip && !matches!(root.pointer(&child_pointer), Some(Value::Bool(_))) {
+                // Follow the hint down first: whatever it finds was confirmed by its own removal,
+                // and its ancestors' removals would clear too, so they need no evaluation of
+                // their own. Only when nothing below clears is the child itself tried.
+                if matches!(root.pointer(&child_pointer), Some(Value::Object(_) | Value::Array(_))) {
+                    if let Some(found) = self.descend(root, &child_pointer) {
+                        return Some(found);
+                    }
+                }
                 let mut variant = root.clone();
                 remove(&mut variant, &child_pointer);
                 if self.clears(&variant) {
-                    return Some(self.descend(root, &child_pointer).unwrap_or(child_pointer));
+                    return Some(child_pointer);
                 }
                 tried = Some(child.clone());
             }
