@@ -74,6 +74,11 @@ impl Harness {
         }
     }
 
+    /// Another replica: its own Service (workers, caches, metrics) on the same database and GitHub.
+    pub async fn replica(&self) -> Service {
+        build_service(&self.gh, &self.database_url, &self.extra_args).await
+    }
+
     /// A new process on the same database and fake GitHub (a restart).
     pub async fn restart(&mut self) {
         self.service = build_service(&self.gh, &self.database_url, &self.extra_args).await;
