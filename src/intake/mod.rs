@@ -25,6 +25,16 @@ pub struct CheckPullRequest {
 }
 
 impl CheckPullRequest {
+    fn new(repo: &RepoSlug, installation: &InstallationId, number: u64, sha: &str, reason: String) -> Self {
+        CheckPullRequest {
+            repo: repo.clone(),
+            installation: installation.clone(),
+            number: PrNumber(number),
+            head_sha: CommitSha(sha.into()),
+            reason,
+        }
+    }
+
     pub fn job(&self, force: bool) -> NewJob {
         NewJob {
             kind: CHECK_PULL_REQUEST.into(),
@@ -96,13 +106,7 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
             else {
                 return ignored(&action, "payload without pull_request number or head sha");
             };
-            let check = CheckPullRequest {
-                repo,
-                installation,
-                number: PrNumber(number),
-                head_sha: CommitSha(sha.into()),
-                reason: format!("pull_request.{action}"),
-            };
+            let check = CheckPullRequest::new(&repo, &installation, number, sha, format!("pull_request.{action}"));
             // A draft may have been skipped (`drafts: false`): when it becomes ready, check it again.
             let job = check.job(action == "ready_for_review");
             Intake { outcome: format!("check {}", job.dedupe_key), jobs: vec![job], action }
@@ -133,14 +137,8 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
             let Some(number) = number else {
                 return ignored(&action, "check run not tied to a pull request");
             };
-            let check = CheckPullRequest {
-                repo,
-                installation,
-                number: PrNumber(number),
-                head_sha: CommitSha(sha.into()),
-                reason: format!("check_run.{action}"),
-            };
-            Intake { outcome: format!("re-run {}", check.job(true).dedupe_key), jobs: vec![check.job(true)], action }
+            let job = CheckPullRequest::new(&repo, &installation, number, sha, format!("check_run.{action}")).job(true);
+            Intake { outcome: format!("re-run {}", job.dedupe_key), jobs: vec![job], action }
         }
         "check_suite" => {
             if !matches!(action.as_str(), "requested" | "rerequested") {
@@ -160,14 +158,7 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
                 .flatten()
                 .filter_map(|pr| u64_at(pr, "/number"))
                 .map(|number| {
-                    CheckPullRequest {
-                        repo: repo.clone(),
-                        installation: installation.clone(),
-                        number: PrNumber(number),
-                        head_sha: CommitSha(sha.into()),
-                        reason: format!("check_suite.{action}"),
-                    }
-                    .job(force)
+                    CheckPullRequest::new(&repo, &installation, number, sha, format!("check_suite.{action}")).job(force)
                 })
                 .collect();
             if jobs.is_empty() {
