@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use guardrail::policy::{LoadOptions, PolicySet};
+
 use guardrail::scan::{scan_paths, ScanOptions};
 
 const VIOLATIONS: [&str; 6] = ["privileged", "hostNetwork", "noLimits", "registry", "hostPath", "capability"];
@@ -165,6 +166,7 @@ fn main() {
         }
         reset_peak();
         let base = peak_mib();
+        let engine_before = guardrail::policy::engine::stats();
         let started = Instant::now();
         let scan = scan_paths(&[dir.path().to_path_buf()], &policies, &ScanOptions::default()).expect("scan");
         let wall = started.elapsed().as_secs_f64();
@@ -188,6 +190,20 @@ fn main() {
             100.0 * s.locate_time.as_secs_f64() / wall,
             peak_mib(),
             base,
+        );
+        println!(
+            "  load {:.2}s, evaluate {:.2}s, locate {:.2}s (per worker)",
+            s.load_time.as_secs_f64(),
+            s.eval_time.as_secs_f64(),
+            s.locate_time.as_secs_f64()
+        );
+        let e = guardrail::policy::engine::stats();
+        println!(
+            "  rego: {} on the bytecode VM, {} by the interpreter ({} of them after a VM error), {} crosscheck mismatches",
+            e.vm - engine_before.vm,
+            e.interpreter - engine_before.interpreter,
+            e.fallbacks - engine_before.fallbacks,
+            e.mismatches - engine_before.mismatches
         );
     }
 }

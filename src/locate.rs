@@ -6,7 +6,7 @@
 use serde_json::Value;
 
 use crate::manifest::node::{path_to_pointer, pointer_push, pointer_tokens};
-use crate::policy::{Check, Context, Hit, PolicySet};
+use crate::policy::{Check, Context, Hit, PolicySet, Prepared};
 
 /// How a location was found (reported in benchmarks and debug logs).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +50,21 @@ pub fn declared(hit: &Hit) -> Option<String> {
     None
 }
 
-pub fn locate(policies: &PolicySet, check: Check, object: &Value, hit: &Hit, all: &[Hit], ctx: &Context) -> Located {
+/// `object` and `prepared` are the same object (as JSON to walk, and as evaluated).
+pub fn locate(
+    policies: &PolicySet,
+    check: Check,
+    object: &Value,
+    prepared: &Prepared,
+    hit: &Hit,
+    all: &[Hit],
+    ctx: &Context,
+) -> Located {
     if let Some(pointer) = declared(hit) {
         return Located { pointer, method: Method::Declared, evaluations: 0 };
     }
-    let mut search = Search { policies, check, ctx, target: &hit.message, baseline: all, evaluations: 0 };
+    let mut search =
+        Search { policies, check, ctx, base: prepared, target: &hit.message, baseline: all, evaluations: 0 };
     match search.descend(object, "") {
         Some(pointer) => Located { pointer, method: Method::Searched, evaluations: search.evaluations },
         None => Located { pointer: String::new(), method: Method::Resource, evaluations: search.evaluations },
@@ -65,6 +75,8 @@ struct Search<'a> {
     policies: &'a PolicySet,
     check: Check,
     ctx: &'a Context,
+    /// The object as evaluated; variants are edits of it that share everything else.
+    base: &'a Prepared,
     target: &'a str,
     baseline: &'a [Hit],
     evaluations: usize,
@@ -72,12 +84,18 @@ struct Search<'a> {
 
 impl Search<'_> {
     /// True when `variant` no longer produces the target violation and produces nothing new.
-    fn clears(&mut self, variant: &Value) -> bool {
+    /// The object with the field at `pointer` removed (`with` = `None`) or replaced.
+    fn variant(&self, pointer: &str, with: Option<&Value>) -> Prepared {
+        let tokens: Vec<String> = pointer_tokens(pointer).collect();
+        self.base.edited(&tokens, with)
+    }
+
+    fn clears(&mut self, variant: &Prepared) -> bool {
         if self.evaluations >= SEARCH_BUDGET {
             return false;
         }
         self.evaluations += 1;
-        match self.policies.run(self.check, variant, self.ctx) {
+        match self.policies.run_prepared(self.check, variant, self.ctx) {
             Ok(hits) => {
                 !hits.iter().any(|h| h.message == self.target)
                     && hits.iter().all(|h| self.baseline.iter().any(|b| b.message == h.message))
@@ -87,12 +105,12 @@ impl Search<'_> {
     }
 
     /// True when `variant` still produces the target violation (whatever else it produces).
-    fn persists(&mut self, variant: &Value) -> bool {
+    fn persists(&mut self, variant: &Prepared) -> bool {
         if self.evaluations >= SEARCH_BUDGET {
             return false;
         }
         self.evaluations += 1;
-        match self.policies.run(self.check, variant, self.ctx) {
+        match self.policies.run_prepared(self.check, variant, self.ctx) {
             Ok(hits) => hits.iter().any(|h| h.message == self.target),
             Err(_) => false,
         }
@@ -128,8 +146,7 @@ impl Search<'_> {
                         return Some(found);
                     }
                 }
-                let mut variant = root.clone();
-                remove(&mut variant, &child_pointer);
+                let variant = self.variant(&child_pointer, None);
                 if self.clears(&variant) {
                     return Some(child_pointer);
                 }
@@ -142,10 +159,9 @@ impl Search<'_> {
         // persistence counts here: removing everything may well raise other violations.)
         let group_clears = match node {
             Value::Object(map) if !pointer.is_empty() && pointer != "/metadata" && children.len() > 1 => {
-                let mut variant = root.clone();
-                if let Some(Value::Object(target)) = variant.pointer_mut(pointer) {
-                    target.retain(|k, v| k == "name" || v.is_boolean());
-                }
+                let kept: serde_json::Map<String, Value> =
+                    map.iter().filter(|(k, v)| *k == "name" || v.is_boolean()).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let variant = self.variant(pointer, Some(&Value::Object(kept)));
                 let removable = map.iter().filter(|(k, v)| *k != "name" && !v.is_boolean()).count();
                 removable == 0 || !self.persists(&variant)
             }
@@ -169,17 +185,13 @@ impl Search<'_> {
             }
             let is_bool = matches!(root.pointer(&child_pointer), Some(Value::Bool(_)));
             if (group_clears || is_bool) && tried.as_ref() != Some(&child) {
-                let mut variant = root.clone();
-                remove(&mut variant, &child_pointer);
+                let variant = self.variant(&child_pointer, None);
                 if self.clears(&variant) {
                     return Some(self.descend(root, &child_pointer).unwrap_or(child_pointer));
                 }
             }
             if let Some(Value::Bool(b)) = root.pointer(&child_pointer) {
-                let mut flipped = root.clone();
-                if let Some(slot) = flipped.pointer_mut(&child_pointer) {
-                    *slot = Value::Bool(!b);
-                }
+                let flipped = self.variant(&child_pointer, Some(&Value::Bool(!b)));
                 if self.clears(&flipped) {
                     return Some(child_pointer);
                 }
@@ -239,36 +251,4 @@ fn has_word(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(i, _)| {
         !text[..i].chars().next_back().is_some_and(inside) && !text[i + word.len()..].chars().next().is_some_and(inside)
     })
-}
-
-fn remove(root: &mut Value, pointer: &str) {
-    let tokens: Vec<String> = pointer_tokens(pointer).collect();
-    let Some((last, parents)) = tokens.split_last() else { return };
-    let mut node = root;
-    for t in parents {
-        node = match node {
-            Value::Object(m) => match m.get_mut(t) {
-                Some(n) => n,
-                None => return,
-            },
-            Value::Array(a) => match t.parse::<usize>().ok().and_then(|i| a.get_mut(i)) {
-                Some(n) => n,
-                None => return,
-            },
-            _ => return,
-        };
-    }
-    match node {
-        Value::Object(m) => {
-            m.shift_remove(last);
-        }
-        Value::Array(a) => {
-            if let Ok(i) = last.parse::<usize>() {
-                if i < a.len() {
-                    a.remove(i);
-                }
-            }
-        }
-        _ => {}
-    }
 }

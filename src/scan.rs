@@ -226,7 +226,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                 for hit in &hits {
                     out.violations += 1;
                     let started = Instant::now();
-                    let located = locate::locate(policies, check, &resource.object, hit, &hits, ctx);
+                    let located = locate::locate(policies, check, &resource.object, &prepared, hit, &hits, ctx);
                     out.locate_time += started.elapsed();
                     out.locate_evaluations += located.evaluations;
                     out.methods[match located.method {

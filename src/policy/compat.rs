@@ -269,6 +269,248 @@ fn split_chained_bodies(text: &str) -> String {
     out
 }
 
+/// The bytecode VM's own differences (measured against its interpreter, which `rewrite_v0`/`v1`
+/// already align with OPA), rewritten away or refused. `Err` says why a source must stay on the
+/// interpreter. Applied after `rewrite_v0`/`rewrite_v1`, to the copy the VM compiles only:
+/// - a function defined without a body (`accept("RunAsAny", _)`) never matches: it gets `= true`;
+/// - `x := <undefined>` with `x` never used again succeeds: it becomes `__gru0 = …`, which fails;
+/// - a builtin error inside a rule is swallowed as undefined, so `sprintf` must not be able to
+///   fail: only literal formats with literal argument arrays and `%v`/`%s` verbs (which print any
+///   value) are accepted; verbs beyond the arguments become Go's `%!v(MISSING)` in the format.
+pub fn prepare_for_vm(text: &str) -> Result<String, String> {
+    let text = sprintf_for_vm(text)?;
+    let text = bodiless_functions_true(&text);
+    Ok(unused_assignments_unify(&text))
+}
+
+/// Code bytes of `text`: strings, raw strings and comments blanked to spaces (same length).
+fn code_only(text: &str) -> Vec<u8> {
+    let src = text.as_bytes();
+    let scan = Scan { src };
+    let mut out = src.to_vec();
+    let mut i = 0;
+    while i < src.len() {
+        match scan.skip_non_code(i) {
+            Some(j) => {
+                out[i..j].iter_mut().for_each(|b| {
+                    if *b != b'\n' {
+                        *b = b' '
+                    }
+                });
+                i = j;
+            }
+            None => i += 1,
+        }
+    }
+    out
+}
+
+fn sprintf_for_vm(text: &str) -> Result<String, String> {
+    let code = code_only(text);
+    let code_str = String::from_utf8_lossy(&code).into_owned();
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    let mut from = 0;
+    while let Some(pos) = code_str[from..].find("sprintf(").map(|p| p + from) {
+        from = pos + "sprintf(".len();
+        let whole_word = pos == 0 || !matches!(code[pos - 1], b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'.');
+        if !whole_word {
+            continue;
+        }
+        let bytes = text.as_bytes();
+        let scan = Scan { src: bytes };
+        let mut i = from;
+        let skip_ws = |mut i: usize| {
+            while i < bytes.len() && bytes[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            i
+        };
+        i = skip_ws(i);
+        let fmt_start = i;
+        let fmt_end = match bytes.get(i) {
+            Some(b'"') | Some(b'`') => scan.skip_non_code(i).unwrap_or(bytes.len()),
+            _ => return Err("sprintf with a computed format".into()),
+        };
+        i = skip_ws(fmt_end);
+        if bytes.get(i) != Some(&b',') {
+            return Err("sprintf with a computed format".into());
+        }
+        i = skip_ws(i + 1);
+        if bytes.get(i) != Some(&b'[') {
+            return Err("sprintf with computed arguments".into());
+        }
+        let arr_start = i;
+        let mut depth = 0i32;
+        let mut j = i;
+        while j < bytes.len() {
+            if let Some(k) = scan.skip_non_code(j) {
+                j = k;
+                continue;
+            }
+            match bytes[j] {
+                b'[' | b'(' | b'{' => depth += 1,
+                b']' | b')' | b'}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                _ => {}
+            }
+            j += 1;
+        }
+        let inner = text.get(arr_start + 1..j).ok_or("unbalanced sprintf arguments")?;
+        let mut after = skip_ws(j + 1);
+        if bytes.get(after) == Some(&b',') {
+            after = skip_ws(after + 1); // a trailing comma before `)`
+        }
+        if bytes.get(after) != Some(&b')') {
+            return Err("sprintf with computed arguments".into());
+        }
+        let args = split_args(inner).ok_or("unbalanced sprintf arguments")?.len();
+        let literal = &text[fmt_start..fmt_end];
+        let (verbs, rewritten) = vm_format(literal, args)?;
+        if verbs < args {
+            return Err("sprintf with more arguments than verbs".into());
+        }
+        out.push_str(&text[last..fmt_start]);
+        out.push_str(&rewritten);
+        last = fmt_end;
+    }
+    out.push_str(&text[last..]);
+    Ok(out)
+}
+
+/// Counts the verbs of a format literal (quotes included) and replaces those past `args` with
+/// Go's missing-argument text. Only `%v` and `%s`, without flags, width or precision.
+fn vm_format(literal: &str, args: usize) -> Result<(usize, String), String> {
+    let mut out = String::with_capacity(literal.len());
+    let mut verbs = 0;
+    let mut chars = literal.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('%') => out.push_str("%%"),
+            Some(v @ ('v' | 's')) => {
+                verbs += 1;
+                if verbs > args {
+                    out.push_str(&format!("%%!{v}(MISSING)"));
+                } else {
+                    out.push('%');
+                    out.push(v);
+                }
+            }
+            other => {
+                return Err(format!(
+                    "sprintf verb %{} (the VM prints only %v and %s as OPA does)",
+                    other.map(String::from).unwrap_or_default()
+                ))
+            }
+        }
+    }
+    Ok((verbs, out))
+}
+
+/// `f("a", _)` at the top level (a function that is true when its arguments match) -> `f("a", _) = true`.
+fn bodiless_functions_true(text: &str) -> String {
+    static HEAD: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = HEAD.get_or_init(|| regex::Regex::new(r"^[A-Za-z_][A-Za-z0-9_]*\(.*\)$").expect("valid regex"));
+    let code = code_only(text);
+    let mut out = String::with_capacity(text.len() + 16);
+    let mut depth = 0i32;
+    let mut offset = 0;
+    let mut prev_end: Option<u8> = None;
+    for line in text.split_inclusive('\n') {
+        let code_line = String::from_utf8_lossy(&code[offset..offset + line.len()]).into_owned();
+        offset += line.len();
+        let stmt = code_line.trim();
+        let continues = matches!(prev_end, Some(b'=' | b',' | b'(' | b'[' | b'{' | b'|' | b'+' | b'-' | b'*' | b'&'));
+        if depth == 0 && !continues && re.is_match(stmt) && split_args(&stmt[stmt.find('(').unwrap_or(0) + 1..stmt.len() - 1]).is_some() {
+            let body = line.trim_end_matches(['\n', '\r']);
+            let code_end = code_line.trim_end().len();
+            out.push_str(&body[..code_end]);
+            out.push_str(" = true");
+            out.push_str(&line[code_end..]);
+        } else {
+            out.push_str(line);
+        }
+        for b in code_line.bytes() {
+            match b {
+                b'{' | b'[' | b'(' => depth += 1,
+                b'}' | b']' | b')' => depth -= 1,
+                _ => {}
+            }
+        }
+        if let Some(b) = stmt.bytes().last() {
+            prev_end = Some(b);
+        }
+    }
+    out
+}
+
+/// In each top-level rule, `x := e` whose `x` appears nowhere else in the rule -> `__gruN = e`.
+fn unused_assignments_unify(text: &str) -> String {
+    static ASSIGN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = ASSIGN.get_or_init(|| regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*:=").expect("valid regex"));
+    let code = code_only(text);
+    let code_str = String::from_utf8_lossy(&code).into_owned();
+    // Top-level rules: from a statement start at depth 0 to the `}` that closes its last body.
+    let mut rules = Vec::new();
+    let (mut depth, mut start) = (0i32, 0usize);
+    for (i, b) in code.iter().enumerate() {
+        match b {
+            b'{' | b'[' | b'(' => depth += 1,
+            b'}' | b']' | b')' => {
+                depth -= 1;
+                if depth == 0 && *b == b'}' {
+                    let rest = code_str[i + 1..].trim_start();
+                    if !rest.starts_with("else") && !rest.starts_with('{') {
+                        rules.push((start, i + 1));
+                        start = i + 1;
+                    }
+                }
+            }
+            b'\n' if depth == 0 && code_str[start..i].trim().is_empty() => start = i + 1,
+            _ => {}
+        }
+    }
+    let mut edits: Vec<(usize, usize, String)> = Vec::new();
+    let mut counter = 0;
+    for (start, end) in rules {
+        // The rule starts on the line of its first brace (earlier lines hold `package`,
+        // `import` and braceless rules, whose words must not count).
+        let Some(first_brace) = code_str[start..end].find('{') else { continue };
+        let start = code_str[..start + first_brace].rfind('\n').map_or(0, |i| i + 1).max(start);
+        let rule = &code_str[start..end];
+        let Some(body_at) = rule.find('{') else { continue };
+        for cap in re.captures_iter(&rule[body_at..]) {
+            let name = cap.get(1).expect("group");
+            if name.as_str() == "_" {
+                continue;
+            }
+            let at = start + body_at + name.start();
+            if at > 0 && matches!(code[at - 1], b'.' | b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_') {
+                continue;
+            }
+            let word = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name.as_str()))).expect("valid regex");
+            if word.find_iter(rule).count() == 1 {
+                let full = cap.get(0).expect("match");
+                edits.push((at, start + body_at + full.end(), format!("__gru{counter} =")));
+                counter += 1;
+            }
+        }
+    }
+    let mut out = text.to_string();
+    for (from, to, with) in edits.into_iter().rev() {
+        out.replace_range(from..to, &with);
+    }
+    out
+}
+
 /// Registers the extensions that stand in for regorus builtins whose behaviour differs from OPA.
 pub fn install_extensions(engine: &mut regorus::Engine) -> anyhow::Result<()> {
     engine.add_extension(
@@ -463,6 +705,23 @@ mod tests {
         assert_eq!(rewrite_v1(src), "  __gr0 := params.ranges\n  not accept(rule, v, __gr0)\n");
         let untouched = "  not accept(rule, x[_])\n  not f(\"a.b\")\n";
         assert_eq!(rewrite_v1(untouched), untouched);
+    }
+
+    #[test]
+    fn vm_rewrites() {
+        let src = "package x\n\naccept(\"RunAsAny\", _)\nok(a) {\n  a == 1\n}\n";
+        let out = prepare_for_vm(src).unwrap();
+        assert!(out.contains("accept(\"RunAsAny\", _) = true\n"), "{out}");
+        assert!(out.contains("ok(a) {\n  a == 1\n}"), "{out}");
+        let src = "package x\np[m] {\n  x := input.a\n  y := input.b\n  m := sprintf(\"%v %v\", [y])\n}\n";
+        let out = prepare_for_vm(src).unwrap();
+        assert!(out.contains("__gru0 = input.a"), "{out}");
+        assert!(out.contains("y := input.b"), "{out}");
+        assert!(out.contains("sprintf(\"%v %%!v(MISSING)\", [y])"), "{out}");
+        assert!(prepare_for_vm("package x\np { sprintf(\"%d\", [1]) }\n").is_err());
+        assert!(prepare_for_vm("package x\np { f := \"%v\"; sprintf(f, [1]) }\n").is_err());
+        let untouched = "package x\nimport future.keywords.in\ndefault allow := false\nf(x) = y {\n  y := x\n}\n";
+        assert_eq!(prepare_for_vm(untouched).unwrap(), untouched);
     }
 
     #[test]

@@ -1,14 +1,22 @@
 //! The regorus wrapper: the only file that builds `regorus::Engine`s. A program is parsed and
-//! prepared once, then evaluated on pooled interpreters, with a wall-clock limit per evaluation.
+//! prepared once, then evaluated with a wall-clock limit per evaluation.
 //!
-//! regorus's bytecode VM is 3-5x faster on these templates, but measured on gatekeeper-library it
-//! disagrees with OPA where the interpreter (with `compat`'s rewrites) does not (users, hpa,
-//! and undefined `data.inventory`), so guardrail does not use it yet.
+//! Two evaluators, one answer. Each rule is compiled once for regorus's bytecode VM (3-5x faster
+//! than its interpreter on these policies), which runs with strict builtin errors; any error it
+//! raises (a `sprintf` with too few arguments, a type mismatch, an unsupported construct) sends
+//! that evaluation to the tree-walking interpreter, which has `compat`'s OPA behaviour (lenient
+//! builtins, Go's `sprintf`). A rule the VM cannot compile always uses the interpreter.
+//! `GUARDRAIL_REGO=interpreter` turns the VM off; `GUARDRAIL_REGO=crosscheck` runs both on every
+//! evaluation and reports any difference on stderr (the VM's answer is discarded): how the
+//! equivalence is tested on gatekeeper-library, the built-in suites and the benchmark corpus.
 
+use std::collections::HashMap;
 use std::num::NonZeroU32;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use regorus::rvm::RegoVM;
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value as Json;
 
@@ -31,15 +39,109 @@ pub struct Program {
     /// Prepared interpreters to reuse: an evaluation takes one (or clones `engine`) and puts it
     /// back, so each worker thread ends up with its own instead of a clone per evaluation.
     pool: Mutex<Vec<regorus::Engine>>,
+    /// The same modules after `compat::prepare_for_vm`, for compiling bytecode; `None` when a
+    /// source must stay on the interpreter.
+    vm_engine: Option<regorus::Engine>,
+    /// Evaluations per rule that also ran on the interpreter (the first `SAMPLED` of each).
+    samples: Mutex<HashMap<String, usize>>,
+    /// Bytecode per rule, compiled on first use; `None` when the VM cannot compile the rule.
+    compiled: Mutex<HashMap<String, Option<Arc<regorus::rvm::program::Program>>>>,
+    /// VMs with a rule's bytecode loaded, to reuse like `pool`.
+    vms: Mutex<HashMap<String, Vec<RegoVM>>>,
+    /// The data document the VMs see (the interpreter holds its own copy).
+    data: regorus::Value,
+    timer: ExecutionTimerConfig,
     /// The name used in error findings ("K8sPSPPrivilegedContainer", "policy/deny.rego").
     pub label: String,
 }
 
 impl Clone for Program {
     fn clone(&self) -> Self {
-        Program { engine: self.engine.clone(), pool: Default::default(), label: self.label.clone() }
+        Program {
+            engine: self.engine.clone(),
+            vm_engine: self.vm_engine.clone(),
+            samples: Mutex::new(self.samples.lock().expect("samples").clone()),
+            pool: Default::default(),
+            compiled: Mutex::new(self.compiled.lock().expect("compiled").clone()),
+            vms: Default::default(),
+            data: self.data.clone(),
+            timer: self.timer,
+            label: self.label.clone(),
+        }
     }
 }
+
+/// Which evaluator runs (`GUARDRAIL_REGO`: `vm` (default), `interpreter`, `crosscheck`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    Vm,
+    Interpreter,
+    Crosscheck,
+}
+
+fn mode() -> Mode {
+    static MODE: OnceLock<Mode> = OnceLock::new();
+    *MODE.get_or_init(|| match std::env::var("GUARDRAIL_REGO").as_deref() {
+        Ok("interpreter") => Mode::Interpreter,
+        Ok("crosscheck") => Mode::Crosscheck,
+        _ => Mode::Vm,
+    })
+}
+
+/// How evaluations went, process-wide: for benchmarks and the crosscheck tests.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineStats {
+    /// Answered by the VM.
+    pub vm: usize,
+    /// Sent to the interpreter after a VM error.
+    pub fallbacks: usize,
+    /// Evaluated by the interpreter only (VM off, or the rule does not compile).
+    pub interpreter: usize,
+    /// Crosscheck mode: evaluations where the VM's answer differed from the interpreter's.
+    pub mismatches: usize,
+}
+
+static VM_EVALS: AtomicUsize = AtomicUsize::new(0);
+static FALLBACKS: AtomicUsize = AtomicUsize::new(0);
+static INTERPRETED: AtomicUsize = AtomicUsize::new(0);
+static MISMATCHES: AtomicUsize = AtomicUsize::new(0);
+
+pub fn stats() -> EngineStats {
+    EngineStats {
+        vm: VM_EVALS.load(Ordering::Relaxed),
+        fallbacks: FALLBACKS.load(Ordering::Relaxed),
+        interpreter: INTERPRETED.load(Ordering::Relaxed),
+        mismatches: MISMATCHES.load(Ordering::Relaxed),
+    }
+}
+
+/// The first evaluations of each rule that the interpreter checks (see `eval_input`).
+const SAMPLED: usize = 8;
+
+/// The engine bytecode is compiled from, or `None` (with the reason logged) when a source needs
+/// the interpreter.
+fn vm_engine(label: &str, sources: &[(String, String)], dialect: Dialect) -> Option<regorus::Engine> {
+    if mode() == Mode::Interpreter {
+        return None;
+    }
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(dialect == Dialect::V0);
+    engine.set_strict_builtin_errors(false);
+    for (name, text) in sources {
+        let text = if dialect == Dialect::V0 { compat::rewrite_v0(text) } else { compat::rewrite_v1(text) };
+        let prepared = compat::prepare_for_vm(&text).and_then(|t| {
+            engine.add_policy(name.clone(), t).map(|_| ()).map_err(|e| first_lines(&e.to_string()))
+        });
+        if let Err(why) = prepared {
+            tracing::debug!(policy = %label, file = %name, why = %why, "evaluated by the interpreter");
+            return None;
+        }
+    }
+    Some(engine)
+}
+
+/// An instruction ceiling far above any real policy: runaway evaluations meet the time limit.
+const MAX_VM_INSTRUCTIONS: usize = 1 << 40;
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,8 +155,54 @@ pub struct Data(regorus::Value);
 
 impl Data {
     pub fn new(json: &Json) -> Self {
-        Data(regorus::Value::from(json.clone()))
+        Data(value_of(json))
     }
+}
+
+fn edit(value: &mut regorus::Value, tokens: &[String], with: Option<regorus::Value>) {
+    let Some((token, rest)) = tokens.split_first() else { return };
+    match value {
+        regorus::Value::Object(map) => {
+            let key = regorus::Value::from(token.as_str());
+            if !rest.is_empty() {
+                if let Some(child) = value.as_object_mut().ok().and_then(|m| m.get_mut(&key)) {
+                    edit(child, rest, with);
+                }
+                return;
+            }
+            let mut rebuilt: std::collections::BTreeMap<regorus::Value, regorus::Value> =
+                map.iter().filter(|(k, _)| **k != key).map(|(k, v)| (k.clone(), v.clone())).collect();
+            if let Some(w) = with {
+                rebuilt.insert(key, w);
+            }
+            *value = regorus::Value::from(rebuilt);
+        }
+        regorus::Value::Array(items) => {
+            let Some(i) = token.parse::<usize>().ok().filter(|i| *i < items.len()) else { return };
+            if !rest.is_empty() {
+                if let Some(child) = value.as_array_mut().ok().and_then(|a| a.get_mut(i)) {
+                    edit(child, rest, with);
+                }
+                return;
+            }
+            let mut rebuilt = items.to_vec();
+            match with {
+                Some(w) => rebuilt[i] = w,
+                None => {
+                    rebuilt.remove(i);
+                }
+            }
+            *value = regorus::Value::from(rebuilt);
+        }
+        _ => {}
+    }
+}
+
+/// A JSON value as regorus's, converted from the reference (the same conversion as
+/// `regorus::Value::from(json.clone())`, without the clone).
+fn value_of(json: &Json) -> regorus::Value {
+    use serde::Deserialize;
+    regorus::Value::deserialize(json).unwrap_or(regorus::Value::Undefined)
 }
 
 /// An evaluation input converted once, for evaluating several rules on the same object.
@@ -69,7 +217,28 @@ impl std::fmt::Debug for Input {
 
 impl Input {
     pub fn new(json: &Json) -> Self {
-        Input(regorus::Value::from(json.clone()))
+        Input(value_of(json))
+    }
+
+    /// `fields` (a small object) with `object` added under `"object"`, without converting `object` again.
+    pub fn with_object(fields: &Input, object: &Input) -> Self {
+        let mut map = std::collections::BTreeMap::new();
+        if let regorus::Value::Object(f) = &fields.0 {
+            for (k, v) in f.iter() {
+                map.insert(k.clone(), v.clone());
+            }
+        }
+        map.insert(regorus::Value::from("object"), object.0.clone());
+        Input(regorus::Value::from(map))
+    }
+
+    /// A copy with the value at `tokens` (an RFC 6901 pointer, split) removed, or replaced by
+    /// `with`. Only the containers on the way are copied (shallowly); the rest is shared, which
+    /// makes the many variants locating tries cheap. A path that does not exist changes nothing.
+    pub fn edited(&self, tokens: &[String], with: Option<&Json>) -> Input {
+        let mut value = self.0.clone();
+        edit(&mut value, tokens, with.map(value_of));
+        Input(value)
     }
 
     /// `{"review": review, "parameters": parameters}` without converting either again.
@@ -108,7 +277,18 @@ impl Program {
                 .add_policy(name.clone(), text)
                 .map_err(|e| PolicyError::Rego { policy: label.into(), message: first_lines(&e.to_string()) })?;
         }
-        let mut program = Program { engine, pool: Default::default(), label: label.into() };
+        let vm_engine = vm_engine(label, sources, dialect);
+        let mut program = Program {
+            engine,
+            vm_engine,
+            samples: Default::default(),
+            pool: Default::default(),
+            compiled: Default::default(),
+            vms: Default::default(),
+            data: regorus::Value::new_object(),
+            timer,
+            label: label.into(),
+        };
         program.prepare();
         Ok(program)
     }
@@ -122,11 +302,101 @@ impl Program {
     /// Adds a document under `data` (e.g. `{"inventory": …}`) to every later evaluation.
     pub fn add_data(&mut self, data: &Data) -> Result<(), PolicyError> {
         self.pool.lock().expect("pool").clear();
+        self.vms.lock().expect("vms").clear();
+        self.compiled.lock().expect("compiled").clear();
         self.engine
             .add_data(data.0.clone())
             .map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })?;
+        self.data = merge(&self.data, &data.0);
         self.prepare();
         Ok(())
+    }
+
+    /// The rule's bytecode, compiled on first use (`None`: the VM cannot run it).
+    fn bytecode(&self, rule: &str) -> Option<Arc<regorus::rvm::program::Program>> {
+        let mut compiled = self.compiled.lock().expect("compiled");
+        if let Some(p) = compiled.get(rule) {
+            return p.clone();
+        }
+        let mut engine = self.vm_engine.clone()?;
+        let program = engine
+            .compile_with_entrypoint(&rule.into())
+            .and_then(|policy| {
+                regorus::languages::rego::compiler::Compiler::compile_from_policy(&policy, &[rule])
+                    .map_err(|e| anyhow::anyhow!("{e}"))
+            })
+            .inspect_err(|e| {
+                tracing::debug!(policy = %self.label, rule, error = %first_lines(&e.to_string()),
+                    "the bytecode VM cannot compile this rule; using the interpreter");
+            })
+            .ok();
+        compiled.insert(rule.to_string(), program.clone());
+        program
+    }
+
+    /// Whether `rule` is past its first `SAMPLED` evaluations (which the interpreter checks);
+    /// otherwise this one is counted as one of them.
+    fn sampled(&self, rule: &str) -> bool {
+        let mut samples = self.samples.lock().expect("samples");
+        match samples.get_mut(rule) {
+            Some(n) if *n >= SAMPLED => true,
+            Some(n) => {
+                *n += 1;
+                false
+            }
+            None => {
+                samples.insert(rule.to_string(), 1);
+                false
+            }
+        }
+    }
+
+    /// Evaluates on the VM: `None` when it cannot answer (no bytecode, or any error but a timeout).
+    fn eval_vm(&self, rule: &str, input: &Input) -> Option<Result<regorus::Value, EvalError>> {
+        let pooled = {
+            let mut vms = self.vms.lock().expect("vms");
+            vms.get_mut(rule).and_then(Vec::pop)
+        };
+        let mut vm = match pooled {
+            Some(vm) => vm,
+            None => {
+                let program = self.bytecode(rule)?;
+                let mut vm = RegoVM::new();
+                vm.load_program(program);
+                vm.set_data(self.data.clone()).ok()?;
+                vm.set_strict_builtin_errors(false);
+                vm.set_max_instructions(MAX_VM_INSTRUCTIONS);
+                vm.set_execution_timer_config(Some(self.timer));
+                vm
+            }
+        };
+        vm.set_input(input.0.clone());
+        let result = vm.execute();
+        let mut vms = self.vms.lock().expect("vms");
+        match vms.get_mut(rule) {
+            Some(pool) => pool.push(vm),
+            None => {
+                vms.insert(rule.to_string(), vec![vm]);
+            }
+        }
+        drop(vms);
+        match result {
+            Ok(value) => Some(Ok(value)),
+            Err(e) if matches!(classify(&e.to_string()), EvalError::Timeout) => Some(Err(EvalError::Timeout)),
+            Err(e) => {
+                tracing::trace!(policy = %self.label, error = %e, "VM error; evaluating with the interpreter");
+                FALLBACKS.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+
+    fn eval_interpreter(&self, rule: &str, input: &Input) -> Result<regorus::Value, EvalError> {
+        let mut engine = self.pool.lock().expect("pool").pop().unwrap_or_else(|| self.engine.clone());
+        engine.set_input(input.0.clone());
+        let result = engine.eval_rule(rule.to_string());
+        self.pool.lock().expect("pool").push(engine);
+        result.map_err(|e| classify(&e.to_string()))
     }
 
     /// Evaluates `rule` (a full path like `data.k8spsp.violation`) with `input`. Undefined is `Null`.
@@ -135,21 +405,61 @@ impl Program {
     }
 
     pub fn eval_input(&self, rule: &str, input: &Input) -> Result<Json, EvalError> {
-        let mut engine = self.pool.lock().expect("pool").pop().unwrap_or_else(|| self.engine.clone());
-        engine.set_input(input.0.clone());
-        let result = engine.eval_rule(rule.to_string());
-        self.pool.lock().expect("pool").push(engine);
-        match result {
-            Ok(value) => Ok(to_json(&value)),
-            Err(e) => Err(classify(&e.to_string())),
-        }
+        let value = match mode() {
+            Mode::Interpreter => {
+                INTERPRETED.fetch_add(1, Ordering::Relaxed);
+                self.eval_interpreter(rule, input)
+            }
+            Mode::Vm => match self.eval_vm(rule, input) {
+                Some(answer) if self.sampled(rule) => {
+                    VM_EVALS.fetch_add(1, Ordering::Relaxed);
+                    answer
+                }
+                Some(answer) => {
+                    // One of the first evaluations of this rule: the interpreter answers too,
+                    // and a difference retires the VM for the rule.
+                    INTERPRETED.fetch_add(1, Ordering::Relaxed);
+                    let reference = self.eval_interpreter(rule, input);
+                    if normalize(&answer) != normalize(&reference) {
+                        MISMATCHES.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(policy = %self.label, rule, "the bytecode VM disagreed with the interpreter; this rule stays on the interpreter");
+                        self.compiled.lock().expect("compiled").insert(rule.to_string(), None);
+                        self.vms.lock().expect("vms").remove(rule);
+                    }
+                    reference
+                }
+                None => {
+                    INTERPRETED.fetch_add(1, Ordering::Relaxed);
+                    self.eval_interpreter(rule, input)
+                }
+            },
+            Mode::Crosscheck => {
+                let reference = self.eval_interpreter(rule, input);
+                INTERPRETED.fetch_add(1, Ordering::Relaxed);
+                if let Some(vm) = self.eval_vm(rule, input) {
+                    VM_EVALS.fetch_add(1, Ordering::Relaxed);
+                    if normalize(&vm) != normalize(&reference) {
+                        MISMATCHES.fetch_add(1, Ordering::Relaxed);
+                        eprintln!(
+                            "guardrail crosscheck: {} {rule}: VM {:?} but interpreter {:?} on input {}",
+                            self.label,
+                            vm.as_ref().map(to_json),
+                            reference.as_ref().map(to_json),
+                            to_json(&input.0)
+                        );
+                    }
+                }
+                reference
+            }
+        };
+        value.map(|v| to_json(&v))
     }
 
     /// Evaluates a query (for `test_*` rules): true when it produced `true`.
     pub fn eval_bool(&self, query: &str, input: Option<&Json>) -> Result<bool, EvalError> {
         let mut engine = self.engine.clone();
         if let Some(input) = input {
-            engine.set_input(regorus::Value::from(input.clone()));
+            engine.set_input(value_of(input));
         }
         let rule_value =
             engine.eval_rule(query.to_string()).map_err(|e| EvalError::Failed(first_lines(&e.to_string())))?;
@@ -170,6 +480,27 @@ fn classify(message: &str) -> EvalError {
     }
 }
 
+/// Undefined and an empty set are the same answer for a partial set rule.
+fn normalize(result: &Result<regorus::Value, EvalError>) -> Result<Json, EvalError> {
+    match result {
+        Ok(v) => Ok(match to_json(v) {
+            Json::Array(a) if a.is_empty() => Json::Null,
+            other => other,
+        }),
+        Err(e) => Err(e.clone()),
+    }
+}
+
+/// `base` with the top-level keys of `extra` (the shape `Engine::add_data` gives for disjoint keys).
+fn merge(base: &regorus::Value, extra: &regorus::Value) -> regorus::Value {
+    let (regorus::Value::Object(b), regorus::Value::Object(e)) = (base, extra) else { return extra.clone() };
+    let mut map = std::collections::BTreeMap::new();
+    for (k, v) in b.iter().chain(e.iter()) {
+        map.insert(k.clone(), v.clone());
+    }
+    regorus::Value::from(map)
+}
+
 fn first_lines(s: &str) -> String {
     s.lines().take(6).collect::<Vec<_>>().join("\n")
 }
@@ -177,6 +508,6 @@ fn first_lines(s: &str) -> String {
 fn to_json(value: &regorus::Value) -> Json {
     match value {
         regorus::Value::Undefined => Json::Null,
-        other => other.to_json_str().ok().and_then(|s| serde_json::from_str(&s).ok()).unwrap_or(Json::Null),
+        other => serde_json::to_value(other).unwrap_or(Json::Null),
     }
 }

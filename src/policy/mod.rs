@@ -348,13 +348,25 @@ impl PolicySet {
 
 /// An object converted for evaluation: as Gatekeeper's review, and as itself (conftest's input).
 pub struct Prepared {
+    /// The review without its object (kind, name, namespace, operation).
+    fields: engine::Input,
     review: engine::Input,
     raw: engine::Input,
 }
 
 impl Prepared {
+    /// The object is converted once; the review shares it.
     pub fn new(object: &Value) -> Self {
-        Prepared { review: engine::Input::new(&review_of(object)), raw: engine::Input::new(object) }
+        let raw = engine::Input::new(object);
+        let fields = engine::Input::new(&review_fields(object));
+        Prepared { review: engine::Input::with_object(&fields, &raw), fields, raw }
+    }
+
+    /// The same object with the field at `tokens` removed (or replaced by `with`), sharing all
+    /// the rest. The review's name, namespace and kind stay those of the original object.
+    pub fn edited(&self, tokens: &[String], with: Option<&Value>) -> Self {
+        let raw = self.raw.edited(tokens, with);
+        Prepared { review: engine::Input::with_object(&self.fields, &raw), fields: self.fields.clone(), raw }
     }
 }
 
@@ -376,6 +388,13 @@ pub fn gatekeeper_input(object: &Value, parameters: &Value) -> Value {
 }
 
 pub fn review_of(object: &Value) -> Value {
+    let mut review = review_fields(object);
+    review["object"] = object.clone();
+    review
+}
+
+/// The review without its `object`.
+fn review_fields(object: &Value) -> Value {
     let api = object.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     let (group, version) = split_api_version(api);
     let kind = object.get("kind").and_then(Value::as_str).unwrap_or("");
@@ -384,7 +403,6 @@ pub fn review_of(object: &Value) -> Value {
         "name": manifest::meta_str(object, "name"),
         "namespace": manifest::meta_str(object, "namespace"),
         "operation": "",
-        "object": object,
     })
 }
 

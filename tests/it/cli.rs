@@ -185,3 +185,142 @@ fn guardrails_own_deployment_passes_its_own_policies() {
     let (code, stdout, stderr) = guardrail(&["check", "deploy/"]);
     assert_eq!((code, stdout.trim()), (0, "no findings"), "{stderr}");
 }
+
+fn guardrail_with(rego: &str, args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NO_COLOR", "1")
+        .env("GUARDRAIL_REGO", rego)
+        .env("GUARDRAIL_LOG", "guardrail=debug")
+        .output()
+        .expect("run guardrail");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `GUARDRAIL_REGO=crosscheck` evaluates everything on both evaluators and prints every
+/// difference: on the built-in suites and the examples there must be none, and the findings of
+/// the VM (the default) and of the interpreter alone must be the same.
+#[test]
+fn the_bytecode_vm_agrees_with_the_interpreter_on_the_builtin_pack() {
+    let (code, stdout, stderr) = guardrail_with("crosscheck", &["verify", "policies"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert!(!stderr.contains("crosscheck:"), "{stderr}");
+    let mut outputs = Vec::new();
+    for mode in ["vm", "interpreter", "crosscheck"] {
+        let (code, stdout, stderr) = guardrail_with(mode, &["check", "examples/", "--format", "json"]);
+        assert_eq!(code, 1, "{stderr}");
+        assert!(!stderr.contains("crosscheck:"), "{stderr}");
+        outputs.push(stdout);
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
+
+/// Rego the bytecode VM reads differently from OPA (a function defined without a body, an
+/// assignment of an undefined value that is never used, `sprintf` with too few arguments or a
+/// verb it prints differently) gives OPA's answers on every evaluator.
+#[test]
+fn rego_the_vm_reads_differently_gets_opas_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let template = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: vmquirks
+spec:
+  crd:
+    spec:
+      names:
+        kind: VmQuirks
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package vmquirks
+
+        accept("RunAsAny", _)
+
+        violation[{"msg": msg}] {
+          c := input.review.object.spec.containers[_]
+          rule := object.get(c, "rule", "MustRunAs")
+          not accept(rule, c.name)
+          msg := sprintf("container %v: rule %v is not accepted", [c.name, rule])
+        }
+
+        violation[{"msg": msg}] {
+          c := input.review.object.spec.containers[_]
+          unused := c.securityContext.runAsUser
+          msg := sprintf(
+            "container %v sets runAsUser, allowed: %v",
+            [c.name],
+          )
+        }
+"#;
+    // `%d` is a verb the VM's sprintf prints differently: this template stays on the interpreter.
+    let gated = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: vmgated
+spec:
+  crd:
+    spec:
+      names:
+        kind: VmGated
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package vmgated
+
+        violation[{"msg": msg}] {
+          c := input.review.object.spec.containers[_]
+          c.replicas
+          msg := sprintf("container %v wants %d replicas", [c.name, c.replicas])
+        }
+"#;
+    let constraint = |kind: &str| format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata:\n  name: c\nspec:\n  match:\n    kinds:\n      - apiGroups: [\"\"]\n        kinds: [\"Pod\"]\n");
+    std::fs::write(dir.path().join("template.yaml"), template).unwrap();
+    std::fs::write(dir.path().join("constraint.yaml"), constraint("VmQuirks")).unwrap();
+    std::fs::write(dir.path().join("gated-template.yaml"), gated).unwrap();
+    std::fs::write(dir.path().join("gated-constraint.yaml"), constraint("VmGated")).unwrap();
+    // More pods than the VM's sampled first evaluations, so that most answers are the VM's own.
+    let mut pods = String::new();
+    for i in 0..12 {
+        pods.push_str(&format!(
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  containers:\n    - name: free\n      rule: RunAsAny\n    - name: strict\n      securityContext:\n        runAsUser: 1000\n      replicas: 3\n"
+        ));
+    }
+    std::fs::write(dir.path().join("pods.yaml"), pods).unwrap();
+    let policy = dir.path().to_str().unwrap();
+    let pods = dir.path().join("pods.yaml");
+    let mut outputs = Vec::new();
+    for mode in ["vm", "interpreter", "crosscheck"] {
+        let (code, stdout, stderr) =
+            guardrail_with(mode, &["check", pods.to_str().unwrap(), "--no-builtin", "-p", policy, "--format", "json"]);
+        assert_eq!(code, 1, "{mode}: {stderr}");
+        assert!(!stderr.contains("crosscheck:"), "{stderr}");
+        if mode == "vm" {
+            // Only the template with `%d` was refused, so the quirks above ran on the VM.
+            assert!(stderr.contains("VmGated") && !stderr.contains("VmQuirks"), "{stderr}");
+        }
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let mut messages: Vec<String> =
+            json["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap().to_string()).collect();
+        messages.sort();
+        messages.dedup();
+        outputs.push(messages);
+    }
+    assert_eq!(
+        outputs[0],
+        vec![
+            "container strict sets runAsUser, allowed: %!v(MISSING)".to_string(),
+            "container strict wants 3 replicas".to_string(),
+            "container strict: rule MustRunAs is not accepted".to_string(),
+        ]
+    );
+    assert_eq!(outputs[0], outputs[1]);
+    assert_eq!(outputs[0], outputs[2]);
+}
