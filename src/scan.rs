@@ -183,6 +183,7 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
         for child in &implied {
             out.absorb(evaluate(policies, child, &ctx));
         }
+        resource.origin.document.release();
         out
     });
     let elapsed = started.elapsed();

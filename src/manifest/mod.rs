@@ -49,12 +49,13 @@ pub struct DocTree {
     text: Option<Arc<str>>,
     source: yaml::DocSource,
     limits: YamlLimits,
-    node: std::sync::OnceLock<Option<Node>>,
+    /// Built on first use; dropped by `release` when the text can build it again.
+    node: std::sync::Mutex<Option<Arc<Option<Node>>>>,
 }
 
 impl DocTree {
     pub fn lazy(text: Arc<str>, source: yaml::DocSource, limits: YamlLimits) -> Self {
-        DocTree { text: Some(text), source, limits, node: std::sync::OnceLock::new() }
+        DocTree { text: Some(text), source, limits, node: Default::default() }
     }
 
     /// A tree that is already built (objects without a file, e.g. a test suite's AdmissionReview).
@@ -63,14 +64,25 @@ impl DocTree {
             text: None,
             source: Default::default(),
             limits: Default::default(),
-            node: std::sync::OnceLock::from(Some(node)),
+            node: std::sync::Mutex::new(Some(Arc::new(Some(node)))),
         }
     }
 
-    pub fn node(&self) -> Option<&Node> {
-        self.node
-            .get_or_init(|| self.text.as_deref().and_then(|t| yaml::reparse(t, self.source, &self.limits)))
-            .as_ref()
+    pub fn node(&self) -> Arc<Option<Node>> {
+        let mut slot = self.node.lock().unwrap_or_else(|e| e.into_inner());
+        slot.get_or_insert_with(|| {
+            Arc::new(self.text.as_deref().and_then(|t| yaml::reparse(t, self.source, &self.limits)))
+        })
+        .clone()
+    }
+
+    /// Drops the tree once the findings of the document's objects have their positions (a later
+    /// position parses the text again): a scan then holds the trees of the documents in flight,
+    /// not of every document.
+    pub fn release(&self) {
+        if self.text.is_some() {
+            *self.node.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        }
     }
 }
 
@@ -79,7 +91,8 @@ impl Origin {
     /// existing parent. Returns the region and the document pointer actually found.
     pub fn locate(&self, pointer: &str) -> (Region, String) {
         let full = format!("{}{}", self.prefix, pointer);
-        let Some(root) = self.document.node() else { return (Region::point(1, 1), String::new()) };
+        let tree = self.document.node();
+        let Some(root) = tree.as_ref() else { return (Region::point(1, 1), String::new()) };
         let (node, depth) = root.walk(&full);
         let found: String =
             node::pointer_tokens(&full).take(depth).fold(String::new(), |p, t| node::pointer_push(&p, &t));
@@ -88,7 +101,8 @@ impl Origin {
 
     /// The first line of the object (its `apiVersion`/`kind` usually).
     pub fn head(&self) -> Region {
-        let Some(root) = self.document.node() else { return Region::point(1, 1) };
+        let tree = self.document.node();
+        let Some(root) = tree.as_ref() else { return Region::point(1, 1) };
         let (node, _) = root.walk(&self.prefix);
         let span = node.span;
         Region {

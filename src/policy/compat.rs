@@ -273,17 +273,20 @@ fn split_chained_bodies(text: &str) -> String {
 /// already align with OPA), rewritten away or refused. `Err` says why a source must stay on the
 /// interpreter. Applied after `rewrite_v0`/`rewrite_v1`, to the copy the VM compiles only:
 /// - a function defined without a body (`accept("RunAsAny", _)`) never matches: it gets `= true`;
-/// - `x := <undefined>` with `x` never used again succeeds: it becomes `__gru0 = …`, which fails;
+/// - `x := <undefined>` succeeds (skipping an `else`, or passing when `x` is not used again): a
+///   `x == x` after it fails as OPA's assignment does;
 /// - a builtin error inside a rule is swallowed as undefined, so `sprintf` must not be able to
 ///   fail: only literal formats with literal argument arrays and `%v`/`%s` verbs (which print any
 ///   value) are accepted; verbs beyond the arguments become Go's `%!v(MISSING)` in the format.
 pub fn prepare_for_vm(text: &str) -> Result<String, String> {
     let text = sprintf_for_vm(text)?;
     let text = bodiless_functions_true(&text);
-    Ok(unused_assignments_unify(&text))
+    Ok(guard_assignments(&text))
 }
 
-/// Code bytes of `text`: strings, raw strings and comments blanked to spaces (same length).
+/// Code bytes of `text` (same length): comments blanked to spaces, strings and raw strings
+/// (quotes and newlines included) to `'`, a byte Rego code never contains, so that a string
+/// still reads as an operand and never as whitespace, a bracket or a line end.
 fn code_only(text: &str) -> Vec<u8> {
     let src = text.as_bytes();
     let scan = Scan { src };
@@ -292,11 +295,8 @@ fn code_only(text: &str) -> Vec<u8> {
     while i < src.len() {
         match scan.skip_non_code(i) {
             Some(j) => {
-                out[i..j].iter_mut().for_each(|b| {
-                    if *b != b'\n' {
-                        *b = b' '
-                    }
-                });
+                let fill = if src[i] == b'#' { b' ' } else { b'\'' };
+                out[i..j].iter_mut().for_each(|b| *b = fill);
                 i = j;
             }
             None => i += 1,
@@ -452,61 +452,63 @@ fn bodiless_functions_true(text: &str) -> String {
     out
 }
 
-/// In each top-level rule, `x := e` whose `x` appears nowhere else in the rule -> `__gruN = e`.
-fn unused_assignments_unify(text: &str) -> String {
+/// `x := e` inside a body -> `x := e; x == x`: the VM lets an assignment of an undefined value
+/// succeed (the body then "succeeds" with nothing, which skips an `else` and passes when `x` is
+/// never used again); the comparison fails on undefined as OPA's assignment does (and costs a
+/// pointer comparison: a value equals itself without being walked). `_ = x` would read better,
+/// but the VM's compiler refuses it for a function's output variable.
+fn guard_assignments(text: &str) -> String {
     static ASSIGN: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = ASSIGN.get_or_init(|| regex::Regex::new(r"([A-Za-z_][A-Za-z0-9_]*)[ \t]*:=").expect("valid regex"));
     let code = code_only(text);
     let code_str = String::from_utf8_lossy(&code).into_owned();
-    // Top-level rules: from a statement start at depth 0 to the `}` that closes its last body.
-    let mut rules = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
-    for (i, b) in code.iter().enumerate() {
+    let mut depth_at = Vec::with_capacity(code.len());
+    let mut depth = 0i32;
+    for b in &code {
+        depth_at.push(depth);
         match b {
             b'{' | b'[' | b'(' => depth += 1,
-            b'}' | b']' | b')' => {
-                depth -= 1;
-                if depth == 0 && *b == b'}' {
-                    let rest = code_str[i + 1..].trim_start();
-                    if !rest.starts_with("else") && !rest.starts_with('{') {
-                        rules.push((start, i + 1));
-                        start = i + 1;
-                    }
-                }
-            }
-            b'\n' if depth == 0 && code_str[start..i].trim().is_empty() => start = i + 1,
+            b'}' | b']' | b')' => depth -= 1,
             _ => {}
         }
     }
-    let mut edits: Vec<(usize, usize, String)> = Vec::new();
-    let mut counter = 0;
-    for (start, end) in rules {
-        // The rule starts on the line of its first brace (earlier lines hold `package`,
-        // `import` and braceless rules, whose words must not count).
-        let Some(first_brace) = code_str[start..end].find('{') else { continue };
-        let start = code_str[..start + first_brace].rfind('\n').map_or(0, |i| i + 1).max(start);
-        let rule = &code_str[start..end];
-        let Some(body_at) = rule.find('{') else { continue };
-        for cap in re.captures_iter(&rule[body_at..]) {
-            let name = cap.get(1).expect("group");
-            if name.as_str() == "_" {
-                continue;
-            }
-            let at = start + body_at + name.start();
-            if at > 0 && matches!(code[at - 1], b'.' | b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_') {
-                continue;
-            }
-            let word = regex::Regex::new(&format!(r"\b{}\b", regex::escape(name.as_str()))).expect("valid regex");
-            if word.find_iter(rule).count() == 1 {
-                let full = cap.get(0).expect("match");
-                edits.push((at, start + body_at + full.end(), format!("__gru{counter} =")));
-                counter += 1;
+    let mut inserts: Vec<(usize, String)> = Vec::new();
+    for cap in re.captures_iter(&code_str) {
+        let name = cap.get(1).expect("group");
+        let at = name.start();
+        let glued = at > 0 && matches!(code[at - 1], b'.' | b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_');
+        if glued || name.as_str() == "_" || depth_at[at] == 0 {
+            continue;
+        }
+        // The statement ends at a newline or `;` at its own depth, or where its bracket closes.
+        let mut d = 0i32;
+        let mut end = code.len();
+        for (j, b) in code.iter().enumerate().skip(cap.get(0).expect("match").end()) {
+            match b {
+                b'{' | b'[' | b'(' => d += 1,
+                b'}' | b']' | b')' if d == 0 => {
+                    end = j;
+                    break;
+                }
+                b'}' | b']' | b')' => d -= 1,
+                b'\n' | b';' if d == 0 => {
+                    end = j;
+                    break;
+                }
+                _ => {}
             }
         }
+        // After the last code character (a trailing comment stays after the guard).
+        let mut k = end;
+        while k > 0 && code[k - 1].is_ascii_whitespace() {
+            k -= 1;
+        }
+        inserts.push((k, format!("; {0} == {0}", name.as_str())));
     }
+    inserts.sort_by_key(|(at, _)| *at);
     let mut out = text.to_string();
-    for (from, to, with) in edits.into_iter().rev() {
-        out.replace_range(from..to, &with);
+    for (at, guard) in inserts.into_iter().rev() {
+        out.insert_str(at, &guard);
     }
     out
 }
@@ -713,14 +715,14 @@ mod tests {
         let out = prepare_for_vm(src).unwrap();
         assert!(out.contains("accept(\"RunAsAny\", _) = true\n"), "{out}");
         assert!(out.contains("ok(a) {\n  a == 1\n}"), "{out}");
-        let src = "package x\np[m] {\n  x := input.a\n  y := input.b\n  m := sprintf(\"%v %v\", [y])\n}\n";
+        let src = "package x\np[m] {\n  x := input.a # why\n  s := \"\"\n  ys := [y | y := input.b[_]]\n  m := sprintf(\"%v %v\", [ys])\n}\n";
         let out = prepare_for_vm(src).unwrap();
-        assert!(out.contains("__gru0 = input.a"), "{out}");
-        assert!(out.contains("y := input.b"), "{out}");
-        assert!(out.contains("sprintf(\"%v %%!v(MISSING)\", [y])"), "{out}");
+        assert!(out.contains("x := input.a; x == x # why\n  s := \"\"; s == s\n"), "{out}");
+        assert!(out.contains("ys := [y | y := input.b[_]; y == y]; ys == ys\n"), "{out}");
+        assert!(out.contains("m := sprintf(\"%v %%!v(MISSING)\", [ys]); m == m\n"), "{out}");
         assert!(prepare_for_vm("package x\np { sprintf(\"%d\", [1]) }\n").is_err());
         assert!(prepare_for_vm("package x\np { f := \"%v\"; sprintf(f, [1]) }\n").is_err());
-        let untouched = "package x\nimport future.keywords.in\ndefault allow := false\nf(x) = y {\n  y := x\n}\n";
+        let untouched = "package x\nimport future.keywords.in\ndefault allow := false\nf(x) = y {\n  y = x\n}\n";
         assert_eq!(prepare_for_vm(untouched).unwrap(), untouched);
     }
 

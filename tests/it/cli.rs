@@ -223,8 +223,9 @@ fn the_bytecode_vm_agrees_with_the_interpreter_on_the_builtin_pack() {
 }
 
 /// Rego the bytecode VM reads differently from OPA (a function defined without a body, an
-/// assignment of an undefined value that is never used, `sprintf` with too few arguments or a
-/// verb it prints differently) gives OPA's answers on every evaluator.
+/// assignment of an undefined value that is never used, an `else` after a body whose builtin
+/// failed, `sprintf` with too few arguments or a verb it prints differently) gives OPA's answers
+/// on every evaluator.
 #[test]
 fn rego_the_vm_reads_differently_gets_opas_answers() {
     let dir = tempfile::tempdir().unwrap();
@@ -259,6 +260,18 @@ spec:
             [c.name],
           )
         }
+
+        port_number(p) = n {
+          n := to_number(p)
+        } else = 0 {
+          true
+        }
+
+        violation[{"msg": msg}] {
+          c := input.review.object.spec.containers[_]
+          port_number(object.get(c, "port", "none")) == 0
+          msg := sprintf("container %v has no numeric port", [c.name])
+        }
 "#;
     // `%d` is a verb the VM's sprintf prints differently: this template stays on the interpreter.
     let gated = r#"apiVersion: templates.gatekeeper.sh/v1
@@ -290,7 +303,7 @@ spec:
     let mut pods = String::new();
     for i in 0..12 {
         pods.push_str(&format!(
-            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  containers:\n    - name: free\n      rule: RunAsAny\n    - name: strict\n      securityContext:\n        runAsUser: 1000\n      replicas: 3\n"
+            "---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  containers:\n    - name: free\n      rule: RunAsAny\n    - name: strict\n      port: \"8080\"\n      securityContext:\n        runAsUser: 1000\n      replicas: 3\n"
         ));
     }
     std::fs::write(dir.path().join("pods.yaml"), pods).unwrap();
@@ -316,6 +329,7 @@ spec:
     assert_eq!(
         outputs[0],
         vec![
+            "container free has no numeric port".to_string(),
             "container strict sets runAsUser, allowed: %!v(MISSING)".to_string(),
             "container strict wants 3 replicas".to_string(),
             "container strict: rule MustRunAs is not accepted".to_string(),
