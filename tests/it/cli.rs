@@ -338,3 +338,106 @@ spec:
     assert_eq!(outputs[0], outputs[1]);
     assert_eq!(outputs[0], outputs[2]);
 }
+
+/// A seeded corpus of workloads with odd values (strings for booleans and numbers, nulls, lists
+/// where objects belong, missing and empty fields): where builtins fail and undefined spreads, the
+/// evaluators are most likely to part. Crosscheck on every built-in must report no difference.
+#[test]
+fn the_vm_agrees_with_the_interpreter_on_odd_workloads() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut seed: u64 = 0x9e3779b97f4a7c15;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    let odd = [
+        "true", "false", "\"true\"", "yes", "null", "0", "\"0\"", "1000", "-1", "1.5", "[]", "{}", "\"\"", "[\"NET_ADMIN\"]",
+        "\"NET_ADMIN\"", "[ALL]", "{add: [SYS_ADMIN]}", "{drop: [ALL]}", "\"500m\"", "2", "{cpu: 1, memory: 1Gi}",
+        "{cpu: \"\", memory: null}", "/var/run/docker.sock", "{path: /etc, type: Directory}", "\"RuntimeDefault\"",
+        "{type: Localhost}", "{type: Unconfined}", "[{containerPort: 80, hostPort: 80}]", "[{hostPort: \"x\"}]",
+    ];
+    let fields = [
+        "securityContext: {privileged: V}",
+        "securityContext: {allowPrivilegeEscalation: V}",
+        "securityContext: {capabilities: V}",
+        "securityContext: {capabilities: {add: V}}",
+        "securityContext: {runAsUser: V, runAsNonRoot: V}",
+        "securityContext: {readOnlyRootFilesystem: V}",
+        "securityContext: {seccompProfile: V}",
+        "securityContext: V",
+        "resources: V",
+        "resources: {limits: V, requests: V}",
+        "ports: V",
+        "lifecycle: {stopSignal: V}",
+    ];
+    let pod_fields = [
+        "hostNetwork: V",
+        "hostPID: V",
+        "hostIPC: V",
+        "volumes: [{name: v, hostPath: V}]",
+        "volumes: V",
+        "nodeSelector: V",
+        "tolerations: V",
+        "securityContext: V",
+        "hostnameOverride: V",
+    ];
+    for i in 0..160 {
+        let mut containers = String::new();
+        for c in 0..1 + next(3) {
+            let image = ["nginx", "registry.corp.example/team/app:1", "gcr.io/corp-evil/x", "docker.io/library/busybox"][next(4)];
+            containers.push_str(&format!("      - name: c{c}\n        image: {image}\n"));
+            let mut keys = std::collections::BTreeSet::from(["image"]);
+            for _ in 0..1 + next(4) {
+                let field = fields[next(fields.len())];
+                // One value per key: a duplicate key is a YAML error, not a workload.
+                if keys.insert(field.split(':').next().unwrap()) {
+                    containers.push_str(&format!("        {}\n", field.replace('V', odd[next(odd.len())])));
+                }
+            }
+        }
+        let mut pod = String::new();
+        let mut keys = std::collections::BTreeSet::new();
+        for _ in 0..next(3) {
+            let field = pod_fields[next(pod_fields.len())];
+            if keys.insert(field.split(':').next().unwrap()) {
+                pod.push_str(&format!("      {}\n", field.replace('V', odd[next(odd.len())])));
+            }
+        }
+        let kind = ["Pod", "Deployment"][next(2)];
+        let body = format!("  template:\n    metadata:\n      labels: {{app: a{i}}}\n    spec:\n{pod}      containers:\n{containers}");
+        let text = if kind == "Pod" {
+            // A Pod's spec is the template's spec, two levels up.
+            let spec: String = format!("{pod}      containers:\n{containers}")
+                .lines()
+                .map(|l| format!("{}\n", l.strip_prefix("    ").unwrap_or(l)))
+                .collect();
+            format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\n  namespace: ns{}\nspec:\n{spec}", next(3))
+        } else {
+            format!("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d{i}\n  namespace: ns{}\nspec:\n  selector: {{matchLabels: {{app: a{i}}}}}\n{body}", next(3))
+        };
+        std::fs::write(dir.path().join(format!("w{i:03}.yaml")), text).unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let mut args = vec!["check", path, "--format", "json"];
+    // GUARDRAIL_CROSSCHECK_POLICIES=<folder> adds more templates (e.g. gatekeeper-library's).
+    let extra = std::env::var("GUARDRAIL_CROSSCHECK_POLICIES").unwrap_or_default();
+    if !extra.is_empty() {
+        args.extend(["--policy", extra.as_str()]);
+    }
+    let (code, stdout, stderr) = guardrail_with("crosscheck", &args);
+    assert!(!stderr.contains("crosscheck:"), "{}", &stderr[..stderr.len().min(4000)]);
+    assert_eq!(code, 1, "{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let findings = json["findings"].as_array().unwrap();
+    // The corpus exercises the pack: many policies fire, on both kinds.
+    let policies: std::collections::BTreeSet<&str> = findings.iter().filter_map(|f| f["policy"].as_str()).collect();
+    let is_yaml_error = |f: &&serde_json::Value| f["policy"] == "guardrail/yaml" && f["severity"] != "warn";
+    let yaml_errors = findings.iter().filter(is_yaml_error).count();
+    let first: Vec<&str> = findings.iter().filter(is_yaml_error).take(3).filter_map(|f| f["message"].as_str()).collect();
+    assert!(yaml_errors < 10, "the corpus should be mostly valid YAML: {yaml_errors} errors {first:?}");
+    assert!(policies.len() >= 8, "{policies:?}");
+    assert!(findings.len() > 160, "{}", findings.len());
+    eprintln!("{} findings from {} policies: {policies:?}", findings.len(), policies.len());
+}
