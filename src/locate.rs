@@ -159,8 +159,11 @@ impl Search<'_> {
         // persistence counts here: removing everything may well raise other violations.)
         let group_clears = match node {
             Value::Object(map) if !pointer.is_empty() && pointer != "/metadata" && children.len() > 1 => {
-                let kept: serde_json::Map<String, Value> =
-                    map.iter().filter(|(k, v)| *k == "name" || v.is_boolean()).map(|(k, v)| (k.clone(), v.clone())).collect();
+                let kept: serde_json::Map<String, Value> = map
+                    .iter()
+                    .filter(|(k, v)| *k == "name" || v.is_boolean())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 let variant = self.variant(pointer, Some(&Value::Object(kept)));
                 let removable = map.iter().filter(|(k, v)| *k != "name" && !v.is_boolean()).count();
                 removable == 0 || !self.persists(&variant)

@@ -1,14 +1,15 @@
 //! The regorus wrapper: the only file that builds `regorus::Engine`s. A program is parsed and
 //! prepared once, then evaluated with a wall-clock limit per evaluation.
 //!
-//! Two evaluators, one answer. Each rule is compiled once for regorus's bytecode VM (3-5x faster
-//! than its interpreter on these policies), which runs with strict builtin errors; any error it
-//! raises (a `sprintf` with too few arguments, a type mismatch, an unsupported construct) sends
-//! that evaluation to the tree-walking interpreter, which has `compat`'s OPA behaviour (lenient
-//! builtins, Go's `sprintf`). A rule the VM cannot compile always uses the interpreter.
-//! `GUARDRAIL_REGO=interpreter` turns the VM off; `GUARDRAIL_REGO=crosscheck` runs both on every
-//! evaluation and reports any difference on stderr (the VM's answer is discarded): how the
-//! equivalence is tested on gatekeeper-library, the built-in suites and the benchmark corpus.
+//! Two evaluators, one answer. Each rule is compiled once for regorus's bytecode VM (2-3x faster
+//! than its interpreter on these policies), from a copy of the sources that
+//! `compat::prepare_for_vm` has rid of the VM's own differences; sources it cannot make safe, and
+//! rules the VM cannot compile, stay on the tree-walking interpreter, which has `compat`'s OPA
+//! behaviour. The first `SAMPLED` evaluations of each rule run on both, and a difference retires
+//! the VM for that rule; an error the VM raises (other than the time limit) sends that evaluation
+//! to the interpreter. `GUARDRAIL_REGO=interpreter` turns the VM off; `GUARDRAIL_REGO=crosscheck`
+//! runs both on every evaluation and prints each difference on stderr (the interpreter answers):
+//! how the equivalence is tested on gatekeeper-library, the built-in suites and benchmark corpora.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -97,7 +98,8 @@ pub struct EngineStats {
     pub fallbacks: usize,
     /// Evaluated by the interpreter only (VM off, or the rule does not compile).
     pub interpreter: usize,
-    /// Crosscheck mode: evaluations where the VM's answer differed from the interpreter's.
+    /// Evaluations (sampled, or all in crosscheck mode) where the VM's answer differed from the
+    /// interpreter's.
     pub mismatches: usize,
 }
 
@@ -129,9 +131,8 @@ fn vm_engine(label: &str, sources: &[(String, String)], dialect: Dialect) -> Opt
     engine.set_strict_builtin_errors(false);
     for (name, text) in sources {
         let text = if dialect == Dialect::V0 { compat::rewrite_v0(text) } else { compat::rewrite_v1(text) };
-        let prepared = compat::prepare_for_vm(&text).and_then(|t| {
-            engine.add_policy(name.clone(), t).map(|_| ()).map_err(|e| first_lines(&e.to_string()))
-        });
+        let prepared = compat::prepare_for_vm(&text)
+            .and_then(|t| engine.add_policy(name.clone(), t).map(|_| ()).map_err(|e| first_lines(&e.to_string())));
         if let Err(why) = prepared {
             tracing::debug!(policy = %label, file = %name, why = %why, "evaluated by the interpreter");
             return None;

@@ -294,7 +294,9 @@ spec:
           msg := sprintf("container %v wants %d replicas", [c.name, c.replicas])
         }
 "#;
-    let constraint = |kind: &str| format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata:\n  name: c\nspec:\n  match:\n    kinds:\n      - apiGroups: [\"\"]\n        kinds: [\"Pod\"]\n");
+    let constraint = |kind: &str| {
+        format!("apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: {kind}\nmetadata:\n  name: c\nspec:\n  match:\n    kinds:\n      - apiGroups: [\"\"]\n        kinds: [\"Pod\"]\n")
+    };
     std::fs::write(dir.path().join("template.yaml"), template).unwrap();
     std::fs::write(dir.path().join("constraint.yaml"), constraint("VmQuirks")).unwrap();
     std::fs::write(dir.path().join("gated-template.yaml"), gated).unwrap();
@@ -353,10 +355,35 @@ fn the_vm_agrees_with_the_interpreter_on_odd_workloads() {
         (seed % n as u64) as usize
     };
     let odd = [
-        "true", "false", "\"true\"", "yes", "null", "0", "\"0\"", "1000", "-1", "1.5", "[]", "{}", "\"\"", "[\"NET_ADMIN\"]",
-        "\"NET_ADMIN\"", "[ALL]", "{add: [SYS_ADMIN]}", "{drop: [ALL]}", "\"500m\"", "2", "{cpu: 1, memory: 1Gi}",
-        "{cpu: \"\", memory: null}", "/var/run/docker.sock", "{path: /etc, type: Directory}", "\"RuntimeDefault\"",
-        "{type: Localhost}", "{type: Unconfined}", "[{containerPort: 80, hostPort: 80}]", "[{hostPort: \"x\"}]",
+        "true",
+        "false",
+        "\"true\"",
+        "yes",
+        "null",
+        "0",
+        "\"0\"",
+        "1000",
+        "-1",
+        "1.5",
+        "[]",
+        "{}",
+        "\"\"",
+        "[\"NET_ADMIN\"]",
+        "\"NET_ADMIN\"",
+        "[ALL]",
+        "{add: [SYS_ADMIN]}",
+        "{drop: [ALL]}",
+        "\"500m\"",
+        "2",
+        "{cpu: 1, memory: 1Gi}",
+        "{cpu: \"\", memory: null}",
+        "/var/run/docker.sock",
+        "{path: /etc, type: Directory}",
+        "\"RuntimeDefault\"",
+        "{type: Localhost}",
+        "{type: Unconfined}",
+        "[{containerPort: 80, hostPort: 80}]",
+        "[{hostPort: \"x\"}]",
     ];
     let fields = [
         "securityContext: {privileged: V}",
@@ -386,7 +413,9 @@ fn the_vm_agrees_with_the_interpreter_on_odd_workloads() {
     for i in 0..160 {
         let mut containers = String::new();
         for c in 0..1 + next(3) {
-            let image = ["nginx", "registry.corp.example/team/app:1", "gcr.io/corp-evil/x", "docker.io/library/busybox"][next(4)];
+            let image =
+                ["nginx", "registry.corp.example/team/app:1", "gcr.io/corp-evil/x", "docker.io/library/busybox"]
+                    [next(4)];
             containers.push_str(&format!("      - name: c{c}\n        image: {image}\n"));
             let mut keys = std::collections::BTreeSet::from(["image"]);
             for _ in 0..1 + next(4) {
@@ -406,7 +435,9 @@ fn the_vm_agrees_with_the_interpreter_on_odd_workloads() {
             }
         }
         let kind = ["Pod", "Deployment"][next(2)];
-        let body = format!("  template:\n    metadata:\n      labels: {{app: a{i}}}\n    spec:\n{pod}      containers:\n{containers}");
+        let body = format!(
+            "  template:\n    metadata:\n      labels: {{app: a{i}}}\n    spec:\n{pod}      containers:\n{containers}"
+        );
         let text = if kind == "Pod" {
             // A Pod's spec is the template's spec, two levels up.
             let spec: String = format!("{pod}      containers:\n{containers}")
@@ -435,7 +466,8 @@ fn the_vm_agrees_with_the_interpreter_on_odd_workloads() {
     let policies: std::collections::BTreeSet<&str> = findings.iter().filter_map(|f| f["policy"].as_str()).collect();
     let is_yaml_error = |f: &&serde_json::Value| f["policy"] == "guardrail/yaml" && f["severity"] != "warn";
     let yaml_errors = findings.iter().filter(is_yaml_error).count();
-    let first: Vec<&str> = findings.iter().filter(is_yaml_error).take(3).filter_map(|f| f["message"].as_str()).collect();
+    let first: Vec<&str> =
+        findings.iter().filter(is_yaml_error).take(3).filter_map(|f| f["message"].as_str()).collect();
     assert!(yaml_errors < 10, "the corpus should be mostly valid YAML: {yaml_errors} errors {first:?}");
     assert!(policies.len() >= 8, "{policies:?}");
     assert!(findings.len() > 160, "{}", findings.len());
