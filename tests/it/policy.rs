@@ -259,6 +259,14 @@ spec:
     assert_eq!(f.len(), 1, "{f:?}");
     assert_eq!((f[0].policy.as_str(), f[0].severity, f[0].region.line), ("Slow", Severity::Deny, 1));
     assert!(f[0].message.contains("did not finish within its time limit"), "{}", f[0].message);
+
+    // Past the first evaluations (which the interpreter checks too), the VM alone answers: its
+    // own time limit must hold as well.
+    let pods: Vec<(String, String)> =
+        (0..10).map(|i| (format!("p{i}.yaml"), POD.replace("name: web", &format!("name: web{i}")))).collect();
+    let scan = guardrail::scan::scan_texts(&pods, &set, &Default::default());
+    let timeouts = scan.outcome.findings.iter().filter(|f| f.message.contains("did not finish")).count();
+    assert_eq!(timeouts, 10, "{:?}", scan.outcome.findings);
 }
 
 #[test]
