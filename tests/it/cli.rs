@@ -3,10 +3,16 @@
 use std::process::Command;
 
 fn guardrail(args: &[&str]) -> (i32, String, String) {
+    run(args, &[])
+}
+
+/// The binary with `args` and extra environment: exit code, stdout, stderr.
+fn run(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
         .args(args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run guardrail");
     (
@@ -186,20 +192,9 @@ fn guardrails_own_deployment_passes_its_own_policies() {
     assert_eq!((code, stdout.trim()), (0, "no findings"), "{stderr}");
 }
 
+/// The binary with `GUARDRAIL_REGO=rego` and the engine's debug log on stderr.
 fn guardrail_with(rego: &str, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
-        .args(args)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("NO_COLOR", "1")
-        .env("GUARDRAIL_REGO", rego)
-        .env("GUARDRAIL_LOG", "guardrail=debug")
-        .output()
-        .expect("run guardrail");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    run(args, &[("GUARDRAIL_REGO", rego), ("GUARDRAIL_LOG", "guardrail=debug")])
 }
 
 /// `GUARDRAIL_REGO=crosscheck` evaluates everything on both evaluators and prints every
