@@ -223,14 +223,7 @@ impl Input {
 
     /// `fields` (a small object) with `object` added under `"object"`, without converting `object` again.
     pub fn with_object(fields: &Input, object: &Input) -> Self {
-        let mut map = std::collections::BTreeMap::new();
-        if let regorus::Value::Object(f) = &fields.0 {
-            for (k, v) in f.iter() {
-                map.insert(k.clone(), v.clone());
-            }
-        }
-        map.insert(regorus::Value::from("object"), object.0.clone());
-        Input(regorus::Value::from(map))
+        Input(with_entries(&fields.0, [(regorus::Value::from("object"), object.0.clone())]))
     }
 
     /// A copy with the value at `tokens` (an RFC 6901 pointer, split) removed, or replaced by
@@ -393,6 +386,7 @@ impl Program {
     }
 
     fn eval_interpreter(&self, rule: &str, input: &Input) -> Result<regorus::Value, EvalError> {
+        INTERPRETED.fetch_add(1, Ordering::Relaxed);
         let mut engine = self.pool.lock().expect("pool").pop().unwrap_or_else(|| self.engine.clone());
         engine.set_input(input.0.clone());
         let result = engine.eval_rule(rule.to_string());
@@ -407,10 +401,7 @@ impl Program {
 
     pub fn eval_input(&self, rule: &str, input: &Input) -> Result<Json, EvalError> {
         let value = match mode() {
-            Mode::Interpreter => {
-                INTERPRETED.fetch_add(1, Ordering::Relaxed);
-                self.eval_interpreter(rule, input)
-            }
+            Mode::Interpreter => self.eval_interpreter(rule, input),
             Mode::Vm => match self.eval_vm(rule, input) {
                 Some(answer) if self.sampled(rule) => {
                     VM_EVALS.fetch_add(1, Ordering::Relaxed);
@@ -419,7 +410,6 @@ impl Program {
                 Some(answer) => {
                     // One of the first evaluations of this rule: the interpreter answers too,
                     // and a difference retires the VM for the rule.
-                    INTERPRETED.fetch_add(1, Ordering::Relaxed);
                     let reference = self.eval_interpreter(rule, input);
                     if differ(&answer, &reference) {
                         MISMATCHES.fetch_add(1, Ordering::Relaxed);
@@ -429,14 +419,10 @@ impl Program {
                     }
                     reference
                 }
-                None => {
-                    INTERPRETED.fetch_add(1, Ordering::Relaxed);
-                    self.eval_interpreter(rule, input)
-                }
+                None => self.eval_interpreter(rule, input),
             },
             Mode::Crosscheck => {
                 let reference = self.eval_interpreter(rule, input);
-                INTERPRETED.fetch_add(1, Ordering::Relaxed);
                 if let Some(vm) = self.eval_vm(rule, input) {
                     VM_EVALS.fetch_add(1, Ordering::Relaxed);
                     if differ(&vm, &reference) {
@@ -501,11 +487,20 @@ fn normalize(result: &Result<regorus::Value, EvalError>) -> Result<Json, EvalErr
 
 /// `base` with the top-level keys of `extra` (the shape `Engine::add_data` gives for disjoint keys).
 fn merge(base: &regorus::Value, extra: &regorus::Value) -> regorus::Value {
-    let (regorus::Value::Object(b), regorus::Value::Object(e)) = (base, extra) else { return extra.clone() };
+    let regorus::Value::Object(e) = extra else { return extra.clone() };
+    with_entries(base, e.iter().map(|(k, v)| (k.clone(), v.clone())))
+}
+
+/// The entries of the object `base` (none if it is not one) with `extra` added or replacing.
+fn with_entries(
+    base: &regorus::Value,
+    extra: impl IntoIterator<Item = (regorus::Value, regorus::Value)>,
+) -> regorus::Value {
     let mut map = std::collections::BTreeMap::new();
-    for (k, v) in b.iter().chain(e.iter()) {
-        map.insert(k.clone(), v.clone());
+    if let regorus::Value::Object(b) = base {
+        map.extend(b.iter().map(|(k, v)| (k.clone(), v.clone())));
     }
+    map.extend(extra);
     regorus::Value::from(map)
 }
 
