@@ -40,6 +40,8 @@ enum Command {
         /// Worker threads (default: one per core).
         #[arg(long, default_value_t = 0)]
         threads: usize,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
     /// Run the GitHub App: receive webhooks, check pull requests, post check runs and review comments.
     Serve(Box<guardrail::settings::ServeArgs>),
@@ -50,7 +52,18 @@ enum Command {
         /// Print every case, not only failures.
         #[arg(long, short = 'v')]
         verbose: bool,
+        #[command(flatten)]
+        engine: EngineArgs,
     },
+}
+
+/// Which engine runs a template that has both CEL and Rego (gator's flag).
+#[derive(clap::Args)]
+struct EngineArgs {
+    /// Run templates' K8sNativeValidation (CEL) code where they have it; `=false` runs their Rego.
+    #[arg(long, env = "GUARDRAIL_ENABLE_K8S_NATIVE_VALIDATION", default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    enable_k8s_native_validation: bool,
 }
 
 fn main() -> ExitCode {
@@ -60,10 +73,10 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Check { paths, policy, no_builtin, namespace, format, color, threads } => {
-            check(paths, policy, no_builtin, namespace, format, &color, threads)
+        Command::Check { paths, policy, no_builtin, namespace, format, color, threads, engine } => {
+            check(paths, policy, no_builtin, namespace, format, &color, threads, engine.enable_k8s_native_validation)
         }
-        Command::Verify { paths, verbose } => verify(paths, verbose),
+        Command::Verify { paths, verbose, engine } => verify(paths, verbose, engine.enable_k8s_native_validation),
         Command::Serve(args) => serve(&args),
     }
 }
@@ -122,6 +135,7 @@ fn serve(args: &guardrail::settings::ServeArgs) -> ExitCode {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn check(
     paths: Vec<PathBuf>,
     policy_paths: Vec<PathBuf>,
@@ -130,9 +144,10 @@ fn check(
     format: Format,
     color: &str,
     threads: usize,
+    k8s_native_validation: bool,
 ) -> ExitCode {
     let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
-    let opts = policy::LoadOptions { builtin: !no_builtin, ..Default::default() };
+    let opts = policy::LoadOptions { builtin: !no_builtin, k8s_native_validation, ..Default::default() };
     let policies = match PolicySet::load(&policy_paths, &opts) {
         Ok(p) => p,
         Err(errors) => {
@@ -171,9 +186,9 @@ fn check(
     }
 }
 
-fn verify(paths: Vec<PathBuf>, verbose: bool) -> ExitCode {
+fn verify(paths: Vec<PathBuf>, verbose: bool, k8s_native_validation: bool) -> ExitCode {
     let paths = if paths.is_empty() { vec![PathBuf::from(".")] } else { paths };
-    let summary = guardrail::verify::run(&paths);
+    let summary = guardrail::verify::run_with(&paths, guardrail::verify::Options { k8s_native_validation });
     for r in &summary.results {
         match &r.error {
             Some(e) => println!("FAIL {}\n     {}", r.name, e.replace('\n', "\n     ")),

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use crate::findings::{Finding, Outcome, Severity};
 use crate::locate::{self, Method};
 use crate::manifest::{self, LoadOptions, Loaded, Resource};
-use crate::policy::{expansion, Check, Context, EvalError, PolicySet, Prepared};
+use crate::policy::{expansion, Context, EvalError, PolicySet, Prepared};
 
 /// Workers get a large stack: deeply nested YAML and Rego recursion must hit budgets, not the guard page.
 pub const WORKER_STACK: usize = crate::manifest::yaml::PARSER_STACK;
@@ -217,10 +217,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
     for (check, severity) in checks {
         out.evaluations += 1;
         let policy = policies.policy_name(check);
-        let constraint = match check {
-            Check::Constraint { constraint, .. } => policies.constraints[constraint].name.clone(),
-            Check::Rule { .. } => String::new(),
-        };
+        let constraint = policies.constraint_name(check);
         let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {

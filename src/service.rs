@@ -43,7 +43,7 @@ impl Service {
             queue: queue.clone(),
             check_name: settings.check_name.clone(),
             policy_repo: settings.policy_repo.clone(),
-            policies: Default::default(),
+            policies: crate::jobs::policies::PolicyCache::new(settings.k8s_native_validation),
             metrics: metrics.clone(),
             retry,
             worker_id,

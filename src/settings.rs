@@ -47,6 +47,9 @@ pub struct ServeArgs {
     /// Seconds a worker holds a job before another replica may take it over.
     #[arg(long, env = "GUARDRAIL_LEASE_SECONDS", default_value_t = 300)]
     pub lease_seconds: u64,
+    /// Run ConstraintTemplates' K8sNativeValidation (CEL) code where they have it (false: their Rego).
+    #[arg(long, env = "GUARDRAIL_ENABLE_K8S_NATIVE_VALIDATION", default_value_t = true, action = clap::ArgAction::Set)]
+    pub enable_k8s_native_validation: bool,
 }
 
 /// The organisation's policy repository and where in it the policies are.
@@ -92,6 +95,8 @@ pub struct Settings {
     pub check_name: String,
     pub workers: usize,
     pub lease: Duration,
+    /// Templates run their CEL code where they have it (Gatekeeper's default).
+    pub k8s_native_validation: bool,
 }
 
 /// A setting that is missing or wrong; the message names the environment variable.
@@ -169,6 +174,7 @@ impl Settings {
             check_name: args.check_name.trim().to_string(),
             workers: args.workers.max(1),
             lease: Duration::from_secs(args.lease_seconds.max(1)),
+            k8s_native_validation: args.enable_k8s_native_validation,
         })
     }
 }

@@ -30,16 +30,37 @@ impl Summary {
     }
 }
 
+/// How suites are run.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Templates with `K8sNativeValidation` code run it (gator's `--enable-k8s-native-validation`).
+    pub k8s_native_validation: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { k8s_native_validation: true }
+    }
+}
+
 /// Runs every suite and Rego test found under `paths`.
 pub fn run(paths: &[PathBuf]) -> Summary {
-    run_inner(paths, None)
+    run_with(paths, Options::default())
+}
+
+pub fn run_with(paths: &[PathBuf], opts: Options) -> Summary {
+    run_inner(paths, None, opts)
 }
 
 /// Like `run`, but no suite may read a file outside `root` (`../`, absolute paths, symlinks out):
 /// for policy files that come from a pull request.
 pub fn run_within(root: &Path) -> Summary {
+    run_within_with(root, Options::default())
+}
+
+pub fn run_within_with(root: &Path, opts: Options) -> Summary {
     let root = root.canonicalize().unwrap_or_else(|_| root.to_path_buf());
-    run_inner(std::slice::from_ref(&root), Some(&root))
+    run_inner(std::slice::from_ref(&root), Some(&root), opts)
 }
 
 /// `dir/rel`, refused when it leaves `root`.
@@ -53,7 +74,7 @@ fn join(dir: &Path, rel: &str, root: Option<&Path>) -> Result<PathBuf, String> {
     }
 }
 
-fn run_inner(paths: &[PathBuf], root: Option<&Path>) -> Summary {
+fn run_inner(paths: &[PathBuf], root: Option<&Path>, opts: Options) -> Summary {
     let mut summary = Summary::default();
     let mut suites = Vec::new();
     let mut rego_dirs: Vec<PathBuf> = Vec::new();
@@ -61,7 +82,7 @@ fn run_inner(paths: &[PathBuf], root: Option<&Path>) -> Summary {
         find(p, &mut suites, &mut rego_dirs, &mut summary);
     }
     for suite in suites {
-        run_suite(&suite, root, &mut summary);
+        run_suite(&suite, root, opts, &mut summary);
     }
     for dir in rego_dirs {
         run_rego_tests(&dir, &mut summary);
@@ -123,7 +144,7 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, String> {
     Ok(objects)
 }
 
-fn run_suite(path: &Path, root: Option<&Path>, summary: &mut Summary) {
+fn run_suite(path: &Path, root: Option<&Path>, opts: Options, summary: &mut Summary) {
     let dir = path.parent().unwrap_or(Path::new("."));
     let suite = match read_objects(path).map(|mut o| o.pop()) {
         Ok(Some(s)) => s,
@@ -142,7 +163,7 @@ fn run_suite(path: &Path, root: Option<&Path>, summary: &mut Summary) {
         if test.get("skip").and_then(Value::as_bool) == Some(true) {
             continue;
         }
-        let prepared = prepare_test(dir, test, root);
+        let prepared = prepare_test(dir, test, root, opts);
         for case in test.get("cases").and_then(Value::as_array).into_iter().flatten() {
             if case.get("skip").and_then(Value::as_bool) == Some(true) {
                 continue;
@@ -159,9 +180,13 @@ fn run_suite(path: &Path, root: Option<&Path>, summary: &mut Summary) {
 }
 
 /// A policy set holding just the test's template, constraint and expansion templates.
-fn prepare_test(dir: &Path, test: &Value, root: Option<&Path>) -> Result<PolicySet, String> {
+fn prepare_test(dir: &Path, test: &Value, root: Option<&Path>, options: Options) -> Result<PolicySet, String> {
     let field = |k: &str| test.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
-    let opts = policy::LoadOptions { builtin: false, ..Default::default() };
+    let opts = policy::LoadOptions {
+        builtin: false,
+        k8s_native_validation: options.k8s_native_validation,
+        ..Default::default()
+    };
     let mut set = PolicySet::default();
     let mut errors = Vec::new();
     let template_path = join(dir, field("template").ok_or("test has no template")?, root)?;

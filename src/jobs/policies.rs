@@ -42,12 +42,19 @@ type SetKey = (String, Vec<String>);
 
 #[derive(Default)]
 pub struct PolicyCache {
+    /// `GUARDRAIL_ENABLE_K8S_NATIVE_VALIDATION=false`: templates run their Rego, not their CEL.
+    pub rego_over_cel: bool,
     installation: Mutex<Option<InstallationId>>,
     files: Mutex<HashMap<String, Arc<PolicyFiles>>>,
     sets: Mutex<HashMap<SetKey, Arc<PolicySet>>>,
 }
 
 impl PolicyCache {
+    /// `k8s_native_validation`: templates run their CEL code where they have it.
+    pub fn new(k8s_native_validation: bool) -> Self {
+        PolicyCache { rego_over_cel: !k8s_native_validation, ..Default::default() }
+    }
+
     /// Forgets everything (a push to the policy repository's default branch).
     pub fn clear(&self) {
         self.files.lock().expect("policy cache").clear();
@@ -101,6 +108,7 @@ impl PolicyCache {
                 let opts = policy::LoadOptions {
                     builtin: !builtins.is_empty(),
                     only_builtin: builtins.to_vec(),
+                    k8s_native_validation: !self.rego_over_cel,
                     ..Default::default()
                 };
                 let set = tokio::task::spawn_blocking(move || PolicySet::from_sources(&groups, &opts))

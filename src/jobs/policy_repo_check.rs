@@ -25,6 +25,7 @@ pub(super) async fn run(
         .map(|(p, _)| p.clone())
         .collect();
     let files = gh.files_at(&req.installation, &req.repo, &req.head_sha, &paths, 4 * 1024 * 1024).await?;
+    let engine = crate::verify::Options { k8s_native_validation: !app.policies.rego_over_cel };
     let summary = tokio::task::spawn_blocking(move || -> Result<crate::verify::Summary, String> {
         let dir = tempfile_dir()?;
         for (path, text) in &files {
@@ -39,7 +40,7 @@ pub(super) async fn run(
             }
             std::fs::write(&target, text).map_err(|e| e.to_string())?;
         }
-        let summary = crate::verify::run_within(&dir);
+        let summary = crate::verify::run_within_with(&dir, engine);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(summary)
     })

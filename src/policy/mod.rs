@@ -1,7 +1,9 @@
 //! Policies: Gatekeeper ConstraintTemplates + Constraints (used unchanged), ExpansionTemplates,
-//! the built-in pack, and conftest modules. This is the only module that talks to regorus (through
-//! `engine`); the rest of guardrail sees `PolicySet`, `Check` and `Hit`.
+//! the built-in pack, conftest modules, and ValidatingAdmissionPolicies with their bindings. This
+//! is the only module that talks to regorus (through `engine`) and to CEL (through `cel`); the rest
+//! of guardrail sees `PolicySet`, `Check` and `Hit`.
 
+pub mod cel;
 pub mod compat;
 pub mod conftest;
 pub mod constraint;
@@ -51,6 +53,8 @@ pub struct PolicySet {
     pub modules: Vec<conftest::Module>,
     /// Which built-in policy a template came from (template index -> folder name).
     pub builtin_of: BTreeMap<usize, String>,
+    /// ValidatingAdmissionPolicies, their bindings, and the objects their parameters come from.
+    pub vaps: cel::vap::Set,
 }
 
 /// Options for loading policies.
@@ -60,19 +64,40 @@ pub struct LoadOptions {
     /// Only these built-ins (all when empty).
     pub only_builtin: Vec<String>,
     pub time_limit: Duration,
+    /// Run a template's `K8sNativeValidation` code where it has one (Gatekeeper's default); off,
+    /// its Rego runs (`--enable-k8s-native-validation=false`).
+    pub k8s_native_validation: bool,
 }
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { builtin: true, only_builtin: Vec::new(), time_limit: engine::DEFAULT_TIME_LIMIT }
+        LoadOptions {
+            builtin: true,
+            only_builtin: Vec::new(),
+            time_limit: engine::DEFAULT_TIME_LIMIT,
+            k8s_native_validation: true,
+        }
     }
 }
 
 /// One policy applied to one object: a template with a constraint, or a conftest rule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Check {
-    Constraint { template: usize, constraint: usize },
-    Rule { module: usize, rule: usize },
+    Constraint {
+        template: usize,
+        constraint: usize,
+    },
+    Rule {
+        module: usize,
+        rule: usize,
+    },
+    /// A ValidatingAdmissionPolicyBinding with one of its parameter objects; `audit` runs the
+    /// policy's audit annotations instead of its validations.
+    Vap {
+        binding: usize,
+        param: cel::vap::Param,
+        audit: bool,
+    },
 }
 
 impl PolicySet {
@@ -159,6 +184,17 @@ impl PolicySet {
                 set.expansions.push(d);
             }
         }
+        for b in &set.vaps.bindings {
+            if !set.vaps.policies.iter().any(|p| p.name == b.policy) {
+                errors.push(PolicyError::Invalid {
+                    file: b.file.clone(),
+                    message: format!(
+                        "ValidatingAdmissionPolicyBinding {} binds policy {}, but no ValidatingAdmissionPolicy has that name",
+                        b.name, b.policy
+                    ),
+                });
+            }
+        }
         for c in &set.constraints {
             if !set.templates.iter().any(|t| t.kind == c.kind) {
                 errors.push(PolicyError::Invalid {
@@ -181,7 +217,7 @@ impl PolicySet {
     pub fn add_yaml(&mut self, file: &str, text: &str, opts: &LoadOptions, errors: &mut Vec<PolicyError>) {
         for object in policy_objects(file, text, errors) {
             if template::is_template(&object) {
-                match template::load(&object, file, opts.time_limit) {
+                match template::load(&object, file, opts.time_limit, opts.k8s_native_validation) {
                     Ok(t) => {
                         if let Some(i) = self.templates.iter().position(|x| x.kind == t.kind) {
                             self.templates[i] = t; // a later template of the same kind replaces (policy repo over built-in)
@@ -200,6 +236,18 @@ impl PolicySet {
                     Ok(t) => self.expansions.push(t),
                     Err(message) => errors.push(PolicyError::Invalid { file: file.into(), message }),
                 }
+            } else if cel::vap::is_policy(&object) {
+                match cel::vap::Policy::load(&object, file) {
+                    Ok(p) => self.vaps.add_policy(p),
+                    Err(message) => errors.push(PolicyError::Invalid { file: file.into(), message }),
+                }
+            } else if cel::vap::is_binding(&object) {
+                match cel::vap::Binding::load(&object, file) {
+                    Ok(b) => self.vaps.add_binding(b),
+                    Err(message) => errors.push(PolicyError::Invalid { file: file.into(), message }),
+                }
+            } else if object.get("kind").is_some() {
+                self.vaps.objects.push(object); // a parameter object, perhaps
             }
         }
     }
@@ -218,6 +266,16 @@ impl PolicySet {
                 let r = &self.modules[module].rules[rule];
                 r.package.clone()
             }
+            Check::Vap { binding, .. } => self.vaps.bindings[binding].policy.clone(),
+        }
+    }
+
+    /// The constraint name findings carry: the Constraint's, or the binding's; none for conftest.
+    pub fn constraint_name(&self, check: Check) -> String {
+        match check {
+            Check::Constraint { constraint, .. } => self.constraints[constraint].name.clone(),
+            Check::Rule { .. } => String::new(),
+            Check::Vap { binding, .. } => self.vaps.bindings[binding].name.clone(),
         }
     }
 
@@ -242,6 +300,7 @@ impl PolicySet {
             }
             out.push((Check::Constraint { template: ti, constraint: ci }, severity));
         }
+        out.extend(self.vap_checks(resource, ns, ctx));
         if resource.implied_by.is_none() {
             for (mi, m) in self.modules.iter().enumerate() {
                 for (ri, r) in m.rules.iter().enumerate() {
@@ -272,6 +331,16 @@ impl PolicySet {
                         let program = ctx.programs.get(&template).unwrap_or(program);
                         Ok(violations(program.eval_input(rule, &input)?))
                     }
+                    TemplateBody::Cel(program) => {
+                        let json = object.cel.json();
+                        let request = cel::checks::request(&json);
+                        let clock = cel::Clock::start(program.time_limit);
+                        let hits = program.run(object.cel.cel(), &request, &self.constraint_object(constraint));
+                        if clock.over() {
+                            return Err(EvalError::Timeout);
+                        }
+                        Ok(hits)
+                    }
                     TemplateBody::Unsupported(why) => Err(EvalError::Failed(why.clone())),
                 }
             }
@@ -279,6 +348,7 @@ impl PolicySet {
                 let m = &self.modules[module];
                 conftest::run_rule(m, &m.rules[rule], &object.raw)
             }
+            Check::Vap { binding, param, audit } => self.run_vap(binding, param, audit, object, ctx),
         }
     }
 
@@ -297,6 +367,10 @@ impl PolicySet {
                 let input = json!({"review": review, "parameters": c.parameters});
                 let program = ctx.programs.get(&template).unwrap_or(program);
                 Ok(violations(program.eval(rule, &input)?))
+            }
+            TemplateBody::Cel(program) => {
+                let object = review.get("object").map(cel::value).unwrap_or(::cel::Value::Null);
+                Ok(program.run(&object, review, &self.constraint_object(constraint)))
             }
             TemplateBody::Unsupported(why) => Err(EvalError::Failed(why.clone())),
         }
@@ -342,7 +416,8 @@ impl PolicySet {
             .collect();
         let parameters = self.constraints.iter().map(|c| engine::Input::new(&c.parameters)).collect();
         let template_of = self.constraints.iter().map(|c| self.template_for(&c.kind)).collect();
-        Ok(Context { programs, namespaces, parameters, template_of })
+        let kinds = cel::kinds::Kinds::new(objects);
+        Ok(Context { programs, namespaces, parameters, template_of, kinds })
     }
 }
 
@@ -352,6 +427,8 @@ pub struct Prepared {
     fields: engine::Input,
     review: engine::Input,
     raw: engine::Input,
+    /// The object for CEL, converted on first use.
+    cel: cel::Input,
 }
 
 impl Prepared {
@@ -359,14 +436,15 @@ impl Prepared {
     pub fn new(object: &Value) -> Self {
         let raw = engine::Input::new(object);
         let fields = engine::Input::new(&review_fields(object));
-        Prepared { review: engine::Input::with_object(&fields, &raw), fields, raw }
+        Prepared { review: engine::Input::with_object(&fields, &raw), fields, raw, cel: cel::Input::new(object) }
     }
 
     /// The same object with the field at `tokens` removed (or replaced by `with`), sharing all
     /// the rest. The review's name, namespace and kind stay those of the original object.
     pub fn edited(&self, tokens: &[String], with: Option<&Value>) -> Self {
         let raw = self.raw.edited(tokens, with);
-        Prepared { review: engine::Input::with_object(&self.fields, &raw), fields: self.fields.clone(), raw }
+        let cel = self.cel.edited(tokens, with);
+        Prepared { review: engine::Input::with_object(&self.fields, &raw), fields: self.fields.clone(), raw, cel }
     }
 }
 
@@ -380,6 +458,8 @@ pub struct Context {
     parameters: Vec<engine::Input>,
     /// The template of each constraint (by constraint index), looked up once per run.
     template_of: Vec<Option<usize>>,
+    /// Resource names of kinds, the inputs' CRDs included (for ValidatingAdmissionPolicies).
+    kinds: cel::kinds::Kinds,
 }
 
 /// The input Gatekeeper builds for audit and gator: `operation` stays empty.

@@ -1,6 +1,7 @@
 //! Gatekeeper ConstraintTemplates: Rego from `spec.targets[].rego` + `libs`, or from `code[]`
-//! entries with `engine: Rego`. Each template gets its own engine (library templates reuse
-//! package names). CEL-only templates load, but say they cannot be evaluated.
+//! entries with `engine: Rego`, or CEL from `engine: K8sNativeValidation` (see `super::cel`). Each
+//! template gets its own engine (library templates reuse package names). As in Gatekeeper, a
+//! template with both runs its CEL unless K8s native validation is switched off.
 
 use std::time::Duration;
 
@@ -72,7 +73,9 @@ pub enum TemplateBody {
         program: Box<Program>,
         rule: String,
     },
-    /// Only CEL (`K8sNativeValidation`) code: guardrail cannot evaluate it.
+    /// `K8sNativeValidation` code.
+    Cel(Box<super::cel::gatekeeper::Program>),
+    /// Code guardrail cannot evaluate (only CEL, with K8s native validation switched off).
     Unsupported(String),
 }
 
@@ -81,7 +84,9 @@ pub fn is_template(object: &Value) -> bool {
         && object.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.starts_with("templates.gatekeeper.sh/"))
 }
 
-pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template, PolicyError> {
+/// `cel`: run `K8sNativeValidation` code where a template has it (Gatekeeper's
+/// `--enable-k8s-native-validation`, on by default).
+pub fn load(object: &Value, file: &str, time_limit: Duration, cel: bool) -> Result<Template, PolicyError> {
     let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
     let kind = object.pointer("/spec/crd/spec/names/kind").and_then(Value::as_str).unwrap_or("").to_string();
     let bad = |message: String| PolicyError::Invalid { file: file.into(), message };
@@ -106,9 +111,13 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
     let mut libs = strings(target.get("libs"));
     let mut dialect = Dialect::V0;
     let mut engines = Vec::new();
+    let mut cel_source = None;
     for code in target.get("code").and_then(Value::as_array).into_iter().flatten() {
         let engine = code.get("engine").and_then(Value::as_str).unwrap_or("");
         engines.push(engine.to_string());
+        if engine == "K8sNativeValidation" {
+            cel_source = code.get("source").cloned();
+        }
         if engine == "Rego" {
             let source = code.get("source");
             if let Some(r) = source.and_then(|s| s.get("rego")).and_then(Value::as_str) {
@@ -123,12 +132,38 @@ pub fn load(object: &Value, file: &str, time_limit: Duration) -> Result<Template
     let parameters_schema = object.pointer("/spec/crd/spec/validation/openAPIV3Schema").cloned();
     let description = annotation("description");
     let remediation = annotation("guardrail.dev/remediation");
+    let has_rego = rego.as_deref().is_some_and(|r| !r.trim().is_empty());
+    if let Some(source) = cel_source.filter(|_| cel || !has_rego) {
+        let body = if cel {
+            let mut program = super::cel::gatekeeper::Program::load(&source)
+                .map_err(|e| bad(format!("the K8sNativeValidation code of {kind} does not load: {e}")))?;
+            program.time_limit = time_limit;
+            TemplateBody::Cel(Box::new(program))
+        } else {
+            TemplateBody::Unsupported(
+                "ConstraintTemplate has only K8sNativeValidation code, and K8s native validation is switched off"
+                    .into(),
+            )
+        };
+        return Ok(Template {
+            name,
+            kind,
+            body,
+            parameters_schema,
+            description,
+            remediation,
+            file: file.into(),
+            inventory: InventoryUse::None,
+        });
+    }
     let Some(rego) = rego.filter(|r| !r.trim().is_empty()) else {
         let what = if engines.is_empty() { "no Rego".to_string() } else { format!("only {} code", engines.join(", ")) };
         return Ok(Template {
             name,
             kind,
-            body: TemplateBody::Unsupported(format!("ConstraintTemplate has {what}; guardrail evaluates Rego only")),
+            body: TemplateBody::Unsupported(format!(
+                "ConstraintTemplate has {what}; guardrail evaluates Rego and K8sNativeValidation"
+            )),
             parameters_schema,
             description,
             remediation,
