@@ -335,7 +335,12 @@ impl PolicySet {
                         let json = object.cel.json();
                         let request = cel::checks::request(&json);
                         let clock = cel::Clock::start(program.time_limit);
-                        let hits = program.run(object.cel.cel(), &request, &self.constraint_object(constraint));
+                        let hits = program.run(
+                            object.cel.cel(),
+                            &request,
+                            &self.constraint_object(constraint),
+                            object.cel.is_variant(),
+                        );
                         if clock.over() {
                             return Err(EvalError::Timeout);
                         }
@@ -370,7 +375,7 @@ impl PolicySet {
             }
             TemplateBody::Cel(program) => {
                 let object = review.get("object").map(cel::value).unwrap_or(::cel::Value::Null);
-                Ok(program.run(&object, review, &self.constraint_object(constraint)))
+                Ok(program.run(&object, review, &self.constraint_object(constraint), false))
             }
             TemplateBody::Unsupported(why) => Err(EvalError::Failed(why.clone())),
         }

@@ -75,7 +75,7 @@ impl PolicySet {
             namespace_object: ns,
         };
         let clock = super::Clock::start(crate::policy::engine::DEFAULT_TIME_LIMIT);
-        let hits = self.vaps.run(binding, param, audit, object.cel.cel(), &r);
+        let hits = self.vaps.run(binding, param, audit, object.cel.cel(), &r, object.cel.is_variant());
         if clock.over() {
             return Err(EvalError::Timeout);
         }

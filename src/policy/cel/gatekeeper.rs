@@ -76,7 +76,8 @@ impl Program {
 
     /// Violations of one constraint on one request. `request` is the admission request as
     /// Gatekeeper sees it (object, oldObject, kind, operation, …); `constraint` the Constraint object.
-    pub fn run(&self, object: &cel::Value, request: &Value, constraint: &Value) -> Vec<Hit> {
+    /// `variant`: an edited copy made while locating (see `super::Input::is_variant`).
+    pub fn run(&self, object: &cel::Value, request: &Value, constraint: &Value, variant: bool) -> Vec<Hit> {
         let old_object = request.get("oldObject").map(super::value).unwrap_or(cel::Value::Null);
         let any_object = if matches!(object, cel::Value::Null) { old_object.clone() } else { object.clone() };
         let parameters = constraint.pointer("/spec/parameters").cloned().unwrap_or(Value::Null);
@@ -122,6 +123,7 @@ impl Program {
                 Ok(other) => {
                     return vec![hit(format!("match condition {name:?} returned {other:?}, not a bool"))];
                 }
+                Err(Failure::Error(_)) if variant => return Vec::new(),
                 Err(e) => return vec![hit(format!("match condition {name:?} failed: {e}"))],
             }
         }
@@ -155,6 +157,7 @@ impl Program {
                     quoted(&v.expression),
                     text(&other)
                 ))),
+                Err(Failure::Error(_)) if variant => {}
                 Err(e) => hits.push(hit(error_message(&v.expression, &e, &failed))),
             }
         }

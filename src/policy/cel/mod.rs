@@ -150,6 +150,13 @@ impl Input {
         object
     }
 
+    /// Whether this is an edited copy made while locating: there an expression that fails because
+    /// a field was removed shows that the field matters, so it counts as no violation (the API
+    /// server would report the error, but the search needs to know the violation went away).
+    pub fn is_variant(&self) -> bool {
+        self.edit.is_some()
+    }
+
     pub fn cel(&self) -> &cel::Value {
         self.converted.get_or_init(|| match &self.edit {
             None => value(&self.base),

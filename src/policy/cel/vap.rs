@@ -401,7 +401,16 @@ impl Set {
 
     /// Evaluates one binding with one parameter on one object: violations, or (with `audit`) the
     /// audit annotations.
-    pub fn run(&self, binding: usize, param: Param, audit: bool, object: &cel::Value, req: &Request) -> Vec<Hit> {
+    /// `variant`: an edited copy made while locating (see `super::Input::is_variant`).
+    pub fn run(
+        &self,
+        binding: usize,
+        param: Param,
+        audit: bool,
+        object: &cel::Value,
+        req: &Request,
+        variant: bool,
+    ) -> Vec<Hit> {
         let Some(policy) = self.policy_of(binding) else { return Vec::new() };
         let b = &self.bindings[binding];
         if policy.uses_authorizer {
@@ -462,7 +471,7 @@ impl Set {
         };
         let failed_hit = |text: String, failure: &Failure| -> Option<Hit> {
             match failure {
-                Failure::Error(_) if policy.ignore_failures => None,
+                Failure::Error(_) if policy.ignore_failures || variant => None,
                 _ => Some(hit(text)),
             }
         };
