@@ -209,3 +209,35 @@ fn gatekeeper_library_passes_with_either_engine() {
         assert_eq!(summary.passed(), 270, "cel={cel}");
     }
 }
+
+#[test]
+fn holdout_findings_at_their_lines_and_nothing_else() {
+    let policies = load(&[("p.yaml", fixture("holdout/policies.yaml"))], true);
+    let manifests = fixture("holdout/manifests.yaml");
+    let got = findings(&policies, "m.yaml", &manifests);
+    let brief: Vec<(Severity, u32)> = got.iter().map(|f| (f.0, f.1)).collect();
+    // CronJob -> Job -> Pod (warn constraint; the container, as its pull policy is wrong, not
+    // missing), the StatefulSet's claim, the public LoadBalancer; not legacy-lb (excluded by
+    // resourceNames) nor the kube-system Pod (match condition).
+    assert_eq!(brief, [(Severity::Warn, 14), (Severity::Deny, 41), (Severity::Deny, 49)], "{got:?}");
+    assert!(got[0].3.starts_with("[Implied by expand-workloads] imagePullPolicy must be Always: report"));
+    // Each expectation proven by the edit that fixes it: that finding, and only it, goes away.
+    let fixes =
+        [(16, "              imagePullPolicy: Always"), (41, "            storage: 50Gi"), (49, "  type: ClusterIP")];
+    for (i, (line, text)) in fixes.iter().enumerate() {
+        let edited: Vec<&str> =
+            manifests.lines().enumerate().map(|(n, l)| if n + 1 == *line { *text } else { l }).collect();
+        let after: Vec<(Severity, u32)> =
+            findings(&policies, "m.yaml", &edited.join("\n")).iter().map(|f| (f.0, f.1)).collect();
+        let mut want = brief.clone();
+        want.remove(i);
+        assert_eq!(after, want, "after fixing line {line}");
+    }
+    // With the engine switched off, the CEL-only template cannot run: a deny finding says so.
+    let rego = load(&[("p.yaml", fixture("holdout/policies.yaml"))], false);
+    let got = findings(&rego, "m.yaml", &manifests);
+    assert!(
+        got.iter().any(|f| f.0 == Severity::Deny && f.3.contains("K8s native validation is switched off")),
+        "{got:?}"
+    );
+}
