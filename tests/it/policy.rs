@@ -270,7 +270,7 @@ spec:
 }
 
 #[test]
-fn cel_only_templates_are_reported_as_unsupported() {
+fn cel_only_templates_run_and_are_unsupported_with_the_engine_off() {
     let template = "apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata: {name: celonly}
@@ -291,7 +291,18 @@ spec:
             ("c.yaml", "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: CelOnly\nmetadata: {name: c}\n"),
         ],
     );
-    let scan = scan(&set, &[("pod.yaml", POD)]);
+    let passing = scan(&set, &[("pod.yaml", POD)]);
+    assert!(passing.outcome.findings.is_empty(), "{:?}", passing.outcome.findings);
+    let groups = vec![vec![
+        ("t.yaml".to_string(), template.to_string()),
+        (
+            "c.yaml".to_string(),
+            "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: CelOnly\nmetadata: {name: c}\n".to_string(),
+        ),
+    ]];
+    let opts = guardrail::policy::LoadOptions { builtin: false, k8s_native_validation: false, ..Default::default() };
+    let rego_only = guardrail::policy::PolicySet::from_sources(&groups, &opts).expect("loads");
+    let scan = scan(&rego_only, &[("pod.yaml", POD)]);
     let f = &scan.outcome.findings;
     assert_eq!(f.len(), 1);
     assert_eq!(f[0].severity, Severity::Deny);
@@ -329,9 +340,6 @@ spec:
   targets:
     - target: admission.k8s.gatekeeper.sh
       code:
-        - engine: K8sNativeValidation
-          source:
-            validations: [{expression: "true"}]
         - engine: Rego
           source:
             version: "v1"
