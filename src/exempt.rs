@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use globset::Glob;
 use serde::Deserialize;
 
-use crate::findings::{Finding, ResourceRef, Severity};
+use crate::findings::{Finding, ResourceRef, Severity, Suppressed, Suppression, SuppressionKind};
 use crate::manifest::Resource;
 use crate::report::checkrun::UsedExemption;
 
@@ -23,6 +23,8 @@ pub const EXEMPT: &str = "guardrail.dev/exempt";
 pub const REASON: &str = "guardrail.dev/exempt-reason";
 pub const UNTIL: &str = "guardrail.dev/exempt-until";
 pub const OWNER: &str = "guardrail.dev/exempt-owner";
+/// The `source` of an exemption listed by the organisation (`guardrail-org.yml`).
+pub const ORGANISATION_SOURCE: &str = "policy repository";
 
 /// An exemption listed in the policy repository (`exemptions:` in `guardrail-org.yml`).
 #[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
@@ -65,6 +67,8 @@ pub struct Exemptions {
 #[derive(Debug, Default)]
 pub struct Applied {
     pub used: Vec<UsedExemption>,
+    /// The findings the exemptions covered, each with the exemption that covered it.
+    pub suppressed: Vec<Suppressed>,
     /// Why an exemption did not apply (missing reason, expired), one line each.
     pub rejected: Vec<String>,
 }
@@ -100,7 +104,8 @@ fn annotation<'a>(object: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     object.pointer("/metadata/annotations")?.get(key)?.as_str()
 }
 
-/// Applies exemptions to `findings` in place: exempted findings are removed and listed in `used`; an
+/// Applies exemptions to `findings` in place: exempted findings move to `suppressed` (with the exemption)
+/// and the exemptions are listed in `used`; an
 /// invalid annotation exemption becomes a warning at the annotation. `resources` are the objects as
 /// the user wrote them (annotations live there, not on implied Pods).
 pub fn apply(findings: &mut Vec<Finding>, resources: &[Resource], exemptions: &Exemptions) -> Applied {
@@ -154,34 +159,58 @@ pub fn apply(findings: &mut Vec<Finding>, resources: &[Resource], exemptions: &E
             }
         }
     }
-    findings.retain(|f| {
-        let Some(resource) = &f.resource else { return true };
-        if f.policy.starts_with("guardrail/") {
-            return true; // findings about the input itself cannot be exempted
-        }
-        for a in &annotated {
-            if a.valid && a.file == f.file && a.resource == resource && a.policies.iter().any(|p| names_policy(p, f)) {
-                record(&mut applied.used, f, &a.reason, &a.owner, &a.until, &a.source);
-                return false;
+    let mut kept = Vec::with_capacity(findings.len());
+    for f in findings.drain(..) {
+        match covering(&f, &annotated, exemptions, today) {
+            Some(suppression) => {
+                record(&mut applied.used, &f, &suppression);
+                applied.suppressed.push(Suppressed { finding: f, suppression });
             }
+            None => kept.push(f),
         }
-        for rule in &exemptions.rules {
-            if invalid(&rule.reason, &rule.until, today).is_none()
+    }
+    *findings = kept;
+    findings.extend(warnings);
+    applied
+}
+
+/// The exemption that covers `f`, if one does: the resource's own annotation first, then the
+/// organisation's rules.
+fn covering(f: &Finding, annotated: &[Annotated], exemptions: &Exemptions, today: NaiveDate) -> Option<Suppression> {
+    let resource = f.resource.as_ref()?;
+    if f.policy.starts_with("guardrail/") {
+        return None; // findings about the input itself cannot be exempted
+    }
+    for a in annotated {
+        if a.valid && a.file == f.file && a.resource == resource && a.policies.iter().any(|p| names_policy(p, f)) {
+            return Some(Suppression {
+                kind: SuppressionKind::Annotation,
+                reason: a.reason.clone(),
+                owner: a.owner.clone(),
+                until: a.until.clone(),
+                source: a.source.clone(),
+            });
+        }
+    }
+    exemptions
+        .rules
+        .iter()
+        .find(|rule| {
+            invalid(&rule.reason, &rule.until, today).is_none()
                 && names_policy(&rule.policy, f)
                 && glob_match(&rule.repository, &exemptions.repository)
                 && glob_match(&rule.namespace, &resource.namespace)
                 && rule.kind.as_deref().is_none_or(|k| k == resource.kind)
                 && glob_match(&rule.name, &resource.name)
                 && glob_match(&rule.path, &f.file)
-            {
-                record(&mut applied.used, f, &rule.reason, &rule.owner, &rule.until, "policy repository");
-                return false;
-            }
-        }
-        true
-    });
-    findings.extend(warnings);
-    applied
+        })
+        .map(|rule| Suppression {
+            kind: SuppressionKind::Organisation,
+            reason: rule.reason.clone(),
+            owner: rule.owner.clone(),
+            until: rule.until.clone(),
+            source: ORGANISATION_SOURCE.into(),
+        })
 }
 
 /// An exemption written on a resource.
@@ -196,14 +225,14 @@ struct Annotated<'a> {
     source: String,
 }
 
-fn record(used: &mut Vec<UsedExemption>, f: &Finding, reason: &str, owner: &str, until: &str, source: &str) {
+fn record(used: &mut Vec<UsedExemption>, f: &Finding, s: &Suppression) {
     let entry = UsedExemption {
         policy: f.policy.clone(),
         resource: f.resource.as_ref().map(|r| r.display()).unwrap_or_default(),
-        reason: reason.to_string(),
-        owner: owner.to_string(),
-        until: until.to_string(),
-        source: source.to_string(),
+        reason: s.reason.clone(),
+        owner: s.owner.clone(),
+        until: s.until.clone(),
+        source: s.source.clone(),
     };
     if !used.contains(&entry) {
         used.push(entry);

@@ -84,12 +84,48 @@ pub struct Finding {
     pub resource: Option<ResourceRef>,
 }
 
+/// Where the decision not to count a finding was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SuppressionKind {
+    /// `guardrail.dev/exempt` annotations on the resource itself.
+    Annotation,
+    /// An exemption of the organisation (`guardrail-org.yml`, read from the policy repository).
+    Organisation,
+    /// A finding accepted in a baseline file (`--baseline`).
+    Baseline,
+}
+
+/// Why a finding does not count: the exemption or baseline entry that covers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Suppression {
+    pub kind: SuppressionKind,
+    pub reason: String,
+    pub owner: String,
+    /// YYYY-MM-DD, the last day the exemption applies; empty for a baseline.
+    pub until: String,
+    /// `annotation in deploy.yaml:12`, `policy repository`, `baseline .guardrail-baseline.json`.
+    pub source: String,
+}
+
+/// A finding that an exemption or a baseline covers: reported as such (SARIF `suppressions`, JSON
+/// `suppressed`), never counted as a failure.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Suppressed {
+    #[serde(flatten)]
+    pub finding: Finding,
+    pub suppression: Suppression,
+}
+
 /// What one `check` produced: the findings, and errors that stopped guardrail from checking at all
 /// (an unreadable path, a policy file that does not load). Errors make the exit code 2.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Outcome {
+    /// Findings that count: every one of them fails or warns.
     pub findings: Vec<Finding>,
     pub errors: Vec<String>,
+    /// Findings an exemption or the baseline covers; they never count as failures.
+    pub suppressed: Vec<Suppressed>,
 }
 
 impl Outcome {
@@ -109,5 +145,14 @@ impl Outcome {
             ))
         });
         self.findings.dedup();
+        self.suppressed.sort_by(|a, b| {
+            let (a, b) = (&a.finding, &b.finding);
+            (&a.file, a.region, &a.policy, &a.message).cmp(&(&b.file, b.region, &b.policy, &b.message))
+        });
+    }
+
+    /// Findings at `severity` or more severe.
+    pub fn at_least(&self, severity: Severity) -> impl Iterator<Item = &Finding> {
+        self.findings.iter().filter(move |f| f.severity <= severity)
     }
 }

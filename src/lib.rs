@@ -8,6 +8,7 @@
 //! `policy::PolicyError`); orchestration (`scan`, `main`) uses `anyhow` with context. Problems in the
 //! *input* (broken YAML, a policy that errors on a resource) are not errors at all: they are findings.
 
+pub mod cli;
 pub mod exempt;
 pub mod findings;
 pub mod forge;

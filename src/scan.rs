@@ -22,6 +22,33 @@ pub struct ScanOptions {
     pub threads: usize,
     /// Central exemptions (annotation exemptions on resources always apply).
     pub exemptions: crate::exempt::Exemptions,
+    /// Which of the files found under the paths to read (`scan_paths` only).
+    pub select: FileSelect,
+}
+
+/// Which discovered files a scan reads: the CLI applies `.github/guardrail.yml`'s include and exclude
+/// here, and leaves out files that hold only policies. Every file when unset.
+#[derive(Clone, Default)]
+pub struct FileSelect(Option<Arc<Wants>>);
+
+/// Whether a file (by the name findings use) is read.
+type Wants = dyn Fn(&str) -> bool + Send + Sync;
+
+impl FileSelect {
+    /// `wants` gets a file's name as findings report it.
+    pub fn new(wants: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        FileSelect(Some(Arc::new(wants)))
+    }
+
+    pub fn wants(&self, file: &str) -> bool {
+        self.0.as_ref().is_none_or(|f| f(file))
+    }
+}
+
+impl std::fmt::Debug for FileSelect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() { "FileSelect(some)" } else { "FileSelect(all)" })
+    }
 }
 
 /// Counters for benchmarks and logs.
@@ -94,6 +121,8 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
     let started = Instant::now();
     let mut notes = Vec::new();
     let files = manifest::discover(paths, &mut notes)?;
+    let files: Vec<_> = files.into_iter().filter(|f| opts.select.wants(&f.display)).collect();
+    notes.retain(|n| opts.select.wants(&n.file));
     let parts = parallel(&files, threads(opts), |file| {
         let mut out = Loaded::default();
         match manifest::read_file(file, &opts.load.limits) {
@@ -203,6 +232,7 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
     scan.stats.locate_time /= workers;
     scan.stats.eval_time = elapsed.saturating_sub(scan.stats.locate_time);
     scan.exemptions = crate::exempt::apply(&mut scan.outcome.findings, &originals, &opts.exemptions);
+    scan.outcome.suppressed = std::mem::take(&mut scan.exemptions.suppressed);
     scan.outcome.sort();
     scan
 }

@@ -233,13 +233,18 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
         load: manifest::LoadOptions { default_namespace: repo_config.namespace.clone(), ..Default::default() },
         threads: 0,
         exemptions: Exemptions { rules: policies.org.exemptions.clone(), repository: repo.to_string(), today: None },
+        ..Default::default()
     };
     let set = policies.set.clone();
     let scanned = tokio::task::spawn_blocking(move || scan::scan_texts(&texts, &set, &opts))
         .await
         .map_err(|e| Stop::Broken { title: "guardrail failed".into(), message: format!("evaluation panicked: {e}") })?;
     app.metrics.evaluation(started.elapsed());
-    let mut outcome = Outcome { findings: scanned.outcome.findings.clone(), errors: scanned.outcome.errors.clone() };
+    let mut outcome = Outcome {
+        findings: scanned.outcome.findings.clone(),
+        errors: scanned.outcome.errors.clone(),
+        ..Default::default()
+    };
     outcome.findings.extend(extra);
     outcome.sort();
 

@@ -2,7 +2,6 @@
 //! a finding that persists across commits from a new one. FNV-1a 128 is small enough to write here and,
 //! unlike `std`'s `DefaultHasher`, is specified: the same input gives the same hex on every run and platform.
 
-use super::paths::repo_path;
 use crate::findings::{Finding, ResourceRef};
 
 const OFFSET_BASIS: u128 = 0x6c62_272e_07bb_0142_62b8_2175_6295_c58d;
@@ -42,14 +41,50 @@ impl Fingerprint {
     }
 }
 
-/// Identity of a finding without its line numbers or message, which change when unrelated lines move
-/// or a policy rewords its message: policy, constraint, file, pointer and resource. The file is
-/// normalised so that `./a.yaml` and `a.yaml` are the same finding.
-pub(crate) fn location_identity(f: &Finding) -> Fingerprint {
-    Fingerprint::new()
-        .field(&f.policy)
-        .field(&f.constraint)
-        .field(&repo_path(&f.file))
-        .field(&f.pointer)
-        .resource(f.resource.as_ref())
+/// Identity of a finding without its line numbers, which change when unrelated lines move: policy,
+/// constraint, file, pointer and resource. `path` is the file as CI systems name it (so that
+/// `./a.yaml` and `a.yaml` are the same finding).
+pub(crate) fn location_identity_at(f: &Finding, path: &str) -> Fingerprint {
+    Fingerprint::new().field(&f.policy).field(&f.constraint).field(path).field(&f.pointer).resource(f.resource.as_ref())
+}
+
+/// The location identity plus the message, with the line and column numbers some messages quote (a
+/// YAML error's "first defined at line 12") blanked, so that the identity survives lines moving
+/// but two different findings about one field stay apart.
+pub(crate) fn finding_identity(f: &Finding, path: &str) -> Fingerprint {
+    location_identity_at(f, path).field(&without_positions(&f.message))
+}
+
+fn without_positions(message: &str) -> std::borrow::Cow<'_, str> {
+    static POSITIONS: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    POSITIONS
+        .get_or_init(|| {
+            regex::Regex::new(r"(?i)\b(lines?|column|col)\s+\d+(\s*(-|to)\s*\d+)?|:\d+(:\d+)?\b").expect("valid regex")
+        })
+        .replace_all(message, "#")
+}
+
+/// One fingerprint per finding, unique within the list: the finding's identity, and for the second
+/// and later findings with the same identity, their occurrence number. Stable from run to run as long
+/// as the findings are in a stable order (`Outcome::sort`).
+pub(crate) fn unique_fingerprints<'a>(findings: impl Iterator<Item = (&'a Finding, String)>) -> Vec<String> {
+    let mut seen: std::collections::HashMap<String, u64> = std::collections::HashMap::new();
+    findings
+        .map(|(f, path)| {
+            let identity = finding_identity(f, &path);
+            let n = seen.entry(identity.hex()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                identity.hex()
+            } else {
+                identity.field(&n.to_string()).hex()
+            }
+        })
+        .collect()
+}
+
+/// The fingerprint a baseline records for each finding: its identity without line numbers (equal
+/// findings share one; a baseline counts them).
+pub fn baseline_fingerprints(findings: &[Finding], run: &super::RunInfo) -> Vec<String> {
+    findings.iter().map(|f| finding_identity(f, &run.repo_path(&f.file)).hex()).collect()
 }

@@ -3,30 +3,43 @@
 //! are shown in the log only.
 
 use super::human::summary;
-use super::paths::{readable_pointer, repo_path};
+use super::paths::readable_pointer;
+use super::terminal;
+use super::{RenderOptions, RunInfo};
 use crate::findings::{Finding, Outcome, Severity};
 
-pub(super) fn render(outcome: &Outcome) -> String {
+pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
+    let run = &opts.run;
     let mut out = String::new();
-    for f in &outcome.findings {
-        out.push_str(&command(f));
+    let mut shown = 0;
+    for f in outcome.findings.iter().filter(|f| run.shows(f.severity)) {
+        out.push_str(&command(f, run));
         out.push('\n');
+        shown += 1;
     }
     for error in &outcome.errors {
         out.push_str(&format!("::error::{}\n", escape_data(error)));
     }
-    out.push_str(&summary(outcome));
+    if run.quiet && shown == 0 && outcome.errors.is_empty() {
+        return out;
+    }
+    if !run.quiet {
+        for note in &run.notes {
+            out.push_str(&format!("::notice title=guardrail::{}\n", escape_data(note)));
+        }
+    }
+    out.push_str(&terminal::escape(&summary(outcome, run)));
     out.push('\n');
     out
 }
 
-fn command(f: &Finding) -> String {
+fn command(f: &Finding, run: &RunInfo) -> String {
     let name = match f.severity {
         Severity::Deny => "error",
         Severity::Warn => "warning",
         Severity::Info => "notice",
     };
-    let mut props = vec![("file", repo_path(&f.file))];
+    let mut props = vec![("file", run.repo_path(&f.file))];
     let r = f.region;
     if r.line > 0 {
         props.push(("line", r.line.to_string()));
@@ -58,9 +71,11 @@ fn command(f: &Finding) -> String {
     format!("::{name} {}::{}", props.join(","), escape_data(&message))
 }
 
-/// The runner's escaping for a command's message (what `@actions/core` calls `escapeData`).
+/// The runner's escaping for a command's message (what `@actions/core` calls `escapeData`); the log
+/// is a terminal too, so other control characters are shown as escapes rather than interpreted.
 fn escape_data(text: &str) -> String {
-    text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    let text = text.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A");
+    terminal::escape_line(&text).into_owned()
 }
 
 /// Property values additionally escape the separators of the property list.

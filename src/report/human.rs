@@ -5,8 +5,9 @@
 use std::collections::BTreeSet;
 
 use super::paths::readable_pointer;
-use super::{RenderOptions, SourceText};
-use crate::findings::{Finding, Outcome, Severity};
+use super::terminal::{self, escape, escape_line};
+use super::{RenderOptions, RunInfo, SourceText};
+use crate::findings::{Finding, Outcome, Severity, SuppressionKind};
 
 /// Spaces per tab when a source line is shown; rustc's choice. Columns count characters, so a tab is
 /// one column but four cells, and the underline has to account for that.
@@ -14,27 +15,42 @@ const TAB_WIDTH: usize = 4;
 
 pub(super) fn render(outcome: &Outcome, sources: &dyn SourceText, opts: &RenderOptions) -> String {
     let paint = Paint(opts.color);
+    let run = &opts.run;
     let mut out = String::new();
-    for finding in &outcome.findings {
+    let shown: Vec<&Finding> = outcome.findings.iter().filter(|f| run.shows(f.severity)).collect();
+    for finding in &shown {
         out.push_str(&diagnostic(finding, sources, paint));
         out.push('\n');
     }
-    for error in &outcome.errors {
-        out.push_str(&paint.apply(ERROR, "error"));
-        out.push_str(&paint.apply(BOLD, &format!(": {}", indent_continuation(error))));
-        out.push('\n');
+    if !run.errors_elsewhere {
+        for error in &outcome.errors {
+            out.push_str(&paint.apply(ERROR, "error"));
+            out.push_str(&paint.apply(BOLD, &format!(": {}", indent_continuation(&escape(error)))));
+            out.push('\n');
+        }
+        if !outcome.errors.is_empty() {
+            out.push('\n');
+        }
     }
-    if !outcome.errors.is_empty() {
-        out.push('\n');
+    if run.quiet {
+        if shown.is_empty() && outcome.errors.is_empty() {
+            return out;
+        }
+    } else {
+        for note in &run.notes {
+            out.push_str(&paint.apply(NOTE, "note"));
+            out.push_str(&format!(": {}\n", indent_continuation(&escape(note))));
+        }
     }
-    out.push_str(&paint.apply(BOLD, &summary(outcome)));
+    out.push_str(&paint.apply(BOLD, &summary(outcome, run)));
     out.push('\n');
     out
 }
 
-/// `3 findings (1 deny, 1 warn, 1 info) in 2 files`, `no findings`, with `, 1 error` appended when
-/// guardrail could not check everything (so "no findings" never reads as a clean bill of health).
-pub(super) fn summary(outcome: &Outcome) -> String {
+/// `3 findings (1 deny, 1 warn, 1 info) in 2 files; 4 files and 9 objects checked against 10 policies`,
+/// `no findings; …`, with `, 1 error` appended when guardrail could not check everything (so "no
+/// findings" never reads as a clean bill of health) and what exemptions and the baseline covered.
+pub(super) fn summary(outcome: &Outcome, run: &RunInfo) -> String {
     let count = |s: Severity| outcome.findings.iter().filter(|f| f.severity == s).count();
     let mut text = if outcome.findings.is_empty() {
         "no findings".to_string()
@@ -49,17 +65,33 @@ pub(super) fn summary(outcome: &Outcome) -> String {
             plural(files.len(), "file"),
         )
     };
+    let baseline = outcome.suppressed.iter().filter(|s| s.suppression.kind == SuppressionKind::Baseline).count();
+    let exempted = outcome.suppressed.len() - baseline;
+    if exempted > 0 {
+        text.push_str(&format!(", {exempted} exempted"));
+    }
+    if baseline > 0 {
+        text.push_str(&format!(", {baseline} in the baseline"));
+    }
     if !outcome.errors.is_empty() {
         text.push_str(&format!(", {}", plural(outcome.errors.len(), "error")));
+    }
+    if let Some(c) = run.checked {
+        text.push_str(&format!(
+            "; {} and {} checked against {}",
+            plural(c.files, "file"),
+            plural(c.objects, "object"),
+            plural(c.policies, "policy")
+        ));
     }
     text
 }
 
 fn plural(n: usize, noun: &str) -> String {
-    if n == 1 {
-        format!("1 {noun}")
-    } else {
-        format!("{n} {noun}s")
+    match (n, noun.strip_suffix('y')) {
+        (1, _) => format!("1 {noun}"),
+        (_, Some(stem)) => format!("{n} {stem}ies"),
+        (_, None) => format!("{n} {noun}s"),
     }
 }
 
@@ -74,17 +106,19 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
     let width = digits(region.line.max(1));
     let pad = " ".repeat(width);
     let bar = paint.apply(GUTTER, "|");
-    let path = readable_pointer(&f.pointer);
+    let path = escape_line(&readable_pointer(&f.pointer)).into_owned();
 
     let mut out = String::new();
-    out.push_str(&paint.apply(severity_style, &format!("{}[{}]", f.severity.as_str(), f.policy)));
-    out.push_str(&paint.apply(BOLD, &format!(": {}", indent_continuation(&f.message))));
+    let policy = escape_line(&f.policy);
+    out.push_str(&paint.apply(severity_style, &format!("{}[{policy}]", f.severity.as_str())));
+    out.push_str(&paint.apply(BOLD, &format!(": {}", indent_continuation(&escape(&f.message)))));
     out.push('\n');
 
+    let file = escape_line(&f.file);
     let location = match (region.line, region.column) {
-        (0, _) => f.file.clone(),
-        (line, 0) => format!("{}:{line}", f.file),
-        (line, column) => format!("{}:{line}:{column}", f.file),
+        (0, _) => file.into_owned(),
+        (line, 0) => format!("{file}:{line}"),
+        (line, column) => format!("{file}:{line}:{column}"),
     };
     out.push_str(&format!("{pad}{} {location}\n", paint.apply(GUTTER, "-->")));
 
@@ -107,10 +141,10 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
         notes.push(("field", path));
     }
     if let Some(resource) = &f.resource {
-        notes.push(("resource", resource.display()));
+        notes.push(("resource", escape_line(&resource.display()).into_owned()));
     }
     if !f.constraint.is_empty() {
-        notes.push(("constraint", f.constraint.clone()));
+        notes.push(("constraint", escape_line(&f.constraint).into_owned()));
     }
     if !notes.is_empty() {
         out.push_str(&format!("{pad} {bar}\n"));
@@ -121,9 +155,10 @@ pub(super) fn diagnostic(f: &Finding, sources: &dyn SourceText, paint: Paint) ->
     out
 }
 
-/// The source line with tabs expanded, and where the underline starts and how long it is, in cells.
-/// The underline covers `column..end_column`, or to the end of the line when the region spans lines;
-/// it is clamped to the line and is never empty, so a point past the last character still shows.
+/// The source line with tabs expanded and control characters escaped, and where the underline starts
+/// and how long it is, in cells. The underline covers `column..end_column`, or to the end of the line
+/// when the region spans lines; it is clamped to the line and is never empty, so a point past the last
+/// character still shows.
 fn underline(text: &str, f: &Finding) -> (String, usize, usize) {
     let text = text.trim_end_matches('\r');
     let chars: Vec<char> = text.chars().collect();
@@ -133,10 +168,11 @@ fn underline(text: &str, f: &Finding) -> (String, usize, usize) {
     } else {
         chars.len()
     };
-    let cells = |c: &char| if *c == '\t' { TAB_WIDTH } else { 1 };
+    let cells = |c: &char| terminal::cells(*c, TAB_WIDTH);
     let start_cell: usize = chars[..start].iter().map(cells).sum();
     let len_cells: usize = chars[start..end.max(start)].iter().map(cells).sum();
-    (text.replace('\t', &" ".repeat(TAB_WIDTH)), start_cell, len_cells.max(1))
+    let shown = escape(text).replace('\t', &" ".repeat(TAB_WIDTH));
+    (shown, start_cell, len_cells.max(1))
 }
 
 fn digits(n: u32) -> usize {

@@ -81,3 +81,22 @@ fn percent_encode(path: &str) -> String {
     }
     out
 }
+
+/// `a/./b/../c` -> `a/c`, without touching the file system (the path may not exist, or be a link the
+/// user meant literally).
+pub(crate) fn normalize(path: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for part in path.components() {
+        match part {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}

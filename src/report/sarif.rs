@@ -1,80 +1,208 @@
 //! SARIF 2.1.0, the format GitHub code scanning (and most security dashboards) ingest. One rule per
-//! policy; each finding is a result at its file region, with the field pointer, the resource and the
-//! constraint in the result's property bag and a fingerprint that survives unrelated edits.
+//! policy of the run (with its description, remediation and a security severity), each finding a result
+//! at its file region with a fingerprint unique in the log that survives lines moving, and exempted
+//! findings as results with `suppressions`. A run that failed still writes a log, with
+//! `executionSuccessful: false` and the errors as notifications, so an upload step has something to say.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use super::fingerprint::location_identity;
+use super::catalog::{self, PolicyInfo, Status};
+use super::fingerprint::unique_fingerprints;
 use super::paths::{readable_pointer, sarif_uri};
 use super::RenderOptions;
-use crate::findings::{Finding, Outcome, Severity};
+use crate::findings::{Finding, Outcome, Severity, Suppressed, SuppressionKind};
 
 const SCHEMA: &str = "https://json.schemastore.org/sarif-2.1.0.json";
 
 /// Key of our entry in `partialFingerprints`; versioned so a change of recipe cannot be mistaken for
-/// the old one.
-const FINGERPRINT_KEY: &str = "guardrail/v1";
+/// the old one (v1 left the message out, so two findings on one field shared a fingerprint).
+const FINGERPRINT_KEY: &str = "guardrail/v2";
+
+/// The base relative artifact locations are resolved against: the repository root.
+const SRCROOT: &str = "%SRCROOT%";
 
 pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
-    // Sorted, so the rule indices do not depend on which policy happened to be found first.
-    let rule_index: BTreeMap<&str, usize> = {
-        let mut policies: Vec<&str> = outcome.findings.iter().map(|f| f.policy.as_str()).collect();
-        policies.sort_unstable();
-        policies.dedup();
-        policies.into_iter().enumerate().map(|(i, p)| (p, i)).collect()
-    };
-    // GitHub shows `shortDescription` at the top of an alert; policies carry no description of their
-    // own here, so it names the policy.
-    let rules: Vec<Value> = rule_index
-        .keys()
-        .map(|id| json!({ "id": id, "shortDescription": { "text": format!("guardrail policy {id}") } }))
+    let run = &opts.run;
+    let rules = rules(outcome, &run.policies);
+    let rule_index: BTreeMap<&str, usize> = rules.iter().enumerate().map(|(i, r)| (r.name.as_str(), i)).collect();
+
+    let everything =
+        outcome.findings.iter().map(|f| (f, None)).chain(outcome.suppressed.iter().map(|s| (&s.finding, Some(s))));
+    let all: Vec<(&Finding, Option<&Suppressed>)> = everything.collect();
+    let fingerprints = unique_fingerprints(all.iter().map(|(f, _)| (*f, run.repo_path(&f.file))));
+    let results: Vec<Value> = all
+        .iter()
+        .zip(fingerprints)
+        .map(|((f, suppressed), fingerprint)| result(f, *suppressed, rule_index[f.policy.as_str()], fingerprint, opts))
         .collect();
-    let results: Vec<Value> = outcome.findings.iter().map(|f| result(f, rule_index[f.policy.as_str()])).collect();
 
     let mut driver = Map::new();
     driver.insert("name".into(), "guardrail".into());
     driver.insert("version".into(), opts.tool_version.into());
-    // Cargo's `repository` field; absent until the manifest names one, and SARIF wants a real URI or none.
+    // Cargo's `repository` field; SARIF wants a real URI or none.
     let information_uri = env!("CARGO_PKG_REPOSITORY");
     if !information_uri.is_empty() {
         driver.insert("informationUri".into(), information_uri.into());
     }
-    driver.insert("rules".into(), rules.into());
+    driver.insert("rules".into(), rules.iter().map(rule).collect::<Vec<_>>().into());
 
     let mut invocation = Map::new();
     invocation.insert("executionSuccessful".into(), outcome.errors.is_empty().into());
-    if !outcome.errors.is_empty() {
-        let notifications: Vec<Value> =
-            outcome.errors.iter().map(|e| json!({ "level": "error", "message": { "text": e } })).collect();
+    let notifications: Vec<Value> = outcome
+        .errors
+        .iter()
+        .map(|e| json!({ "level": "error", "message": { "text": e } }))
+        .chain(run.notes.iter().map(|n| json!({ "level": "note", "message": { "text": n } })))
+        .collect();
+    if !notifications.is_empty() {
         invocation.insert("toolExecutionNotifications".into(), notifications.into());
     }
 
-    let doc = json!({
-        "$schema": SCHEMA,
-        "version": "2.1.0",
-        "runs": [{
-            "tool": { "driver": driver },
-            "invocations": [invocation],
-            // Our columns count characters; SARIF's default is UTF-16 code units.
-            "columnKind": "unicodeCodePoints",
-            "results": results,
-        }],
-    });
+    let mut sarif_run = Map::new();
+    sarif_run.insert("tool".into(), json!({ "driver": driver }));
+    sarif_run.insert("invocations".into(), json!([invocation]));
+    if let Some(base) = run.root.as_ref().or(Some(&run.cwd)).filter(|p| p.is_absolute()) {
+        sarif_run.insert("originalUriBaseIds".into(), json!({ SRCROOT: { "uri": directory_uri(base) } }));
+    }
+    // Our columns count characters; SARIF's default is UTF-16 code units.
+    sarif_run.insert("columnKind".into(), "unicodeCodePoints".into());
+    sarif_run.insert("results".into(), results.into());
+
+    let doc = json!({ "$schema": SCHEMA, "version": "2.1.0", "runs": [sarif_run] });
     let mut text = serde_json::to_string_pretty(&doc).expect("a serde_json::Value always serializes");
     text.push('\n');
     text
 }
 
-fn result(f: &Finding, rule_index: usize) -> Value {
-    let level = match f.severity {
+/// Every policy that ran (code scanning closes the alerts of a rule that ran and found nothing), and
+/// one for every other policy a finding names (guardrail's own checks of the input), sorted by id so the
+/// indices do not depend on the order findings came in.
+fn rules(outcome: &Outcome, policies: &[PolicyInfo]) -> Vec<PolicyInfo> {
+    let mut rules: BTreeMap<String, PolicyInfo> =
+        policies.iter().filter(|p| p.status == Status::Active).map(|p| (p.name.clone(), p.clone())).collect();
+    let named: Vec<&Finding> = outcome.findings.iter().chain(outcome.suppressed.iter().map(|s| &s.finding)).collect();
+    for f in &named {
+        if !rules.contains_key(&f.policy) {
+            let severity =
+                named.iter().filter(|g| g.policy == f.policy).map(|g| g.severity).min().unwrap_or(f.severity);
+            let info = policies
+                .iter()
+                .find(|p| p.name == f.policy)
+                .cloned()
+                .unwrap_or_else(|| catalog::unknown(&f.policy, severity));
+            rules.insert(f.policy.clone(), PolicyInfo { name: f.policy.clone(), ..info });
+        }
+    }
+    rules.into_values().collect()
+}
+
+fn rule(p: &PolicyInfo) -> Value {
+    let full = if p.description.is_empty() { format!("guardrail policy {}", p.name) } else { p.description.clone() };
+    let short = first_sentence(&full);
+    let mut text = full.clone();
+    let mut markdown = format!("**{}**: {full}", p.name);
+    if !p.remediation.is_empty() {
+        text.push_str(&format!("\n\nHow to fix: {}", p.remediation));
+        markdown.push_str(&format!("\n\n**How to fix:** {}", p.remediation));
+    }
+    if !p.parameters.is_empty() {
+        text.push_str("\n\nParameters:");
+        markdown.push_str("\n\n| parameter | type | meaning |\n| --- | --- | --- |");
+        for param in &p.parameters {
+            text.push_str(&format!("\n- {} ({}): {}", param.name, param.kind, param.description));
+            markdown.push_str(&format!(
+                "\n| `{}` | {} | {} |",
+                param.name,
+                param.kind,
+                param.description.replace('|', "\\|")
+            ));
+        }
+    }
+    let source = if p.builtin { "guardrail's built-in pack" } else { p.source.as_str() };
+    if !source.is_empty() {
+        markdown.push_str(&format!("\n\nSource: {source}"));
+    }
+    let mut properties = Map::new();
+    properties.insert("tags".into(), json!(["security", "kubernetes"]));
+    properties.insert("security-severity".into(), security_severity(p.severity()).into());
+    if !p.constraint_kind.is_empty() {
+        properties.insert("constraintKind".into(), p.constraint_kind.clone().into());
+    }
+    let mut rule = json!({
+        "id": p.name,
+        "name": rule_name(&p.name),
+        "shortDescription": { "text": short },
+        "fullDescription": { "text": full },
+        "help": { "text": text, "markdown": markdown },
+        "defaultConfiguration": { "level": level(p.severity()) },
+        "properties": properties,
+    });
+    if let Some(uri) = p.help_uri() {
+        rule["helpUri"] = uri.into();
+    }
+    rule
+}
+
+/// GitHub's scale: 9.0 and above critical, 7.0 high, 4.0 medium, below low. A deny constraint blocks a
+/// change, so its alerts are high; the policy's own severity is the constraint's enforcement action.
+fn security_severity(severity: Severity) -> &'static str {
+    match severity {
+        Severity::Deny => "8.0",
+        Severity::Warn => "5.0",
+        Severity::Info => "2.0",
+    }
+}
+
+fn level(severity: Severity) -> &'static str {
+    match severity {
         Severity::Deny => "error",
         Severity::Warn => "warning",
         Severity::Info => "note",
-    };
+    }
+}
+
+/// `privileged-containers` -> `PrivilegedContainers`, `guardrail/yaml` -> `GuardrailYaml`.
+fn rule_name(id: &str) -> String {
+    id.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut cs = w.chars();
+            cs.next().map(|c| c.to_ascii_uppercase().to_string() + cs.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
+fn first_sentence(text: &str) -> String {
+    let end = text.find(". ").map(|i| i + 1).unwrap_or(text.len());
+    text[..end].trim().to_string()
+}
+
+fn directory_uri(path: &std::path::Path) -> String {
+    let mut uri = sarif_uri(&path.to_string_lossy());
+    if !uri.ends_with('/') {
+        uri.push('/');
+    }
+    uri
+}
+
+fn result(
+    f: &Finding,
+    suppressed: Option<&Suppressed>,
+    rule_index: usize,
+    fingerprint: String,
+    opts: &RenderOptions,
+) -> Value {
     let mut physical = Map::new();
-    physical.insert("artifactLocation".into(), json!({ "uri": sarif_uri(&f.file) }));
+    let path = opts.run.repo_path(&f.file);
+    let uri = sarif_uri(&path);
+    let artifact = if uri.starts_with("file:") || path == "-" {
+        json!({ "uri": uri })
+    } else {
+        json!({ "uri": uri, "uriBaseId": SRCROOT })
+    };
+    physical.insert("artifactLocation".into(), artifact);
     // SARIF lines and columns start at 1; a finding about a whole file has no region.
     if f.region.line > 0 {
         let r = f.region;
@@ -104,13 +232,37 @@ fn result(f: &Finding, rule_index: usize) -> Value {
         );
     }
 
-    json!({
+    let mut result = json!({
         "ruleId": f.policy,
         "ruleIndex": rule_index,
-        "level": level,
+        "level": level(f.severity),
         "message": { "text": f.message },
         "locations": [{ "physicalLocation": physical }],
-        "partialFingerprints": { FINGERPRINT_KEY: location_identity(f).hex() },
+        "partialFingerprints": { FINGERPRINT_KEY: fingerprint },
         "properties": properties,
-    })
+    });
+    if let Some(s) = suppressed {
+        let s = &s.suppression;
+        // SARIF's two kinds: written in the file itself (an annotation on the resource), or beside it.
+        let kind = match s.kind {
+            SuppressionKind::Annotation => "inSource",
+            SuppressionKind::Organisation | SuppressionKind::Baseline => "external",
+        };
+        let mut justification = s.reason.clone();
+        if !s.until.is_empty() {
+            justification.push_str(&format!(" (until {})", s.until));
+        }
+        let mut suppression = json!({ "kind": kind, "status": "accepted", "justification": justification });
+        let mut bag = Map::new();
+        bag.insert("source".into(), s.source.clone().into());
+        if !s.owner.is_empty() {
+            bag.insert("owner".into(), s.owner.clone().into());
+        }
+        if !s.until.is_empty() {
+            bag.insert("until".into(), s.until.clone().into());
+        }
+        suppression["properties"] = bag.into();
+        result["suppressions"] = json!([suppression]);
+    }
+    result
 }

@@ -2,11 +2,16 @@
 
 mod app;
 mod cel;
+mod check;
 mod cli;
+mod deploy;
+mod docs;
 mod fake_github;
 mod fuzz;
+mod integrations;
 mod manifest;
 mod policy;
 mod report;
+mod setup;
 mod support;
 mod terraform;

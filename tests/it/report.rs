@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use guardrail::findings::{Finding, Outcome, Region, ResourceRef, Severity};
+use guardrail::findings::{Finding, Outcome, Region, ResourceRef, Severity, Suppressed, Suppression, SuppressionKind};
 use guardrail::report::{readable_pointer, render, Format, RenderOptions};
 use serde_json::Value;
 
@@ -129,9 +129,20 @@ fn outcome() -> Outcome {
             "policy policies/broken.rego does not load: unexpected \"<\" at 3:1".into(),
             "could not read charts/a&b.yaml: permission denied".into(),
         ],
+        ..Default::default()
     };
     outcome.sort();
     outcome
+}
+
+fn exemption(kind: SuppressionKind) -> Suppression {
+    Suppression {
+        kind,
+        reason: "the CNI needs it".into(),
+        owner: "team-network".into(),
+        until: "2099-01-31".into(),
+        source: "annotation in examples/deployment.yaml:4".into(),
+    }
 }
 
 fn sources() -> HashMap<String, String> {
@@ -139,7 +150,7 @@ fn sources() -> HashMap<String, String> {
 }
 
 fn opts(color: bool) -> RenderOptions {
-    RenderOptions { color, tool_version: "1.2.3" }
+    RenderOptions { color, tool_version: "1.2.3", ..Default::default() }
 }
 
 fn render_plain(format: Format, outcome: &Outcome) -> String {
@@ -206,7 +217,7 @@ fn human_underline_counts_characters_and_expands_tabs() {
     let sources = HashMap::from([("t.yaml".to_string(), source.to_string())]);
     let mut f = finding("p", "", Severity::Warn, "m", "t.yaml", (2, 7, 2, 13), "/name", None);
     let render_one = |f: &Finding| {
-        let outcome = Outcome { findings: vec![f.clone()], errors: vec![] };
+        let outcome = Outcome { findings: vec![f.clone()], errors: vec![], ..Default::default() };
         render(Format::Human, &outcome, &sources, &opts(false))
     };
     // Column 7 is the opening quote: after `name:` (5 characters) and a tab shown as 4 spaces.
@@ -228,10 +239,10 @@ fn human_summary_counts() {
     let none = Outcome::default();
     assert_eq!(render_plain(Format::Human, &none), "no findings\n");
 
-    let errors_only = Outcome { findings: vec![], errors: vec!["boom\nsecond line".into()] };
+    let errors_only = Outcome { findings: vec![], errors: vec!["boom\nsecond line".into()], ..Default::default() };
     assert_eq!(render_plain(Format::Human, &errors_only), "error: boom\n  second line\n\nno findings, 1 error\n");
 
-    let one = Outcome { findings: vec![outcome().findings[0].clone()], errors: vec![] };
+    let one = Outcome { findings: vec![outcome().findings[0].clone()], errors: vec![], ..Default::default() };
     assert!(render_plain(Format::Human, &one).ends_with("\n1 finding (0 deny, 0 warn, 1 info) in 1 file\n"));
 }
 
@@ -266,7 +277,9 @@ fn json_output_is_flat_and_complete() {
 
     let doc: Value = serde_json::from_str(&text).unwrap();
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["findings", "errors"]);
+    assert_eq!(keys, ["findings", "suppressed", "errors", "notes", "summary"]);
+    assert_eq!(doc["summary"]["deny"], 2);
+    assert_eq!(doc["summary"]["errors"], 2);
     let findings = doc["findings"].as_array().unwrap();
     assert_eq!(findings.len(), outcome.findings.len());
     for (value, f) in findings.iter().zip(&outcome.findings) {
@@ -376,13 +389,20 @@ fn sarif_clean_run_succeeds_with_no_results() {
     assert!(run["invocations"][0].get("toolExecutionNotifications").is_none());
 }
 
+fn sarif_fingerprints(outcome: &Outcome) -> Vec<String> {
+    let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, outcome)).unwrap();
+    doc["runs"][0]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["partialFingerprints"]["guardrail/v2"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[test]
-fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
-    let fingerprint = |f: &Finding| {
-        let outcome = Outcome { findings: vec![f.clone()], errors: vec![] };
-        let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, &outcome)).unwrap();
-        doc["runs"][0]["results"][0]["partialFingerprints"]["guardrail/v1"].as_str().unwrap().to_string()
-    };
+fn sarif_fingerprints_ignore_lines_but_not_identity() {
+    let fingerprint =
+        |f: &Finding| sarif_fingerprints(&Outcome { findings: vec![f.clone()], ..Default::default() }).remove(0);
     let base = outcome().findings[3].clone();
     assert_eq!(base.policy, "privileged-containers");
     let original = fingerprint(&base);
@@ -390,9 +410,8 @@ fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
 
     let mut moved = base.clone();
     moved.region = Region { line: 40, column: 25, end_line: 40, end_column: 29 };
-    moved.message = "reworded".into();
     moved.file = "./examples/deployment.yaml".into();
-    assert_eq!(fingerprint(&moved), original, "lines, message and a ./ prefix must not matter");
+    assert_eq!(fingerprint(&moved), original, "lines and a ./ prefix must not matter");
 
     let mut other_field = base.clone();
     other_field.pointer = "/spec/template/spec/containers/0/securityContext/privileged".into();
@@ -400,16 +419,68 @@ fn sarif_fingerprints_ignore_lines_and_messages_but_not_identity() {
     other_resource.resource.as_mut().unwrap().name = "api".into();
     let mut other_policy = base.clone();
     other_policy.policy = "other".into();
+    let mut other_message = base.clone();
+    other_message.message = "another violation of the same field".into();
     let all: HashSet<String> =
-        [&base, &other_field, &other_resource, &other_policy].into_iter().map(fingerprint).collect();
-    assert_eq!(all.len(), 4);
+        [&base, &other_field, &other_resource, &other_policy, &other_message].into_iter().map(fingerprint).collect();
+    assert_eq!(all.len(), 5);
+}
+
+#[test]
+fn sarif_fingerprints_are_unique_in_a_log() {
+    // Two findings on one line (two messages about one container), and the same finding twice.
+    let base = outcome().findings[3].clone();
+    let mut second = base.clone();
+    second.message = "container \"nginx\" runs as root".into();
+    let twins = Outcome { findings: vec![base.clone(), second, base.clone(), base], ..Default::default() };
+    let prints = sarif_fingerprints(&twins);
+    assert_eq!(prints.len(), 4);
+    assert_eq!(prints.iter().collect::<HashSet<_>>().len(), 4, "{prints:?}");
+    // Stable from run to run.
+    assert_eq!(sarif_fingerprints(&twins), prints);
+    // A whole outcome, exempted findings included.
+    let mut outcome = outcome();
+    let f = outcome.findings[3].clone();
+    outcome.suppressed.push(Suppressed { finding: f, suppression: exemption(SuppressionKind::Organisation) });
+    let prints = sarif_fingerprints(&outcome);
+    assert_eq!(prints.iter().collect::<HashSet<_>>().len(), 5);
+}
+
+#[test]
+fn sarif_exempted_findings_carry_suppressions() {
+    let mut outcome = outcome();
+    let privileged = outcome.findings.remove(3);
+    let image = outcome.findings.remove(2);
+    outcome.suppressed.push(Suppressed { finding: privileged, suppression: exemption(SuppressionKind::Annotation) });
+    outcome.suppressed.push(Suppressed { finding: image, suppression: exemption(SuppressionKind::Organisation) });
+    let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, &outcome)).unwrap();
+    let results = doc["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4, "exempted findings stay in the log");
+    let suppressed: Vec<&Value> = results.iter().filter(|r| r.get("suppressions").is_some()).collect();
+    assert_eq!(suppressed.len(), 2);
+    for r in &suppressed {
+        let s = &r["suppressions"][0];
+        assert_eq!(s["status"], "accepted");
+        assert_eq!(s["justification"], "the CNI needs it (until 2099-01-31)");
+        assert_eq!(s["properties"]["owner"], "team-network");
+    }
+    // An annotation is written in the file itself; the organisation's list is kept elsewhere.
+    let kind = |policy: &str| {
+        suppressed.iter().find(|r| r["ruleId"] == policy).unwrap()["suppressions"][0]["kind"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(kind("privileged-containers"), "inSource");
+    assert_eq!(kind("K8sAllowedRepos"), "external");
+    validate_sarif(&doc);
 }
 
 #[test]
 fn sarif_uris_are_relative_forward_slashed_and_encoded() {
     let uri = |file: &str| {
         let f = finding("p", "", Severity::Deny, "m", file, (1, 1, 1, 2), "", None);
-        let outcome = Outcome { findings: vec![f], errors: vec![] };
+        let outcome = Outcome { findings: vec![f], errors: vec![], ..Default::default() };
         let doc: Value = serde_json::from_str(&render_plain(Format::Sarif, &outcome)).unwrap();
         doc["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
             .as_str()
@@ -483,17 +554,35 @@ fn junit_output_is_well_formed_and_counts_failures() {
     insta::assert_snapshot!(text);
     assert_well_formed_xml(&text);
 
-    assert_eq!(attr(&text, "testsuite", "tests"), ["6"]);
-    assert_eq!(attr(&text, "testsuite", "failures"), ["2"]);
-    assert_eq!(attr(&text, "testsuite", "errors"), ["2"]);
+    // Totals on the root; one suite per file, and one for the run's errors.
+    assert_eq!(attr(&text, "testsuites", "tests"), ["6"]);
+    assert_eq!(attr(&text, "testsuites", "failures"), ["2"]);
+    assert_eq!(attr(&text, "testsuites", "errors"), ["2"]);
+    let deployment = "examples/deployment.yaml";
+    assert_eq!(attr(&text, "testsuite", "name"), [deployment, "examples/legacy.yaml", "guardrail"]);
+    assert_eq!(attr(&text, "testsuite", "tests"), ["3", "1", "2"]);
+    assert_eq!(attr(&text, "testsuite", "failures"), ["2", "0", "0"]);
     assert_eq!(text.matches("<testcase ").count(), 6);
     assert_eq!(attr(&text, "failure", "type"), ["deny", "deny"]);
     assert_eq!(text.matches("<system-out>").count(), 2, "warn and info are passing cases with output");
-    assert!(attr(&text, "testcase", "name").contains(&"privileged-containers/Deployment shop/web"));
-    let deployment = "examples/deployment.yaml";
+    // Names carry the field, not the line; the place is in `file`, `line` and the failure message.
+    let names = attr(&text, "testcase", "name");
+    assert!(
+        names.contains(
+            &"privileged-containers Deployment shop/web spec.template.spec.containers[1].securityContext.privileged"
+        ),
+        "{names:?}"
+    );
     assert_eq!(
         attr(&text, "testcase", "classname"),
-        ["examples/legacy.yaml", deployment, deployment, deployment, "guardrail", "guardrail"]
+        [deployment, deployment, deployment, "examples/legacy.yaml", "guardrail", "guardrail"]
+    );
+    assert_eq!(attr(&text, "testcase", "file"), [deployment, deployment, deployment, "examples/legacy.yaml"]);
+    assert_eq!(attr(&text, "testcase", "line"), ["6", "29", "34", "3"]);
+    let messages = attr(&text, "failure", "message");
+    assert!(
+        messages.contains(&"examples/deployment.yaml:34:25: Privileged container is not allowed: &quot;nginx&quot;"),
+        "{messages:?}"
     );
     // The snippet is in the failure body, escaped.
     assert!(text.contains("34 |             privileged: true"));
@@ -505,13 +594,17 @@ fn junit_output_is_well_formed_and_counts_failures() {
 fn junit_escapes_hostile_text() {
     let message = "it's \"<b>\" & \u{1b}[31mred\u{7}\r\nnext";
     let f = finding("p<1>", "c", Severity::Deny, message, "a&b.yaml", (1, 1, 1, 2), "/a", web());
-    let text = render_plain(Format::Junit, &Outcome { findings: vec![f], errors: vec![] });
+    let text = render_plain(Format::Junit, &Outcome { findings: vec![f], errors: vec![], ..Default::default() });
     assert_well_formed_xml(&text);
-    // The attribute holds the first line only; the body holds everything.
-    assert_eq!(attr(&text, "failure", "message"), ["it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}"]);
+    // The attribute holds the place and the first line only; the body holds everything, with control
+    // characters shown as escapes (the diagnostic is made for terminals).
+    assert_eq!(
+        attr(&text, "failure", "message"),
+        ["a&amp;b.yaml:1:1: it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}"]
+    );
     assert_eq!(attr(&text, "testcase", "classname"), ["a&amp;b.yaml"]);
-    assert_eq!(attr(&text, "testcase", "name"), ["p&lt;1&gt;/Deployment shop/web"]);
-    assert!(text.contains("it&apos;s &quot;&lt;b&gt;&quot; &amp; \u{fffd}[31mred\u{fffd}&#13;\n  next"));
+    assert_eq!(attr(&text, "testcase", "name"), ["p&lt;1&gt; Deployment shop/web a"]);
+    assert!(text.contains("it&apos;s &quot;&lt;b&gt;&quot; &amp; \\x1b[31mred\\x07\\x0d\n  next"), "{text}");
 }
 
 #[test]
@@ -520,7 +613,7 @@ fn junit_clean_run_is_one_passing_test() {
     assert_well_formed_xml(&text);
     assert_eq!(attr(&text, "testcase", "name"), ["guardrail"]);
     assert_eq!(attr(&text, "testsuite", "tests"), ["1"]);
-    assert_eq!(attr(&text, "testsuite", "failures"), ["0"]);
+    assert_eq!(attr(&text, "testsuites", "failures"), ["0"]);
     assert!(!text.contains("<failure") && !text.contains("<error"));
 }
 
@@ -528,13 +621,28 @@ fn junit_clean_run_is_one_passing_test() {
 fn junit_names_repeated_cases_apart() {
     let mut outcome = outcome();
     let mut twin = find(&outcome, "privileged-containers").clone();
-    twin.pointer = "/spec/template/spec/containers/0/securityContext/privileged".into();
     twin.region = Region { line: 20, column: 11, end_line: 20, end_column: 15 };
     outcome.findings.push(twin);
     let text = render_plain(Format::Junit, &outcome);
     let names = attr(&text, "testcase", "name");
-    assert!(names.contains(&"privileged-containers/Deployment shop/web"));
-    assert!(names.contains(&"privileged-containers/Deployment shop/web (2)"));
+    let name = "privileged-containers Deployment shop/web spec.template.spec.containers[1].securityContext.privileged";
+    assert!(names.contains(&name));
+    assert!(names.contains(&format!("{name} (2)").as_str()), "{names:?}");
+}
+
+#[test]
+fn junit_shows_exempted_findings_as_skipped() {
+    let mut outcome = outcome();
+    let f = outcome.findings.remove(3);
+    outcome.suppressed.push(Suppressed { finding: f, suppression: exemption(SuppressionKind::Annotation) });
+    let text = render_plain(Format::Junit, &outcome);
+    assert_well_formed_xml(&text);
+    assert_eq!(attr(&text, "testsuites", "failures"), ["1"]);
+    assert_eq!(attr(&text, "testsuites", "skipped"), ["1"]);
+    assert_eq!(
+        attr(&text, "skipped", "message"),
+        ["exempted (annotation in examples/deployment.yaml:4): the CNI needs it"]
+    );
 }
 
 // ---- github ------------------------------------------------------------------------------------
@@ -588,7 +696,9 @@ fn github_commands_annotate_each_finding() {
 fn github_escapes_properties_and_data() {
     let mut f =
         finding("a,b:c%d", "", Severity::Deny, "50% done\r\nnext: a,b", "dir,x/a:b.yaml", (0, 0, 0, 0), "", None);
-    let render_one = |f: &Finding| render_plain(Format::Github, &Outcome { findings: vec![f.clone()], errors: vec![] });
+    let render_one = |f: &Finding| {
+        render_plain(Format::Github, &Outcome { findings: vec![f.clone()], errors: vec![], ..Default::default() })
+    };
     assert_eq!(
         render_one(&f).lines().next().unwrap(),
         "::error file=dir%2Cx/a%3Ab.yaml,title=a%2Cb%3Ac%25d::50%25 done%0D%0Anext: a,b"
@@ -614,8 +724,11 @@ fn gitlab_code_quality_report() {
     for (issue, f) in issues.iter().zip(&outcome.findings) {
         assert_eq!(issue["check_name"], f.policy.as_str());
         assert_eq!(issue["description"], f.message.as_str());
+        // GitLab's scale: a deny blocks the change (critical); a deny about input guardrail could not
+        // check at all is a blocker.
         let expected = match f.severity {
-            Severity::Deny => "major",
+            Severity::Deny if f.policy.starts_with("guardrail/") => "blocker",
+            Severity::Deny => "critical",
             Severity::Warn => "minor",
             Severity::Info => "info",
         };
@@ -662,8 +775,66 @@ fn gitlab_fingerprints_are_stable_and_unique() {
     // Two findings identical but for the line (a YAML error repeated in one file) stay distinct.
     let twin =
         |line| finding("guardrail/yaml", "", Severity::Deny, "duplicate key", "a.yaml", (line, 1, line, 2), "", None);
-    let dup = Outcome { findings: vec![twin(1), twin(5)], errors: vec![] };
+    let dup = Outcome { findings: vec![twin(1), twin(5)], errors: vec![], ..Default::default() };
     let first = gitlab_issues(&dup);
     assert_ne!(first[0]["fingerprint"], first[1]["fingerprint"]);
     assert_eq!(first, gitlab_issues(&dup));
+}
+
+// ---- SARIF schema ------------------------------------------------------------------------------
+
+/// Fails the test with every error when `doc` is not valid against the SARIF 2.1.0 schema (vendored
+/// in tests/fixtures/sarif).
+pub fn validate_sarif(doc: &Value) {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: Value = serde_json::from_str(include_str!("../fixtures/sarif/sarif-schema-2.1.0.json"))
+            .expect("the schema is JSON");
+        jsonschema::options().should_validate_formats(true).build(&schema).expect("the SARIF schema compiles")
+    });
+    let errors: Vec<String> = validator.iter_errors(doc).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "SARIF log is not valid 2.1.0: {errors:#?}");
+}
+
+#[test]
+fn sarif_logs_are_valid_against_the_2_1_0_schema() {
+    // The full outcome with errors, exemptions, notes and policy descriptions; a clean run.
+    let mut outcome = outcome();
+    let f = outcome.findings.remove(3);
+    outcome.suppressed.push(Suppressed { finding: f, suppression: exemption(SuppressionKind::Baseline) });
+    let mut opts = opts(false);
+    opts.run.notes.push("allowed-registries is not configured".into());
+    opts.run.root = Some("/work/repo".into());
+    opts.run.cwd = "/work/repo/services".into();
+    let set = guardrail::policy::PolicySet::load(&[], &Default::default()).unwrap();
+    opts.run.policies = guardrail::report::catalog::describe(&set, &[]);
+    for outcome in [outcome, Outcome::default()] {
+        let doc: Value = serde_json::from_str(&render(Format::Sarif, &outcome, &sources(), &opts)).unwrap();
+        validate_sarif(&doc);
+    }
+    // The validator is not a rubber stamp.
+    let mut broken: Value = serde_json::from_str(&render_plain(Format::Sarif, &Outcome::default())).unwrap();
+    broken["runs"][0]["results"] = serde_json::json!([{ "level": "fatal", "message": {} }]);
+    let errors = std::panic::catch_unwind(|| validate_sarif(&broken));
+    assert!(errors.is_err());
+}
+
+#[test]
+fn gitlab_blocks_on_input_that_was_not_checked() {
+    let unreadable =
+        finding("guardrail/yaml", "", Severity::Deny, "duplicate key `image`", "a.yaml", (3, 1, 3, 6), "", None);
+    let timed_out = finding(
+        "capabilities",
+        "capabilities",
+        Severity::Deny,
+        "policy capabilities did not finish within its time limit on this object; the object was not checked by it",
+        "a.yaml",
+        (1, 1, 1, 2),
+        "",
+        web(),
+    );
+    let outcome = Outcome { findings: vec![unreadable, timed_out], ..Default::default() };
+    let severities: Vec<String> =
+        gitlab_issues(&outcome).iter().map(|i| i["severity"].as_str().unwrap().to_string()).collect();
+    assert_eq!(severities, ["blocker", "blocker"]);
 }

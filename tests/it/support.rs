@@ -4,10 +4,24 @@ use guardrail::findings::Finding;
 use guardrail::policy::{LoadOptions, PolicySet};
 use guardrail::scan::{scan_texts, Scan, ScanOptions};
 
-/// Policies from in-memory YAML/Rego texts (no built-ins unless asked).
+/// The example Constraints of the built-ins that need an organisation's data (registries, node
+/// pools): with them, the built-in pack is what an organisation that configured all of it runs.
+pub const CONFIGURED_BUILTINS: [(&str, &str); 2] = [
+    ("allowed-registries.yaml", include_str!("../../policies/allowed-registries/samples/constraint_example.yaml")),
+    ("dedicated-node-pool.yaml", include_str!("../../policies/dedicated-node-pool/samples/constraint_example.yaml")),
+];
+
+/// Policies from in-memory YAML/Rego texts (no built-ins unless asked). `builtin` loads the built-in
+/// pack configured as `CONFIGURED_BUILTINS` configures it.
 pub fn policies(builtin: bool, files: &[(&str, &str)]) -> PolicySet {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut paths = Vec::new();
+    let configured = if builtin { &CONFIGURED_BUILTINS[..] } else { &[] };
+    for (name, text) in configured {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).expect("write constraint");
+        paths.push(p);
+    }
     for (name, text) in files {
         let p = dir.path().join(name);
         std::fs::write(&p, text).expect("write policy");

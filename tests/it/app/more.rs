@@ -221,7 +221,7 @@ fn summaries_and_details_stay_within_githubs_limit() {
             resource: None,
         })
         .collect();
-    let report = build(&Outcome { findings, errors: vec![] }, &CheckRunContext::default());
+    let report = build(&Outcome { findings, errors: vec![], ..Default::default() }, &CheckRunContext::default());
     assert!(report.text.len() <= MAX_OUTPUT && report.summary.len() <= MAX_OUTPUT);
     assert!(report.text.contains("truncated"), "says it was cut");
     assert_eq!(report.annotations.len(), 3000, "annotations are not truncated: they go out 50 at a time");

@@ -6,6 +6,7 @@
 // The whole API is for the other test modules; a build that uses only part of it must not warn.
 #![allow(dead_code)]
 
+mod app_manifests;
 mod auth;
 mod checks;
 mod diff;
@@ -158,6 +159,11 @@ impl FakeGitHub {
     /// The committed TEST-ONLY App key (PKCS#1 PEM, like the keys GitHub issues).
     pub fn private_key_pem() -> String {
         include_str!("../../fixtures/github/app-key.pem").to_string()
+    }
+
+    /// Apps registered through the manifest flow: (manifest, owner, converted).
+    pub fn registered_apps(&self) -> Vec<(serde_json::Value, String, bool)> {
+        self.state().app_manifests.apps.iter().map(|a| (a.manifest.clone(), a.owner.clone(), a.converted)).collect()
     }
 
     pub(crate) fn state(&self) -> MutexGuard<'_, State> {

@@ -12,7 +12,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 use super::state::State;
-use super::{auth, checks, graphql_exec, openapi, pulls, rest, Call, Shared};
+use super::{app_manifests, auth, checks, graphql_exec, openapi, pulls, rest, Call, Shared};
 
 pub(crate) struct Reply {
     pub status: u16,
@@ -114,11 +114,13 @@ fn respond(s: &mut State, method: &str, uri: &Uri, headers: &HeaderMap, body: &[
     let kind = match (&operation, path) {
         (Some((op, _)), _) => op.id.clone(),
         (None, "/graphql") if method == "POST" => "graphql".to_string(),
+        (None, p) if app_manifests::web_form(p).is_some() => "web/create-app-from-manifest".to_string(),
         _ => "unknown".to_string(),
     };
     let reply = match take_fault(s, method, path) {
         Some(reply) => reply,
         None if kind == "graphql" => graphql_exec::handle(s, headers, body),
+        None if app_manifests::web_form(path).is_some() => app_manifests::web(s, method, path, query, body),
         None => match operation {
             Some((op, params)) => operate(s, op, params, query, headers, body, path),
             None => {
@@ -162,8 +164,11 @@ fn operate(
 ) -> Reply {
     let what = format!("{} {}", op.method, path);
     let repo = params.get("owner").zip(params.get("repo")).map(|(o, r)| format!("{o}/{r}"));
-    let app_auth = op.template.starts_with("/app") || op.id == "apps/get-repo-installation";
-    let authed = if app_auth {
+    let app_auth = op.template == "/app" || op.template.starts_with("/app/") || op.id == "apps/get-repo-installation";
+    // The manifest conversion needs no credentials: the one-time code is the credential.
+    let authed = if op.id == "apps/create-from-manifest" {
+        Ok(())
+    } else if app_auth {
         auth::check_jwt(s, headers, &what)
     } else {
         auth::check_token(s, headers, repo.as_deref(), &what).map(|_| ())
@@ -213,6 +218,7 @@ fn operate(
         "checks/get" => checks::get(s, &req),
         "checks/list-annotations" => checks::list_annotations(s, &req),
         "checks/list-for-ref" => checks::list_for_ref(s, &req),
+        "apps/create-from-manifest" => app_manifests::convert(s, &req),
         other => {
             s.problem(format!("{what}: operation {other} is in the subset but has no handler"));
             Reply::not_found()

@@ -84,6 +84,7 @@ pub(crate) struct State {
     pub faults: Vec<Fault>,
     pub latency: Duration,
     pub truncate_above: usize,
+    pub app_manifests: super::app_manifests::Registry,
     next_id: u64,
 }
 
@@ -105,6 +106,7 @@ impl State {
             faults: Vec::new(),
             latency: Duration::ZERO,
             truncate_above: 512 * 1024,
+            app_manifests: Default::default(),
             next_id: 1000,
         }
     }

@@ -1,0 +1,31 @@
+//! `guardrail verify`: gator suites and Rego tests, one line per failure (every case with `-v`), then
+//! `N passed, N failed`. Case names and errors come from the suites, so they are escaped for the terminal.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::VerifyArgs;
+use crate::report::terminal::{escape, escape_line};
+
+pub fn run(args: &VerifyArgs) -> ExitCode {
+    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
+    let options = crate::verify::Options { k8s_native_validation: args.engine.enable_k8s_native_validation };
+    let summary = crate::verify::run_with(&paths, options);
+    for r in &summary.results {
+        match &r.error {
+            Some(e) => println!("FAIL {}\n     {}", escape_line(&r.name), escape(e).replace('\n', "\n     ")),
+            None if args.verbose => println!("ok   {}", escape_line(&r.name)),
+            None => {}
+        }
+    }
+    println!("{} passed, {} failed", summary.passed(), summary.failed());
+    if summary.results.is_empty() {
+        eprintln!("error: no suites or Rego tests found");
+        return ExitCode::from(2);
+    }
+    if summary.failed() > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
