@@ -2,6 +2,8 @@
 //! after this sees `CheckPullRequest` and friends. Pure functions, so the HTTP handler can call them
 //! before it commits the delivery, and tests can call them on the real payload examples.
 
+pub mod gitlab;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 

@@ -1,0 +1,83 @@
+//! GitLab merge requests: the REST client with GitLab's retry and pagination rules (`client`), the typed
+//! operations guardrail performs (`api`), diff positions as GitLab validates them (`diff`), and note
+//! bodies that GitLab cannot mistake for quick actions (`text`). Writes are exactly-once: each one is
+//! reconciled with what GitLab already holds (statuses by name and sha, discussions and the summary note
+//! by hidden markers) before it is sent, and again before any retry.
+
+mod api;
+mod client;
+mod diff;
+mod sync;
+mod text;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+pub use api::{
+    BotUser, CommitStatus, Discussion, DiscussionNote, FileText, MergeRequest, MrDiff, MrVersion, Project,
+    StatusState, StatusWrite, Written, MAX_DIFF_FILES, MAX_NEW_DISCUSSIONS,
+};
+pub use client::{next_page_url, rate_limit_wait, GitLab, Page, Reply, API_PREFIX};
+pub use diff::{line_code, DiffLine, FileDiff, LineKind, Position};
+pub use sync::{DiscussionSync, WantedDiscussion};
+pub use text::{escape_quick_actions, find_marker, Marker};
+
+/// A project by its full path (`group/sub/name`) or numeric id, as GitLab's `:id` path parameter takes both.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ProjectRef(pub String);
+
+impl ProjectRef {
+    pub fn id(id: u64) -> ProjectRef {
+        ProjectRef(id.to_string())
+    }
+
+    /// A full path: namespaces and name of GitLab's allowed characters, at least two segments.
+    pub fn parse_path(text: &str) -> Option<ProjectRef> {
+        let segments: Vec<&str> = text.split('/').collect();
+        let ok = |s: &&str| {
+            !s.is_empty()
+                && *s != "."
+                && *s != ".."
+                && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        };
+        (segments.len() >= 2 && segments.iter().all(ok)).then(|| ProjectRef(text.to_string()))
+    }
+
+    /// The `:id` path segment: a numeric id as is, a full path URL-encoded (`group%2Fname`).
+    pub fn segment(&self) -> String {
+        encode_component(&self.0)
+    }
+}
+
+impl fmt::Display for ProjectRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A merge request's project-scoped number (`!iid`), not its global id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MrIid(pub u64);
+
+impl fmt::Display for MrIid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// Percent-encodes everything but unreserved characters, and `.` too: GitLab's documentation encodes
+/// file paths as `lib%2Fclass%2Erb`, so that a path never reads as a format suffix.
+pub fn encode_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 3);
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}

@@ -1,0 +1,491 @@
+//! The fake GitLab's HTTP side: one handler for every request, so unknown routes are recorded like known
+//! ones. Order as on GitLab: rate limiter and injected faults, authentication, route, then the operation
+//! with GitLab's validation and error bodies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State as AxumState};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::{json, Value};
+
+use super::state::{diff_lines, line_code, Discussion, Note, State, Status};
+use super::Shared;
+
+pub(crate) struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<Vec<u8>>,
+}
+
+impl Reply {
+    fn json(status: u16, v: Value) -> Reply {
+        Reply { status, headers: vec![("content-type".into(), "application/json".into())], body: Some(v.to_string().into_bytes()) }
+    }
+    fn message(status: u16, m: &str) -> Reply {
+        Reply::json(status, json!({ "message": m }))
+    }
+    fn not_found(what: &str) -> Reply {
+        Reply::message(404, &format!("404 {what} Not Found"))
+    }
+    fn bad(m: &str) -> Reply {
+        Reply::message(400, &format!("400 Bad request - {m}"))
+    }
+    fn missing(param: &str) -> Reply {
+        Reply::json(400, json!({ "error": format!("{param} is missing") }))
+    }
+}
+
+pub(crate) fn router(shared: Arc<Shared>) -> Router {
+    Router::new().fallback(handle).layer(DefaultBodyLimit::disable()).with_state(shared)
+}
+
+fn decode(seg: &str) -> String {
+    let bytes = seg.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 {
+            if let Ok(b) = u8::from_str_radix(&seg[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn query(uri: &Uri) -> HashMap<String, String> {
+    uri.query()
+        .unwrap_or("")
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode(k), decode(&v.replace('+', " ")))
+        })
+        .collect()
+}
+
+async fn handle(AxumState(shared): AxumState<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let mut s = shared.lock();
+    let path = uri.path().to_string();
+    let reply = dispatch(&mut s, &shared.prefix, &method, &uri, &headers, &body);
+    s.calls.push((method.to_string(), format!("{path}?{}", uri.query().unwrap_or("")), reply.status));
+    drop(s);
+    let mut response = match reply.body {
+        Some(b) => (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), b).into_response(),
+        None => StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
+    };
+    for (k, v) in reply.headers {
+        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::try_from(k.as_str()), axum::http::HeaderValue::try_from(v.as_str())) {
+            response.headers_mut().insert(k, v);
+        }
+    }
+    response
+}
+
+fn dispatch(s: &mut State, prefix: &str, method: &Method, uri: &Uri, headers: &HeaderMap, body: &[u8]) -> Reply {
+    let raw = uri.path();
+    if let Some(at) = s.not_before {
+        if Instant::now() < at {
+            s.problems.push(format!("{method} {raw}: sent before the Retry-After of a 429 had passed"));
+        }
+    }
+    let Some(rest) = raw.strip_prefix(prefix) else {
+        s.problems.push(format!("{method} {raw}: outside {prefix}"));
+        return Reply::message(404, "404 Not Found");
+    };
+    let fault_at = s.faults.iter().position(|f| {
+        f.times > 0 && (f.method == "*" || f.method == method.as_str()) && raw.contains(&f.path_contains)
+    });
+    let mut after_apply = None;
+    if let Some(i) = fault_at {
+        s.faults[i].times -= 1;
+        let f = s.faults[i].clone();
+        if f.status == 429 {
+            let secs = f.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+            s.not_before = Some(Instant::now() + Duration::from_secs(secs));
+        }
+        let reply = Reply { status: f.status, headers: f.headers.clone(), body: Some(f.body.to_string().into_bytes()) };
+        if !f.after_apply {
+            return reply;
+        }
+        after_apply = Some(reply);
+    }
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("private-token").and_then(|v| v.to_str().ok()));
+    if token != Some(s.token.as_str()) {
+        s.problems.push(format!("{method} {raw}: not authenticated"));
+        return Reply::message(401, "401 Unauthorized");
+    }
+    let segs: Vec<String> = rest.trim_start_matches('/').split('/').map(decode).collect();
+    let q = query(uri);
+    let body: Value = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => {
+                s.problems.push(format!("{method} {raw}: body is not JSON: {e}"));
+                return Reply::message(400, "400 Bad request");
+            }
+        }
+    };
+    let reply = route(s, method, &segs, &q, &body);
+    if reply.status == 404 && reply.body.as_deref().is_some_and(|b| b == b"{\"message\":\"404 Route Not Found\"}") {
+        s.problems.push(format!("{method} {raw}: unknown request"));
+    }
+    after_apply.unwrap_or(reply)
+}
+
+fn route(s: &mut State, method: &Method, segs: &[String], q: &HashMap<String, String>, body: &Value) -> Reply {
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    match (method.as_str(), segs.as_slice()) {
+        ("GET", ["user"]) => Reply::json(200, json!({"id": s.bot_id, "username": "guardrail-bot", "bot": true})),
+        (_, ["projects", pid, rest @ ..]) => {
+            let Some(project) = s.project_by(pid).cloned() else { return Reply::not_found("Project") };
+            if !project.readable {
+                return Reply::not_found("Project");
+            }
+            project_route(s, method.as_str(), project.id, rest, q, body)
+        }
+        _ => Reply::message(404, "404 Route Not Found"),
+    }
+}
+
+fn project_json(p: &super::state::Project) -> Value {
+    json!({
+        "id": p.id, "path_with_namespace": p.path, "default_branch": p.default_branch,
+        "web_url": format!("https://gitlab.example/{}", p.path),
+        "forked_from_project": p.forked_from.map(|id| json!({"id": id})),
+    })
+}
+
+fn project_route(s: &mut State, method: &str, pid: u64, rest: &[&str], q: &HashMap<String, String>, body: &Value) -> Reply {
+    let project = s.projects[&pid].clone();
+    match (method, rest) {
+        ("GET", []) => Reply::json(200, project_json(&project)),
+        ("GET", ["repository", "commits", r]) => match s.resolve(&project, r) {
+            Some(sha) => Reply::json(200, json!({"id": sha, "short_id": &sha[..8]})),
+            None => Reply::not_found("Commit"),
+        },
+        ("HEAD", ["repository", "files", path]) | ("GET", ["repository", "files", path, "raw"]) => {
+            let Some(r) = q.get("ref") else { return Reply::missing("ref") };
+            let Some(sha) = s.resolve(&project, r) else { return Reply::not_found("Commit") };
+            let Some(content) = s.commits[&sha].get(*path).cloned() else { return Reply::not_found("File") };
+            let mut reply = Reply {
+                status: 200,
+                headers: vec![
+                    ("x-gitlab-size".into(), content.len().to_string()),
+                    ("x-gitlab-file-path".into(), path.to_string()),
+                    ("x-gitlab-commit-id".into(), sha.clone()),
+                ],
+                body: None,
+            };
+            if method == "GET" {
+                reply.headers.push(("content-type".into(), "text/plain; charset=utf-8".into()));
+                reply.body = Some(content.into_bytes());
+            }
+            reply
+        }
+        ("GET", ["repository", "commits", sha, "statuses"]) => {
+            let mut list: Vec<&Status> = s.statuses.iter().filter(|st| st.project_id == pid && st.sha == *sha).collect();
+            if let Some(name) = q.get("name") {
+                list.retain(|st| &st.name == name);
+            }
+            if let Some(r) = q.get("ref") {
+                list.retain(|st| &st.git_ref == r);
+            }
+            list.sort_by(|a, b| b.id.cmp(&a.id));
+            let items: Vec<Value> = list.iter().map(|st| status_json(st)).collect();
+            paginate(s, q, items, 20)
+        }
+        ("POST", ["statuses", sha]) => post_status(s, &project, sha, body),
+        ("GET", ["members", "all", user]) => {
+            let user: u64 = user.parse().unwrap_or(0);
+            match project.members.get(&user) {
+                Some(level) => Reply::json(200, json!({"id": user, "access_level": level})),
+                None => Reply::not_found(""),
+            }
+        }
+        (_, ["merge_requests", iid, rest @ ..]) => {
+            let iid: u64 = iid.parse().unwrap_or(0);
+            if s.mr(pid, iid).is_none() {
+                return Reply::not_found("");
+            }
+            mr_route(s, method, pid, iid, rest, q, body)
+        }
+        _ => Reply::message(404, "404 Route Not Found"),
+    }
+}
+
+fn status_json(st: &Status) -> Value {
+    json!({"id": st.id, "sha": st.sha, "ref": st.git_ref, "status": st.status, "name": st.name,
+           "description": st.description, "target_url": st.target_url, "allow_failure": false})
+}
+
+fn post_status(s: &mut State, project: &super::state::Project, sha: &str, body: &Value) -> Reply {
+    if !project.shas.contains(sha) {
+        return Reply::not_found("Commit");
+    }
+    let Some(state) = body.get("state").and_then(Value::as_str) else { return Reply::missing("state") };
+    if !["pending", "running", "success", "failed", "canceled", "skipped"].contains(&state) {
+        return Reply::json(400, json!({"error": "state does not have a valid value"}));
+    }
+    let name = body.get("name").or_else(|| body.get("context")).and_then(Value::as_str).unwrap_or("default").to_string();
+    let git_ref = match body.get("ref").and_then(Value::as_str) {
+        Some(r) => r.to_string(),
+        None => match project.branches.iter().filter(|(_, h)| *h == sha).map(|(b, _)| b.clone()).min() {
+            Some(b) => b,
+            None => return Reply::not_found("References for commit"),
+        },
+    };
+    for (k, max) in [("description", 255usize), ("target_url", 255)] {
+        if body.get(k).and_then(Value::as_str).is_some_and(|v| v.chars().count() > max) {
+            return Reply::bad(&format!("{k} is too long"));
+        }
+    }
+    let description = body.get("description").and_then(Value::as_str).map(str::to_string);
+    let target_url = body.get("target_url").and_then(Value::as_str).map(str::to_string);
+    // GitLab updates a running or pending status of this name and ref in place; posting the state it
+    // already has is an invalid transition.
+    let open = s.statuses.iter_mut().filter(|st| st.project_id == project.id && st.sha == sha && st.name == name && st.git_ref == git_ref).max_by_key(|st| st.id);
+    if let Some(st) = open.filter(|st| st.status == "running" || st.status == "pending") {
+        if st.status == state {
+            let event = if state == "running" { "run" } else { "enqueue" };
+            return Reply::bad(&format!("Cannot transition status via :{event} from :{state} (Reason(s): Status cannot transition via \"{event}\")"))
+                .relabel(400);
+        }
+        st.status = state.to_string();
+        st.description = description.or(st.description.take());
+        st.target_url = target_url.or(st.target_url.take());
+        let v = status_json(st);
+        return Reply::json(201, v);
+    }
+    let id = s.next_id();
+    let st = Status { id, project_id: project.id, sha: sha.to_string(), git_ref, name, status: state.to_string(), description, target_url };
+    let v = status_json(&st);
+    s.statuses.push(st);
+    Reply::json(201, v)
+}
+
+impl Reply {
+    fn relabel(mut self, status: u16) -> Reply {
+        self.status = status;
+        self
+    }
+}
+
+fn mr_json(s: &State, pid: u64, iid: u64) -> Value {
+    let m = s.mr(pid, iid).expect("checked");
+    let v = m.head();
+    json!({
+        "id": m.id, "iid": m.iid, "project_id": m.project_id, "title": m.title, "state": m.state, "draft": m.draft,
+        "work_in_progress": m.draft, "sha": v.head, "source_project_id": m.source_project_id,
+        "target_project_id": m.project_id, "source_branch": m.source_branch, "target_branch": m.target_branch,
+        "diff_refs": {"base_sha": v.base, "head_sha": v.head, "start_sha": v.start},
+        "web_url": format!("https://gitlab.example/{}/-/merge_requests/{}", s.projects[&pid].path, iid),
+    })
+}
+
+fn note_json(n: &Note) -> Value {
+    json!({
+        "id": n.id, "type": if n.position.is_some() { json!("DiffNote") } else { Value::Null }, "body": n.body,
+        "author": {"id": n.author_id, "username": if n.author_id == 7 { "guardrail-bot" } else { "someone" }},
+        "system": n.system, "resolvable": n.resolvable, "resolved": n.resolved, "position": n.position,
+        "noteable_type": "MergeRequest",
+    })
+}
+
+fn discussion_json(d: &Discussion) -> Value {
+    json!({"id": d.id, "individual_note": d.individual_note, "notes": d.notes.iter().map(note_json).collect::<Vec<_>>()})
+}
+
+fn mr_route(s: &mut State, method: &str, pid: u64, iid: u64, rest: &[&str], q: &HashMap<String, String>, body: &Value) -> Reply {
+    match (method, rest) {
+        ("GET", []) => Reply::json(200, mr_json(s, pid, iid)),
+        ("GET", ["versions"]) => {
+            let m = s.mr(pid, iid).expect("checked");
+            let items: Vec<Value> = m.versions.iter().rev().map(|v| json!({
+                "id": v.id, "head_commit_sha": v.head, "base_commit_sha": v.base, "start_commit_sha": v.start,
+                "state": "collected", "real_size": v.diffs.len().to_string(), "merge_request_id": m.id,
+            })).collect();
+            paginate(s, q, items, 20)
+        }
+        ("GET", ["diffs"]) => {
+            let m = s.mr(pid, iid).expect("checked");
+            let items: Vec<Value> = m.head().diffs.iter().map(|d| json!({
+                "old_path": d.old_path, "new_path": d.new_path, "a_mode": "100644", "b_mode": "100644",
+                "diff": d.diff, "new_file": d.new_file, "renamed_file": d.renamed_file, "deleted_file": d.deleted_file,
+                "generated_file": false, "collapsed": d.collapsed, "too_large": d.too_large,
+            })).collect();
+            paginate(s, q, items, 20)
+        }
+        ("GET", ["discussions"]) => {
+            let items: Vec<Value> = s.discussions.iter().filter(|d| d.project_id == pid && d.iid == iid).map(discussion_json).collect();
+            paginate(s, q, items, 20)
+        }
+        ("GET", ["notes"]) => {
+            let mut notes: Vec<Note> = s.discussions.iter().filter(|d| d.project_id == pid && d.iid == iid).flat_map(|d| d.notes.clone()).collect();
+            notes.sort_by_key(|n| n.id);
+            if q.get("sort").map(String::as_str) != Some("asc") {
+                notes.reverse();
+            }
+            let items: Vec<Value> = notes.iter().map(note_json).collect();
+            paginate(s, q, items, 20)
+        }
+        ("POST", ["notes"]) => {
+            let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else { return Reply::missing("body") };
+            quick_actions(s, text);
+            let note = Note { id: s.next_id(), body: text.to_string(), author_id: s.bot_id, system: false, resolvable: false, resolved: false, position: None };
+            let v = note_json(&note);
+            let id = format!("{:040x}", s.next_id());
+            s.discussions.push(Discussion { id, project_id: pid, iid, individual_note: true, notes: vec![note] });
+            Reply::json(201, v)
+        }
+        ("PUT", ["notes", note_id]) => {
+            let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else { return Reply::missing("body") };
+            let bot = s.bot_id;
+            let id: u64 = note_id.parse().unwrap_or(0);
+            let Some(note) = s.discussions.iter_mut().filter(|d| d.project_id == pid && d.iid == iid).flat_map(|d| d.notes.iter_mut()).find(|n| n.id == id) else {
+                return Reply::not_found("Note");
+            };
+            if note.author_id != bot {
+                return Reply::message(403, "403 Forbidden");
+            }
+            note.body = text.to_string();
+            Reply::json(200, note_json(note))
+        }
+        ("POST", ["discussions"]) => create_discussion(s, pid, iid, body),
+        ("PUT", ["discussions", id]) => {
+            let resolved = q.get("resolved").map(|v| v == "true").or_else(|| body.get("resolved").and_then(Value::as_bool));
+            let Some(resolved) = resolved else { return Reply::missing("resolved") };
+            let Some(d) = s.discussions.iter_mut().find(|d| d.project_id == pid && d.iid == iid && d.id == *id) else {
+                return Reply::not_found("Discussion");
+            };
+            if !d.notes.iter().any(|n| n.resolvable) {
+                return Reply::bad("Discussion is not resolvable");
+            }
+            for n in d.notes.iter_mut().filter(|n| n.resolvable) {
+                n.resolved = resolved;
+            }
+            Reply::json(200, discussion_json(d))
+        }
+        _ => Reply::message(404, "404 Route Not Found"),
+    }
+}
+
+/// A note line that GitLab would run as a quick action is a bug in the bot: recorded as a problem.
+fn quick_actions(s: &mut State, body: &str) {
+    let mut fenced = false;
+    for line in body.lines() {
+        if line.starts_with("```") {
+            fenced = !fenced;
+        }
+        if !fenced && line.starts_with('/') && line[1..].chars().next().is_some_and(|c| c.is_ascii_alphabetic()) {
+            s.problems.push(format!("note line would run as a quick action: {line}"));
+        }
+    }
+}
+
+const INVALID_LINE: &str = "Note {:line_code=>[\"can't be blank\", \"must be a valid line code\"]}";
+
+fn create_discussion(s: &mut State, pid: u64, iid: u64, body: &Value) -> Reply {
+    let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else { return Reply::missing("body") };
+    let Some(pos) = body.get("position").filter(|p| !p.is_null()) else {
+        quick_actions(s, text);
+        let note = Note { id: s.next_id(), body: text.to_string(), author_id: s.bot_id, system: false, resolvable: true, resolved: false, position: None };
+        let d = Discussion { id: format!("{:040x}", s.next_id()), project_id: pid, iid, individual_note: false, notes: vec![note] };
+        let v = discussion_json(&d);
+        s.discussions.push(d);
+        return Reply::json(201, v);
+    };
+    let str_of = |k: &str| pos.get(k).and_then(Value::as_str);
+    for k in ["base_sha", "start_sha", "head_sha", "position_type"] {
+        if str_of(k).is_none() {
+            return Reply::missing(&format!("position[{k}]"));
+        }
+    }
+    if str_of("position_type") != Some("text") {
+        return Reply::bad("Note {:position=>[\"only text positions are supported here\"]}");
+    }
+    let num = |v: Option<&Value>| -> Result<Option<u32>, ()> {
+        match v {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n.as_u64().map(|n| Some(n as u32)).ok_or(()),
+            Some(_) => Err(()),
+        }
+    };
+    let (Ok(new_line), Ok(old_line)) = (num(pos.get("new_line")), num(pos.get("old_line"))) else {
+        return Reply::bad("Note {:position=>[\"must be a valid json schema\"]}");
+    };
+    let m = s.mr(pid, iid).expect("checked");
+    let Some(version) = m.versions.iter().find(|v| {
+        Some(v.head.as_str()) == str_of("head_sha") && Some(v.base.as_str()) == str_of("base_sha") && Some(v.start.as_str()) == str_of("start_sha")
+    }) else {
+        return Reply::bad(INVALID_LINE);
+    };
+    let (Some(new_path), Some(old_path)) = (str_of("new_path"), str_of("old_path")) else { return Reply::bad(INVALID_LINE) };
+    let Some(file) = version.diffs.iter().find(|d| d.new_path == new_path && d.old_path == old_path) else { return Reply::bad(INVALID_LINE) };
+    let lines = diff_lines(&file.diff);
+    let matches = |kind: char, o: u32, n: u32, old_line: Option<u32>, new_line: Option<u32>| match kind {
+        '+' => old_line.is_none() && new_line == Some(n),
+        '-' => new_line.is_none() && old_line == Some(o),
+        _ => old_line == Some(o) && new_line == Some(n),
+    };
+    let Some(at) = lines.iter().position(|(k, o, n)| matches(*k, *o, *n, old_line, new_line)) else { return Reply::bad(INVALID_LINE) };
+    if let Some(range) = pos.get("line_range").filter(|r| !r.is_null()) {
+        let end_of = |which: &str| -> Option<usize> {
+            let e = range.get(which)?;
+            let code = e.get("line_code")?.as_str()?;
+            let kind = e.get("type")?.as_str()?;
+            let i = lines.iter().position(|(_, o, n)| line_code(new_path, *o, *n) == code)?;
+            let expected = if lines[i].0 == '-' { "old" } else { "new" };
+            (kind == expected).then_some(i)
+        };
+        let (Some(start), Some(end)) = (end_of("start"), end_of("end")) else { return Reply::bad(INVALID_LINE) };
+        if end != at || start > end {
+            return Reply::bad(INVALID_LINE);
+        }
+    }
+    quick_actions(s, text);
+    let mut stored = pos.clone();
+    stored["line_code"] = json!(line_code(new_path, lines[at].1, lines[at].2));
+    let note = Note { id: s.next_id(), body: text.to_string(), author_id: s.bot_id, system: false, resolvable: true, resolved: false, position: Some(stored) };
+    let d = Discussion { id: format!("{:040x}", s.next_id()), project_id: pid, iid, individual_note: false, notes: vec![note] };
+    let v = discussion_json(&d);
+    s.discussions.push(d);
+    Reply::json(201, v)
+}
+
+/// Offset pagination as GitLab does it: `page`/`per_page` (at most 100), `X-Next-Page` and `Link`, and
+/// `X-Total`/`X-Total-Pages` only while the list is not longer than the count limit.
+fn paginate(s: &mut State, q: &HashMap<String, String>, items: Vec<Value>, default_per_page: usize) -> Reply {
+    let per_page = q.get("per_page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(default_per_page).clamp(1, 100);
+    let page = q.get("page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let total = items.len();
+    let slice: Vec<Value> = items.into_iter().skip((page - 1) * per_page).take(per_page).collect();
+    let has_next = page * per_page < total;
+    let mut reply = Reply::json(200, Value::Array(slice));
+    reply.headers.push(("x-page".into(), page.to_string()));
+    reply.headers.push(("x-per-page".into(), per_page.to_string()));
+    reply.headers.push(("x-next-page".into(), if has_next { (page + 1).to_string() } else { String::new() }));
+    reply.headers.push(("x-prev-page".into(), if page > 1 { (page - 1).to_string() } else { String::new() }));
+    if total <= s.count_limit {
+        reply.headers.push(("x-total".into(), total.to_string()));
+        reply.headers.push(("x-total-pages".into(), total.div_ceil(per_page).max(1).to_string()));
+    }
+    let _ = s;
+    reply
+}
