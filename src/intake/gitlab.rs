@@ -186,7 +186,10 @@ pub enum GitlabEvent {
     Check(CheckMergeRequest),
     /// `/guardrail rerun` by `author_id`: the job checks that the author is a member with Developer
     /// access or more (`GitLab::member_access_level`) before it runs the check.
-    Rerun { check: CheckMergeRequest, author_id: u64 },
+    Rerun {
+        check: CheckMergeRequest,
+        author_id: u64,
+    },
     RefreshPolicies(RefreshGitlabPolicies),
     /// Nothing to do, and why (stored with the delivery).
     Ignored(String),
@@ -360,7 +363,8 @@ fn merge_request(hook: MergeRequestHook) -> GitlabEvent {
 
 fn push(hook: PushHook, ctx: &GitlabIntakeContext) -> GitlabEvent {
     let Some(policy) = &ctx.policy_project else { return ignored("no GitLab policy project configured") };
-    let same = policy.0.eq_ignore_ascii_case(&hook.project.path_with_namespace) || policy.0 == hook.project.id.to_string();
+    let same =
+        policy.0.eq_ignore_ascii_case(&hook.project.path_with_namespace) || policy.0 == hook.project.id.to_string();
     if !same {
         return ignored("push to a project that is not the policy project");
     }

@@ -9,8 +9,8 @@ use std::time::Duration;
 use guardrail::forge::github::CallPolicy;
 use guardrail::forge::ForgeError;
 use guardrail::gitlab::{
-    escape_quick_actions, FileDiff, FileText, GitLab, Marker, MrIid, MrVersion, ProjectRef, StatusState,
-    StatusWrite, WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
+    escape_quick_actions, FileDiff, FileText, GitLab, Marker, MrIid, MrVersion, ProjectRef, StatusState, StatusWrite,
+    WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
 };
 use guardrail::metrics::Metrics;
 use guardrail::policy::PolicySet;
@@ -131,6 +131,7 @@ async fn a_violating_merge_request_gets_discussions_at_valid_positions_a_summary
     // The only finding of the change is the added `privileged: true` (line 11 of the new file).
     let privileged_findings: Vec<_> = run.findings.iter().filter(|(_, line, _)| *line == 11).collect();
     assert!(!privileged_findings.is_empty(), "{:?}", run.findings);
+    assert!(run.positioned >= 1 && run.summary_only.is_empty(), "{run:?}");
     let discussions = fake.discussions(project, iid);
     assert_eq!(discussions.len(), run.positioned);
     assert_eq!(run.created, run.positioned);
@@ -212,7 +213,9 @@ async fn a_fix_push_resolves_and_a_reintroduced_finding_is_visible_again() {
     assert_eq!(again.created + again.reopened, opened);
     let open: Vec<_> = fake.discussions(project, iid).into_iter().filter(|d| !d.notes[0].resolved).collect();
     assert_eq!(open.len(), opened);
-    assert!(open.iter().all(|d| d.notes[0].position.as_ref().unwrap()["head_sha"] == fake.mr_head(project, iid).as_str()));
+    assert!(open
+        .iter()
+        .all(|d| d.notes[0].position.as_ref().unwrap()["head_sha"] == fake.mr_head(project, iid).as_str()));
     no_problems(&fake);
 }
 
@@ -299,7 +302,17 @@ async fn long_lists_are_paged_past_the_count_limit_and_withheld_diffs_are_told_a
     assert!(diffs.iter().any(|d| d.deleted_file && d.old_path == "gone.yaml"));
     assert!(diffs.iter().find(|d| d.new_path == "huge.yaml").unwrap().lines().is_none());
     assert!(diffs.iter().find(|d| d.new_path == "lock.yaml").unwrap().lines().is_none());
-    assert_eq!(diffs.iter().find(|d| d.new_path == "cfg/f007.yaml").unwrap().lines().unwrap().added_lines().collect::<Vec<_>>(), [1]);
+    assert_eq!(
+        diffs
+            .iter()
+            .find(|d| d.new_path == "cfg/f007.yaml")
+            .unwrap()
+            .lines()
+            .unwrap()
+            .added_lines()
+            .collect::<Vec<_>>(),
+        [1]
+    );
     // 234 files at 100 a page: three pages, the last found by X-Next-Page alone (no totals past 100).
     assert_eq!(fake.calls().iter().filter(|c| c.1.contains("/diffs")).count(), 3);
     no_problems(&fake);
@@ -322,11 +335,12 @@ async fn positions_name_diff_lines_as_gitlab_numbers_them_and_others_are_refused
     assert_eq!(lines.added_lines().collect::<Vec<_>>(), [10, 11]);
     let bot = gl.current_user().await.unwrap().id;
     // An added line, a multi-line range over an unchanged and two added lines, an unchanged line.
-    for (start, end, old_line) in [(10, 10, None), (8, 11, None), (12, 12, Some(13))] {
+    for (start, end, old_line) in [(10, 10, None), (8, 11, None), (12, 12, Some(11))] {
         let pos = lines.position(&version, start, end).expect("in the diff");
         assert_eq!(pos.old_line, old_line);
         assert_eq!(pos.line_range.is_some(), start != end);
-        let w = gl.create_discussion(&path, MrIid(iid), bot, &Marker::finding(&format!("{start}-{end}")), "x", &pos).await;
+        let w =
+            gl.create_discussion(&path, MrIid(iid), bot, &Marker::finding(&format!("{start}-{end}")), "x", &pos).await;
         assert!(matches!(w, Ok(Written::Created(_))), "{start}-{end}: {w:?}");
     }
     // Line 18 is outside every hunk: no position, and GitLab refuses a made-up one with 400.
@@ -334,7 +348,10 @@ async fn positions_name_diff_lines_as_gitlab_numbers_them_and_others_are_refused
     let mut bad = lines.position(&version, 10, 10).unwrap();
     bad.new_line = Some(18);
     let err = gl.create_discussion(&path, MrIid(iid), bot, &Marker::finding("bad"), "x", &bad).await.unwrap_err();
-    assert!(matches!(&err, ForgeError::Status { status: 400, message, .. } if message.contains("valid line code")), "{err}");
+    assert!(
+        matches!(&err, ForgeError::Status { status: 400, message, .. } if message.contains("valid line code")),
+        "{err}"
+    );
     // A context line given as `new_line` only is refused too: GitLab needs both sides.
     let mut half = lines.position(&version, 12, 12).unwrap();
     half.old_line = None;
@@ -373,7 +390,8 @@ async fn other_peoples_notes_are_never_taken_for_the_bots() {
 #[tokio::test]
 async fn files_are_read_with_size_limits_and_missing_files_are_told_apart() {
     let fake = FakeGitLab::start().await;
-    let (project, root) = fake.add_project("g/files", &[("dir/a b.yaml", "k: v\n"), ("big.yaml", &"x".repeat(5000)), ("bin", "a\0b")]);
+    let (project, root) =
+        fake.add_project("g/files", &[("dir/a b.yaml", "k: v\n"), ("big.yaml", &"x".repeat(5000)), ("bin", "a\0b")]);
     let gl = client(&fake);
     let p = ProjectRef::id(project);
     assert_eq!(gl.file_text(&p, "dir/a b.yaml", &root, 100).await.unwrap(), FileText::Text("k: v\n".into()));

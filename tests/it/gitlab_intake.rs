@@ -68,11 +68,21 @@ fn a_signing_token_signature_is_verified_when_configured() {
     assert!(signature_valid(&plain, "m", &t.to_string(), body, &sign(b"plain-key", "m", t, body), t));
 
     let auth = WebhookAuth { tokens: WebhookAuth::split("tok"), signing_keys: keys };
-    let ok = headers(&[("x-gitlab-token", "tok"), ("webhook-id", "msg_1"), ("webhook-timestamp", &t.to_string()), ("webhook-signature", &sig)]);
+    let ok = headers(&[
+        ("x-gitlab-token", "tok"),
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", &t.to_string()),
+        ("webhook-signature", &sig),
+    ]);
     assert_eq!(authenticate(&auth, &ok, body), Ok(()));
     let unsigned = headers(&[("x-gitlab-token", "tok")]);
     assert_eq!(authenticate(&auth, &unsigned, body), Err(AuthFailure::Signature));
-    let bad_token = headers(&[("x-gitlab-token", "nope"), ("webhook-id", "msg_1"), ("webhook-timestamp", &t.to_string()), ("webhook-signature", &sig)]);
+    let bad_token = headers(&[
+        ("x-gitlab-token", "nope"),
+        ("webhook-id", "msg_1"),
+        ("webhook-timestamp", &t.to_string()),
+        ("webhook-signature", &sig),
+    ]);
     assert_eq!(authenticate(&auth, &bad_token, body), Err(AuthFailure::Token));
 }
 
@@ -98,7 +108,10 @@ async fn merge_request_events_ask_for_checks_only_when_the_code_or_draft_state_c
     let check = |body: Vec<u8>| read("Merge Request Hook", &body, &ctx);
     match check(fake.merge_request_hook(project, iid, "open", None, json!({}))) {
         GitlabEvent::Check(c) => {
-            assert_eq!((c.project.clone(), c.iid, c.head_sha.0.as_str(), c.force), (ProjectRef("group/sub/app".into()), MrIid(iid), head.as_str(), false));
+            assert_eq!(
+                (c.project.clone(), c.iid, c.head_sha.0.as_str(), c.force),
+                (ProjectRef("group/sub/app".into()), MrIid(iid), head.as_str(), false)
+            );
             assert_eq!(c.dedupe_key(), format!("gitlab-check:group/sub/app!{iid}@{head}"));
         }
         other => panic!("{other:?}"),
@@ -109,12 +122,17 @@ async fn merge_request_events_ask_for_checks_only_when_the_code_or_draft_state_c
         GitlabEvent::Check(c) => assert_eq!(c.head_sha.0, pushed),
         other => panic!("{other:?}"),
     }
-    let title_only = fake.merge_request_hook(project, iid, "update", None, json!({"title": {"previous": "a", "current": "b"}}));
+    let title_only =
+        fake.merge_request_hook(project, iid, "update", None, json!({"title": {"previous": "a", "current": "b"}}));
     assert!(matches!(check(title_only), GitlabEvent::Ignored(_)));
-    let ready = fake.merge_request_hook(project, iid, "update", None, json!({"draft": {"previous": true, "current": false}}));
+    let ready =
+        fake.merge_request_hook(project, iid, "update", None, json!({"draft": {"previous": true, "current": false}}));
     assert!(matches!(check(ready), GitlabEvent::Check(c) if c.force));
     for action in ["close", "merge", "approved", "unapproved"] {
-        assert!(matches!(check(fake.merge_request_hook(project, iid, action, None, json!({}))), GitlabEvent::Ignored(_)), "{action}");
+        assert!(
+            matches!(check(fake.merge_request_hook(project, iid, action, None, json!({}))), GitlabEvent::Ignored(_)),
+            "{action}"
+        );
     }
     // The same object kind from an instance-level (system) hook.
     let system = read("System Hook", &fake.merge_request_hook(project, iid, "open", None, json!({})), &ctx);
@@ -138,7 +156,10 @@ fn pushes_reload_policies_only_for_the_policy_projects_default_branch() {
         GitlabEvent::RefreshPolicies(r) => assert_eq!(r.after.0, sha),
         other => panic!("{other:?}"),
     }
-    assert!(matches!(read("Push Hook", &push_body("Sec/Policies", "refs/heads/main", &sha), &ctx), GitlabEvent::RefreshPolicies(_)));
+    assert!(matches!(
+        read("Push Hook", &push_body("Sec/Policies", "refs/heads/main", &sha), &ctx),
+        GitlabEvent::RefreshPolicies(_)
+    ));
     for (path, r, after) in [
         ("sec/policies", "refs/heads/dev", sha.clone()),
         ("other/project", "refs/heads/main", sha.clone()),
@@ -168,7 +189,12 @@ fn a_rerun_command_asks_for_a_forced_check_that_the_job_gates_on_membership() {
         }
         other => panic!("{other:?}"),
     }
-    for (author, text, system) in [(7, "/guardrail rerun", false), (42, "/guardrail rerun", true), (42, "guardrail rerun please", false), (42, "/guardrail rerunx", false)] {
+    for (author, text, system) in [
+        (7, "/guardrail rerun", false),
+        (42, "/guardrail rerun", true),
+        (42, "guardrail rerun please", false),
+        (42, "/guardrail rerunx", false),
+    ] {
         assert!(matches!(read("Note Hook", &note_body(author, text, system), &ctx), GitlabEvent::Ignored(_)), "{text}");
     }
 }

@@ -304,8 +304,7 @@ impl GitLab {
     pub async fn versions(&self, project: &ProjectRef, iid: MrIid) -> Result<Vec<MrVersion>, ForgeError> {
         let op = "merge_requests/versions";
         let page = self.pages(&format!("{}/versions", Self::mr_path(project, iid)), op, 10_000).await?;
-        let mut versions: Vec<MrVersion> =
-            page.items.into_iter().map(|v| parse(op, v)).collect::<Result<_, _>>()?;
+        let mut versions: Vec<MrVersion> = page.items.into_iter().map(|v| parse(op, v)).collect::<Result<_, _>>()?;
         versions.sort_by(|a, b| b.id.cmp(&a.id));
         Ok(versions)
     }
@@ -501,7 +500,9 @@ impl GitLab {
                     let found = self.discussions(project, iid).await?.into_iter().find(|d| {
                         d.is_marked(author, marker)
                             && !d.resolved()
-                            && d.first().and_then(|n| n.position.as_ref()).is_some_and(|p| p.head_sha == position.head_sha)
+                            && d.first()
+                                .and_then(|n| n.position.as_ref())
+                                .is_some_and(|p| p.head_sha == position.head_sha)
                     });
                     if let Some(d) = found {
                         return Ok(Written::Created(d.first().map(|n| n.id).unwrap_or(0)));
@@ -557,9 +558,8 @@ impl GitLab {
         body: &str,
     ) -> Result<Written, ForgeError> {
         let text = format!("{}\n\n{}", escape_quick_actions(body), marker.comment());
-        let find = |notes: Vec<DiscussionNote>| {
-            notes.into_iter().find(|n| n.author_id == author && marker.is_in(&n.body))
-        };
+        let find =
+            |notes: Vec<DiscussionNote>| notes.into_iter().find(|n| n.author_id == author && marker.is_in(&n.body));
         let mut tries = 0;
         loop {
             tries += 1;
@@ -568,7 +568,9 @@ impl GitLab {
                 Some(n) if n.body == text => return Ok(Written::Unchanged(n.id)),
                 Some(n) => {
                     let path = format!("{}/notes/{}", Self::mr_path(project, iid), n.id);
-                    self.write(Method::PUT, &path, &json!({"body": text}), "notes/update").await.map(|_| Written::Updated(n.id))
+                    self.write(Method::PUT, &path, &json!({"body": text}), "notes/update")
+                        .await
+                        .map(|_| Written::Updated(n.id))
                 }
                 None => {
                     let path = format!("{}/notes", Self::mr_path(project, iid));

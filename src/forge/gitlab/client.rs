@@ -118,13 +118,7 @@ impl GitLab {
     }
 
     /// A write, sent once (twice or more only after 429s). The caller reconciles before trying again.
-    pub async fn write(
-        &self,
-        method: Method,
-        path: &str,
-        body: &Value,
-        operation: &str,
-    ) -> Result<Reply, ForgeError> {
+    pub async fn write(&self, method: Method, path: &str, body: &Value, operation: &str) -> Result<Reply, ForgeError> {
         let _guard = self.writes.lock().await;
         let reply = self.send_retried(method, &self.url(path), Some(body), operation, false).await?;
         check(reply, operation)

@@ -120,10 +120,8 @@ impl FileDiff {
                 None => {}
             }
         }
-        let line_range = (first != last).then(|| LineRange {
-            start: self.range_end(&first),
-            end: self.range_end(&last),
-        });
+        let line_range =
+            (first != last).then(|| LineRange { start: self.range_end(&first), end: self.range_end(&last) });
         Some(Position {
             base_sha: version.base_commit_sha.clone(),
             start_sha: version.start_commit_sha.clone(),
@@ -188,9 +186,7 @@ impl Position {
             "old_line": self.old_line,
         });
         if let Some(range) = &self.line_range {
-            let end = |e: &RangeEnd| {
-                json!({"line_code": e.line_code, "type": e.kind, "old_line": e.old_line, "new_line": e.new_line})
-            };
+            let end = |e: &RangeEnd| json!({"line_code": e.line_code, "type": e.kind, "old_line": e.old_line, "new_line": e.new_line});
             v["line_range"] = json!({"start": end(&range.start), "end": end(&range.end)});
         }
         v

@@ -15,8 +15,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 pub use api::{
-    BotUser, CommitStatus, Discussion, DiscussionNote, FileText, MergeRequest, MrDiff, MrVersion, Project,
-    StatusState, StatusWrite, Written, MAX_DIFF_FILES, MAX_NEW_DISCUSSIONS,
+    BotUser, CommitStatus, Discussion, DiscussionNote, FileText, MergeRequest, MrDiff, MrVersion, Project, StatusState,
+    StatusWrite, Written, MAX_DIFF_FILES, MAX_NEW_DISCUSSIONS,
 };
 pub use client::{next_page_url, rate_limit_wait, GitLab, Page, Reply, API_PREFIX};
 pub use diff::{line_code, DiffLine, FileDiff, LineKind, Position};

@@ -244,18 +244,36 @@ impl FakeGitLab {
 
     pub fn add_user_discussion(&self, target: u64, iid: u64, author: u64, body: &str) {
         let mut s = self.state();
-        let note = Note { id: s.next_id(), body: body.into(), author_id: author, system: false, resolvable: true, resolved: false, position: None };
+        let note = Note {
+            id: s.next_id(),
+            body: body.into(),
+            author_id: author,
+            system: false,
+            resolvable: true,
+            resolved: false,
+            position: None,
+        };
         let id = format!("{:040x}", s.next_id());
         s.discussions.push(Discussion { id, project_id: target, iid, individual_note: false, notes: vec![note] });
     }
 
     pub fn discussions(&self, target: u64, iid: u64) -> Vec<Discussion> {
-        self.state().discussions.iter().filter(|d| d.project_id == target && d.iid == iid && !d.individual_note).cloned().collect()
+        self.state()
+            .discussions
+            .iter()
+            .filter(|d| d.project_id == target && d.iid == iid && !d.individual_note)
+            .cloned()
+            .collect()
     }
 
     /// Notes that are not in threads (the summary note).
     pub fn plain_notes(&self, target: u64, iid: u64) -> Vec<Note> {
-        self.state().discussions.iter().filter(|d| d.project_id == target && d.iid == iid && d.individual_note).flat_map(|d| d.notes.clone()).collect()
+        self.state()
+            .discussions
+            .iter()
+            .filter(|d| d.project_id == target && d.iid == iid && d.individual_note)
+            .flat_map(|d| d.notes.clone())
+            .collect()
     }
 
     pub fn statuses(&self, project: u64, sha: &str) -> Vec<Status> {
@@ -275,7 +293,14 @@ impl FakeGitLab {
     }
 
     /// A `Merge Request Hook` body as GitLab sends it for this merge request.
-    pub fn merge_request_hook(&self, target: u64, iid: u64, action: &str, oldrev: Option<&str>, changes: Value) -> Vec<u8> {
+    pub fn merge_request_hook(
+        &self,
+        target: u64,
+        iid: u64,
+        action: &str,
+        oldrev: Option<&str>,
+        changes: Value,
+    ) -> Vec<u8> {
         let s = self.state();
         let m = s.mr(target, iid).expect("mr");
         let p = &s.projects[&target];

@@ -24,7 +24,11 @@ pub(crate) struct Reply {
 
 impl Reply {
     fn json(status: u16, v: Value) -> Reply {
-        Reply { status, headers: vec![("content-type".into(), "application/json".into())], body: Some(v.to_string().into_bytes()) }
+        Reply {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: Some(v.to_string().into_bytes()),
+        }
     }
     fn message(status: u16, m: &str) -> Reply {
         Reply::json(status, json!({ "message": m }))
@@ -74,7 +78,13 @@ fn query(uri: &Uri) -> HashMap<String, String> {
         .collect()
 }
 
-async fn handle(AxumState(shared): AxumState<Arc<Shared>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+async fn handle(
+    AxumState(shared): AxumState<Arc<Shared>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let mut s = shared.lock();
     let path = uri.path().to_string();
     let reply = dispatch(&mut s, &shared.prefix, &method, &uri, &headers, &body);
@@ -85,7 +95,9 @@ async fn handle(AxumState(shared): AxumState<Arc<Shared>>, method: Method, uri: 
         None => StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR).into_response(),
     };
     for (k, v) in reply.headers {
-        if let (Ok(k), Ok(v)) = (axum::http::HeaderName::try_from(k.as_str()), axum::http::HeaderValue::try_from(v.as_str())) {
+        if let (Ok(k), Ok(v)) =
+            (axum::http::HeaderName::try_from(k.as_str()), axum::http::HeaderValue::try_from(v.as_str()))
+        {
             response.headers_mut().insert(k, v);
         }
     }
@@ -111,7 +123,12 @@ fn dispatch(s: &mut State, prefix: &str, method: &Method, uri: &Uri, headers: &H
         s.faults[i].times -= 1;
         let f = s.faults[i].clone();
         if f.status == 429 {
-            let secs = f.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case("retry-after")).and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+            let secs = f
+                .headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("retry-after"))
+                .and_then(|(_, v)| v.parse().ok())
+                .unwrap_or(0);
             s.not_before = Some(Instant::now() + Duration::from_secs(secs));
         }
         let reply = Reply { status: f.status, headers: f.headers.clone(), body: Some(f.body.to_string().into_bytes()) };
@@ -172,7 +189,14 @@ fn project_json(p: &super::state::Project) -> Value {
     })
 }
 
-fn project_route(s: &mut State, method: &str, pid: u64, rest: &[&str], q: &HashMap<String, String>, body: &Value) -> Reply {
+fn project_route(
+    s: &mut State,
+    method: &str,
+    pid: u64,
+    rest: &[&str],
+    q: &HashMap<String, String>,
+    body: &Value,
+) -> Reply {
     let project = s.projects[&pid].clone();
     match (method, rest) {
         ("GET", []) => Reply::json(200, project_json(&project)),
@@ -200,7 +224,8 @@ fn project_route(s: &mut State, method: &str, pid: u64, rest: &[&str], q: &HashM
             reply
         }
         ("GET", ["repository", "commits", sha, "statuses"]) => {
-            let mut list: Vec<&Status> = s.statuses.iter().filter(|st| st.project_id == pid && st.sha == *sha).collect();
+            let mut list: Vec<&Status> =
+                s.statuses.iter().filter(|st| st.project_id == pid && st.sha == *sha).collect();
             if let Some(name) = q.get("name") {
                 list.retain(|st| &st.name == name);
             }
@@ -243,7 +268,8 @@ fn post_status(s: &mut State, project: &super::state::Project, sha: &str, body: 
     if !["pending", "running", "success", "failed", "canceled", "skipped"].contains(&state) {
         return Reply::json(400, json!({"error": "state does not have a valid value"}));
     }
-    let name = body.get("name").or_else(|| body.get("context")).and_then(Value::as_str).unwrap_or("default").to_string();
+    let name =
+        body.get("name").or_else(|| body.get("context")).and_then(Value::as_str).unwrap_or("default").to_string();
     let git_ref = match body.get("ref").and_then(Value::as_str) {
         Some(r) => r.to_string(),
         None => match project.branches.iter().filter(|(_, h)| *h == sha).map(|(b, _)| b.clone()).min() {
@@ -260,7 +286,11 @@ fn post_status(s: &mut State, project: &super::state::Project, sha: &str, body: 
     let target_url = body.get("target_url").and_then(Value::as_str).map(str::to_string);
     // GitLab updates a running or pending status of this name and ref in place; posting the state it
     // already has is an invalid transition.
-    let open = s.statuses.iter_mut().filter(|st| st.project_id == project.id && st.sha == sha && st.name == name && st.git_ref == git_ref).max_by_key(|st| st.id);
+    let open = s
+        .statuses
+        .iter_mut()
+        .filter(|st| st.project_id == project.id && st.sha == sha && st.name == name && st.git_ref == git_ref)
+        .max_by_key(|st| st.id);
     if let Some(st) = open.filter(|st| st.status == "running" || st.status == "pending") {
         if st.status == state {
             let event = if state == "running" { "run" } else { "enqueue" };
@@ -274,7 +304,16 @@ fn post_status(s: &mut State, project: &super::state::Project, sha: &str, body: 
         return Reply::json(201, v);
     }
     let id = s.next_id();
-    let st = Status { id, project_id: project.id, sha: sha.to_string(), git_ref, name, status: state.to_string(), description, target_url };
+    let st = Status {
+        id,
+        project_id: project.id,
+        sha: sha.to_string(),
+        git_ref,
+        name,
+        status: state.to_string(),
+        description,
+        target_url,
+    };
     let v = status_json(&st);
     s.statuses.push(st);
     Reply::json(201, v)
@@ -312,15 +351,30 @@ fn discussion_json(d: &Discussion) -> Value {
     json!({"id": d.id, "individual_note": d.individual_note, "notes": d.notes.iter().map(note_json).collect::<Vec<_>>()})
 }
 
-fn mr_route(s: &mut State, method: &str, pid: u64, iid: u64, rest: &[&str], q: &HashMap<String, String>, body: &Value) -> Reply {
+fn mr_route(
+    s: &mut State,
+    method: &str,
+    pid: u64,
+    iid: u64,
+    rest: &[&str],
+    q: &HashMap<String, String>,
+    body: &Value,
+) -> Reply {
     match (method, rest) {
         ("GET", []) => Reply::json(200, mr_json(s, pid, iid)),
         ("GET", ["versions"]) => {
             let m = s.mr(pid, iid).expect("checked");
-            let items: Vec<Value> = m.versions.iter().rev().map(|v| json!({
-                "id": v.id, "head_commit_sha": v.head, "base_commit_sha": v.base, "start_commit_sha": v.start,
-                "state": "collected", "real_size": v.diffs.len().to_string(), "merge_request_id": m.id,
-            })).collect();
+            let items: Vec<Value> = m
+                .versions
+                .iter()
+                .rev()
+                .map(|v| {
+                    json!({
+                        "id": v.id, "head_commit_sha": v.head, "base_commit_sha": v.base, "start_commit_sha": v.start,
+                        "state": "collected", "real_size": v.diffs.len().to_string(), "merge_request_id": m.id,
+                    })
+                })
+                .collect();
             paginate(s, q, items, 20)
         }
         ("GET", ["diffs"]) => {
@@ -333,11 +387,17 @@ fn mr_route(s: &mut State, method: &str, pid: u64, iid: u64, rest: &[&str], q: &
             paginate(s, q, items, 20)
         }
         ("GET", ["discussions"]) => {
-            let items: Vec<Value> = s.discussions.iter().filter(|d| d.project_id == pid && d.iid == iid).map(discussion_json).collect();
+            let items: Vec<Value> =
+                s.discussions.iter().filter(|d| d.project_id == pid && d.iid == iid).map(discussion_json).collect();
             paginate(s, q, items, 20)
         }
         ("GET", ["notes"]) => {
-            let mut notes: Vec<Note> = s.discussions.iter().filter(|d| d.project_id == pid && d.iid == iid).flat_map(|d| d.notes.clone()).collect();
+            let mut notes: Vec<Note> = s
+                .discussions
+                .iter()
+                .filter(|d| d.project_id == pid && d.iid == iid)
+                .flat_map(|d| d.notes.clone())
+                .collect();
             notes.sort_by_key(|n| n.id);
             if q.get("sort").map(String::as_str) != Some("asc") {
                 notes.reverse();
@@ -346,19 +406,37 @@ fn mr_route(s: &mut State, method: &str, pid: u64, iid: u64, rest: &[&str], q: &
             paginate(s, q, items, 20)
         }
         ("POST", ["notes"]) => {
-            let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else { return Reply::missing("body") };
+            let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else {
+                return Reply::missing("body");
+            };
             quick_actions(s, text);
-            let note = Note { id: s.next_id(), body: text.to_string(), author_id: s.bot_id, system: false, resolvable: false, resolved: false, position: None };
+            let note = Note {
+                id: s.next_id(),
+                body: text.to_string(),
+                author_id: s.bot_id,
+                system: false,
+                resolvable: false,
+                resolved: false,
+                position: None,
+            };
             let v = note_json(&note);
             let id = format!("{:040x}", s.next_id());
             s.discussions.push(Discussion { id, project_id: pid, iid, individual_note: true, notes: vec![note] });
             Reply::json(201, v)
         }
         ("PUT", ["notes", note_id]) => {
-            let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else { return Reply::missing("body") };
+            let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else {
+                return Reply::missing("body");
+            };
             let bot = s.bot_id;
             let id: u64 = note_id.parse().unwrap_or(0);
-            let Some(note) = s.discussions.iter_mut().filter(|d| d.project_id == pid && d.iid == iid).flat_map(|d| d.notes.iter_mut()).find(|n| n.id == id) else {
+            let Some(note) = s
+                .discussions
+                .iter_mut()
+                .filter(|d| d.project_id == pid && d.iid == iid)
+                .flat_map(|d| d.notes.iter_mut())
+                .find(|n| n.id == id)
+            else {
                 return Reply::not_found("Note");
             };
             if note.author_id != bot {
@@ -369,7 +447,8 @@ fn mr_route(s: &mut State, method: &str, pid: u64, iid: u64, rest: &[&str], q: &
         }
         ("POST", ["discussions"]) => create_discussion(s, pid, iid, body),
         ("PUT", ["discussions", id]) => {
-            let resolved = q.get("resolved").map(|v| v == "true").or_else(|| body.get("resolved").and_then(Value::as_bool));
+            let resolved =
+                q.get("resolved").map(|v| v == "true").or_else(|| body.get("resolved").and_then(Value::as_bool));
             let Some(resolved) = resolved else { return Reply::missing("resolved") };
             let Some(d) = s.discussions.iter_mut().find(|d| d.project_id == pid && d.iid == iid && d.id == *id) else {
                 return Reply::not_found("Discussion");
@@ -402,11 +481,27 @@ fn quick_actions(s: &mut State, body: &str) {
 const INVALID_LINE: &str = "Note {:line_code=>[\"can't be blank\", \"must be a valid line code\"]}";
 
 fn create_discussion(s: &mut State, pid: u64, iid: u64, body: &Value) -> Reply {
-    let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else { return Reply::missing("body") };
+    let Some(text) = body.get("body").and_then(Value::as_str).filter(|b| !b.trim().is_empty()) else {
+        return Reply::missing("body");
+    };
     let Some(pos) = body.get("position").filter(|p| !p.is_null()) else {
         quick_actions(s, text);
-        let note = Note { id: s.next_id(), body: text.to_string(), author_id: s.bot_id, system: false, resolvable: true, resolved: false, position: None };
-        let d = Discussion { id: format!("{:040x}", s.next_id()), project_id: pid, iid, individual_note: false, notes: vec![note] };
+        let note = Note {
+            id: s.next_id(),
+            body: text.to_string(),
+            author_id: s.bot_id,
+            system: false,
+            resolvable: true,
+            resolved: false,
+            position: None,
+        };
+        let d = Discussion {
+            id: format!("{:040x}", s.next_id()),
+            project_id: pid,
+            iid,
+            individual_note: false,
+            notes: vec![note],
+        };
         let v = discussion_json(&d);
         s.discussions.push(d);
         return Reply::json(201, v);
@@ -432,19 +527,27 @@ fn create_discussion(s: &mut State, pid: u64, iid: u64, body: &Value) -> Reply {
     };
     let m = s.mr(pid, iid).expect("checked");
     let Some(version) = m.versions.iter().find(|v| {
-        Some(v.head.as_str()) == str_of("head_sha") && Some(v.base.as_str()) == str_of("base_sha") && Some(v.start.as_str()) == str_of("start_sha")
+        Some(v.head.as_str()) == str_of("head_sha")
+            && Some(v.base.as_str()) == str_of("base_sha")
+            && Some(v.start.as_str()) == str_of("start_sha")
     }) else {
         return Reply::bad(INVALID_LINE);
     };
-    let (Some(new_path), Some(old_path)) = (str_of("new_path"), str_of("old_path")) else { return Reply::bad(INVALID_LINE) };
-    let Some(file) = version.diffs.iter().find(|d| d.new_path == new_path && d.old_path == old_path) else { return Reply::bad(INVALID_LINE) };
+    let (Some(new_path), Some(old_path)) = (str_of("new_path"), str_of("old_path")) else {
+        return Reply::bad(INVALID_LINE);
+    };
+    let Some(file) = version.diffs.iter().find(|d| d.new_path == new_path && d.old_path == old_path) else {
+        return Reply::bad(INVALID_LINE);
+    };
     let lines = diff_lines(&file.diff);
     let matches = |kind: char, o: u32, n: u32, old_line: Option<u32>, new_line: Option<u32>| match kind {
         '+' => old_line.is_none() && new_line == Some(n),
         '-' => new_line.is_none() && old_line == Some(o),
         _ => old_line == Some(o) && new_line == Some(n),
     };
-    let Some(at) = lines.iter().position(|(k, o, n)| matches(*k, *o, *n, old_line, new_line)) else { return Reply::bad(INVALID_LINE) };
+    let Some(at) = lines.iter().position(|(k, o, n)| matches(*k, *o, *n, old_line, new_line)) else {
+        return Reply::bad(INVALID_LINE);
+    };
     if let Some(range) = pos.get("line_range").filter(|r| !r.is_null()) {
         let end_of = |which: &str| -> Option<usize> {
             let e = range.get(which)?;
@@ -462,8 +565,22 @@ fn create_discussion(s: &mut State, pid: u64, iid: u64, body: &Value) -> Reply {
     quick_actions(s, text);
     let mut stored = pos.clone();
     stored["line_code"] = json!(line_code(new_path, lines[at].1, lines[at].2));
-    let note = Note { id: s.next_id(), body: text.to_string(), author_id: s.bot_id, system: false, resolvable: true, resolved: false, position: Some(stored) };
-    let d = Discussion { id: format!("{:040x}", s.next_id()), project_id: pid, iid, individual_note: false, notes: vec![note] };
+    let note = Note {
+        id: s.next_id(),
+        body: text.to_string(),
+        author_id: s.bot_id,
+        system: false,
+        resolvable: true,
+        resolved: false,
+        position: Some(stored),
+    };
+    let d = Discussion {
+        id: format!("{:040x}", s.next_id()),
+        project_id: pid,
+        iid,
+        individual_note: false,
+        notes: vec![note],
+    };
     let v = discussion_json(&d);
     s.discussions.push(d);
     Reply::json(201, v)
