@@ -356,8 +356,8 @@ impl GitLab {
         Ok((at == head_sha).then(|| (target, mr.head_ref())))
     }
 
-    /// A file at `git_ref` (a SHA, branch or ref), refusing to download more than `max_bytes`: the size
-    /// comes first from `HEAD /repository/files/:path` (`X-Gitlab-Size`), then the raw content.
+    /// A file at `git_ref` (a SHA, branch or ref) through `/repository/files/:path/raw`, reading at most
+    /// `max_bytes` of it (a larger file is `TooLarge` with its `Content-Length`, or the bytes read).
     pub async fn file_text(
         &self,
         project: &ProjectRef,
@@ -365,27 +365,22 @@ impl GitLab {
         git_ref: &str,
         max_bytes: u64,
     ) -> Result<FileText, ForgeError> {
-        let file = format!(
-            "/projects/{}/repository/files/{}",
+        let url = format!(
+            "/projects/{}/repository/files/{}/raw?ref={}",
             project.segment(),
-            encode_component(path.trim_start_matches('/'))
+            encode_component(path.trim_start_matches('/')),
+            encode_component(git_ref)
         );
-        let query = format!("ref={}", encode_component(git_ref));
-        let meta = self.head(&format!("{file}?{query}"), "repository_files/head").await?;
-        if meta.status == 404 {
-            return Ok(FileText::Missing);
-        }
-        let size = meta.header("x-gitlab-size").and_then(|s| s.trim().parse::<u64>().ok());
-        if let Some(size) = size.filter(|s| *s > max_bytes) {
-            return Ok(FileText::TooLarge(size));
-        }
-        let op = "repository_files/raw";
-        let reply = match self.get(&format!("{file}/raw?{query}"), op).await {
+        let reply = match self.get_capped(&url, "repository_files/raw", max_bytes).await {
             Err(e) if e.is_not_found() => return Ok(FileText::Missing),
             other => other?,
         };
-        if reply.body.len() as u64 > max_bytes {
-            return Ok(FileText::TooLarge(reply.body.len() as u64));
+        if reply.truncated {
+            let size = reply
+                .header("content-length")
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .unwrap_or(reply.body.len() as u64);
+            return Ok(FileText::TooLarge(size));
         }
         if reply.body.iter().take(8000).any(|b| *b == 0) {
             return Ok(FileText::Binary);

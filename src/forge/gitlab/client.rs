@@ -25,6 +25,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The body was longer than the caller's limit: reading stopped there.
+    pub truncated: bool,
 }
 
 impl Reply {
@@ -103,24 +105,20 @@ impl GitLab {
 
     /// A read, retried by the policy; non-2xx statuses become errors.
     pub async fn get(&self, path: &str, operation: &str) -> Result<Reply, ForgeError> {
-        let reply = self.send_retried(Method::GET, &self.url(path), None, operation, true).await?;
+        let reply = self.send_retried(Method::GET, &self.url(path), None, operation, true, u64::MAX).await?;
         check(reply, operation)
     }
 
-    /// A `HEAD` read: the reply is returned whatever its status (a 404 is an answer, not a failure).
-    pub async fn head(&self, path: &str, operation: &str) -> Result<Reply, ForgeError> {
-        let reply = self.send_retried(Method::HEAD, &self.url(path), None, operation, true).await?;
-        if reply.status == 404 || (200..300).contains(&reply.status) {
-            Ok(reply)
-        } else {
-            check(reply, operation)
-        }
+    /// A read that stops after `max_bytes` of body (`Reply::truncated`), for file contents.
+    pub async fn get_capped(&self, path: &str, operation: &str, max_bytes: u64) -> Result<Reply, ForgeError> {
+        let reply = self.send_retried(Method::GET, &self.url(path), None, operation, true, max_bytes).await?;
+        check(reply, operation)
     }
 
     /// A write, sent once (twice or more only after 429s). The caller reconciles before trying again.
     pub async fn write(&self, method: Method, path: &str, body: &Value, operation: &str) -> Result<Reply, ForgeError> {
         let _guard = self.writes.lock().await;
-        let reply = self.send_retried(method, &self.url(path), Some(body), operation, false).await?;
+        let reply = self.send_retried(method, &self.url(path), Some(body), operation, false, u64::MAX).await?;
         check(reply, operation)
     }
 
@@ -156,12 +154,13 @@ impl GitLab {
         body: Option<&Value>,
         operation: &str,
         idempotent: bool,
+        max_bytes: u64,
     ) -> Result<Reply, ForgeError> {
         let mut attempt = 0u32;
         let mut waits = 0u32;
         loop {
             attempt += 1;
-            let result = self.send_once(method.clone(), url, body, operation).await;
+            let result = self.send_once(method.clone(), url, body, operation, max_bytes).await;
             let retryable = match &result {
                 Ok(reply) => {
                     if let Some(wait) = rate_limit_wait(reply) {
@@ -195,6 +194,7 @@ impl GitLab {
         url: &str,
         body: Option<&Value>,
         operation: &str,
+        max_bytes: u64,
     ) -> Result<Reply, ForgeError> {
         let mut request = self
             .http
@@ -206,13 +206,22 @@ impl GitLab {
         }
         let transport =
             |e: reqwest::Error| ForgeError::Transport { operation: operation.into(), message: e.to_string() };
-        let response = request.send().await.map_err(transport)?;
+        let mut response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
-        let body = response.bytes().await.map_err(transport)?.to_vec();
         self.metrics.github_call(&format!("gitlab:{operation}"), status);
         tracing::debug!(operation, status, "GitLab call");
-        Ok(Reply { status, headers, body })
+        if response.content_length().is_some_and(|n| n > max_bytes) {
+            return Ok(Reply { status, headers, body: Vec::new(), truncated: true });
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(transport)? {
+            body.extend_from_slice(&chunk);
+            if body.len() as u64 > max_bytes {
+                return Ok(Reply { status, headers, body, truncated: true });
+            }
+        }
+        Ok(Reply { status, headers, body, truncated: false })
     }
 }
 
