@@ -9,8 +9,8 @@ use std::time::Duration;
 use guardrail::forge::github::CallPolicy;
 use guardrail::forge::ForgeError;
 use guardrail::gitlab::{
-    escape_quick_actions, FileDiff, FileText, GitLab, Marker, MrIid, MrVersion, ProjectRef, StatusState, StatusWrite,
-    WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
+    escape_quick_actions, next_page_url, rate_limit_wait, FileDiff, FileText, GitLab, Marker, MrIid, MrVersion,
+    ProjectRef, Reply, StatusState, StatusWrite, WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
 };
 use guardrail::metrics::Metrics;
 use guardrail::policy::PolicySet;
@@ -408,4 +408,56 @@ async fn files_are_read_with_size_limits_and_missing_files_are_told_apart() {
     fake.add_member(project, 5, 30);
     assert_eq!(gl.member_access_level(&p, 5).await.unwrap(), Some(30));
     no_problems(&fake);
+}
+
+#[tokio::test]
+async fn server_errors_on_reads_are_retried_and_on_writes_reconciled() {
+    let fake = FakeGitLab::start().await;
+    let (project, iid, path) = open_violating(&fake);
+    for route in ["/versions", "/diffs", "/raw"] {
+        fake.fault(crate::fake_gitlab::Fault {
+            method: "GET".into(),
+            path_contains: route.into(),
+            status: 500,
+            headers: vec![],
+            body: serde_json::json!({"message": "500 Internal Server Error"}),
+            times: 1,
+            after_apply: false,
+        });
+    }
+    let gl = client(&fake);
+    let run = check(&gl, &path, iid).await.expect("check");
+    assert_eq!(fake.discussions(project, iid).len(), run.created);
+    assert_eq!(fake.calls().iter().filter(|c| c.2 == 500).count(), 3);
+    no_problems(&fake);
+}
+
+#[test]
+fn pages_follow_link_first_then_x_next_page_and_rate_limits_read_every_header() {
+    let mut h = http::HeaderMap::new();
+    h.insert("x-next-page", "3".parse().unwrap());
+    let next = next_page_url("http://h/api/v4/x?per_page=100&page=2", &h).unwrap();
+    assert_eq!(next, "http://h/api/v4/x?per_page=100&page=3");
+    h.insert(
+        "link",
+        r#"<http://h/api/v4/x?cursor=abc>; rel="next", <http://h/api/v4/x?page=1>; rel="first""#.parse().unwrap(),
+    );
+    assert_eq!(next_page_url("http://h/api/v4/x", &h).unwrap(), "http://h/api/v4/x?cursor=abc");
+    let mut last = http::HeaderMap::new();
+    last.insert("x-next-page", "".parse().unwrap());
+    assert_eq!(next_page_url("http://h/api/v4/x?page=9", &last), None);
+
+    let reply = |status: u16, pairs: &[(&'static str, String)]| {
+        let mut headers = http::HeaderMap::new();
+        for (k, v) in pairs {
+            headers.insert(*k, v.parse().unwrap());
+        }
+        Reply { status, headers, body: Vec::new(), truncated: false }
+    };
+    assert_eq!(rate_limit_wait(&reply(429, &[("retry-after", "7".into())])), Some(Duration::from_secs(7)));
+    let reset = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() + 30;
+    let wait = rate_limit_wait(&reply(429, &[("ratelimit-reset", reset.to_string())])).unwrap();
+    assert!(wait <= Duration::from_secs(30) && wait >= Duration::from_secs(28), "{wait:?}");
+    assert_eq!(rate_limit_wait(&reply(429, &[])), Some(Duration::from_secs(60)));
+    assert_eq!(rate_limit_wait(&reply(403, &[("retry-after", "7".into())])), None);
 }
