@@ -10,7 +10,7 @@ use guardrail::forge::github::CallPolicy;
 use guardrail::forge::ForgeError;
 use guardrail::gitlab::{
     escape_quick_actions, next_page_url, rate_limit_wait, FileDiff, FileText, GitLab, Marker, MrIid, MrVersion,
-    ProjectRef, Reply, StatusState, StatusWrite, WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
+    PolicyProject, ProjectRef, Reply, StatusState, StatusWrite, WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
 };
 use guardrail::metrics::Metrics;
 use guardrail::policy::PolicySet;
@@ -460,4 +460,35 @@ fn pages_follow_link_first_then_x_next_page_and_rate_limits_read_every_header() 
     assert!(wait <= Duration::from_secs(30) && wait >= Duration::from_secs(28), "{wait:?}");
     assert_eq!(rate_limit_wait(&reply(429, &[])), Some(Duration::from_secs(60)));
     assert_eq!(rate_limit_wait(&reply(403, &[("retry-after", "7".into())])), None);
+}
+
+#[tokio::test]
+async fn the_policy_project_is_named_with_the_gitlab_prefix_and_listed_through_keyset_pages() {
+    let p = PolicyProject::parse("gitlab:sec/platform/policies@v2:gatekeeper/").unwrap();
+    assert_eq!(
+        (p.project.0.as_str(), p.git_ref.as_deref(), p.path.as_deref()),
+        ("sec/platform/policies", Some("v2"), Some("gatekeeper"))
+    );
+    let plain = PolicyProject::parse("gitlab:sec/policies").unwrap();
+    assert_eq!((plain.git_ref, plain.path), (None, None));
+    for bad in ["sec/policies", "github:sec/policies", "gitlab:policies", "gitlab:sec/policies@", "gitlab:sec/../x"] {
+        assert_eq!(PolicyProject::parse(bad), None, "{bad}");
+    }
+    let fake = FakeGitLab::start().await;
+    let files: Vec<(String, String)> =
+        (0..150).map(|i| (format!("gatekeeper/t{i:03}.yaml"), "kind: X\n".to_string())).collect();
+    let mut refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (p.as_str(), c.as_str())).collect();
+    refs.push(("README.md", "policies\n"));
+    let (project, _) = fake.add_project("sec/platform/policies", &refs);
+    let gl = client(&fake);
+    let (listed, complete) = gl.tree(&p.project, "main", "gatekeeper", 10_000).await.unwrap();
+    assert!(complete);
+    assert_eq!(listed.len(), 150);
+    assert!(listed.iter().all(|f| f.starts_with("gatekeeper/")));
+    assert_eq!(fake.calls().iter().filter(|c| c.1.contains("/repository/tree")).count(), 2, "two keyset pages");
+    let (whole, _) = gl.tree(&ProjectRef::id(project), "main", "", 10_000).await.unwrap();
+    assert_eq!(whole.len(), 151);
+    let (none, _) = gl.tree(&ProjectRef::id(project), "main", "nope", 10_000).await.unwrap();
+    assert!(none.is_empty());
+    no_problems(&fake);
 }

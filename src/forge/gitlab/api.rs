@@ -388,6 +388,38 @@ impl GitLab {
         Ok(String::from_utf8(reply.body).map(FileText::Text).unwrap_or(FileText::Binary))
     }
 
+    /// The files (blobs) under `path` at `git_ref`, recursively, for the policy project: keyset
+    /// pagination (`pagination=keyset`, next page in `Link`), as GitLab recommends for large trees.
+    pub async fn tree(
+        &self,
+        project: &ProjectRef,
+        git_ref: &str,
+        path: &str,
+        max: usize,
+    ) -> Result<(Vec<String>, bool), ForgeError> {
+        let op = "repository/tree";
+        let mut url = format!(
+            "/projects/{}/repository/tree?recursive=true&pagination=keyset&ref={}",
+            project.segment(),
+            encode_component(git_ref)
+        );
+        let path = path.trim_matches('/');
+        if !path.is_empty() {
+            url.push_str(&format!("&path={}", encode_component(path)));
+        }
+        let page = match self.pages(&url, op, max).await {
+            Err(e) if e.is_not_found() => return Ok((Vec::new(), true)),
+            other => other?,
+        };
+        let files = page
+            .items
+            .iter()
+            .filter(|e| e.get("type").and_then(Value::as_str) == Some("blob"))
+            .filter_map(|e| e.get("path").and_then(Value::as_str).map(str::to_string))
+            .collect();
+        Ok((files, page.complete))
+    }
+
     /// Statuses named `name` on `sha`, newest first.
     pub async fn statuses(&self, project: &ProjectRef, sha: &str, name: &str) -> Result<Vec<CommitStatus>, ForgeError> {
         let op = "commits/statuses";

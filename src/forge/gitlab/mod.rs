@@ -57,6 +57,33 @@ impl fmt::Display for ProjectRef {
     }
 }
 
+/// `GUARDRAIL_POLICY_REPO` with the `gitlab:` prefix: `gitlab:group/sub/policies[@ref][:path]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyProject {
+    pub project: ProjectRef,
+    /// The project's default branch when absent.
+    pub git_ref: Option<String>,
+    /// A folder inside the project; the whole project when absent.
+    pub path: Option<String>,
+}
+
+impl PolicyProject {
+    /// `None` for text without the `gitlab:` prefix (GitHub is the default forge) or a malformed path.
+    pub fn parse(text: &str) -> Option<PolicyProject> {
+        let rest = text.trim().strip_prefix("gitlab:")?;
+        let (rest, path) = match rest.split_once(':') {
+            Some((r, p)) => (r, Some(p.trim_matches('/').to_string()).filter(|p| !p.is_empty())),
+            None => (rest, None),
+        };
+        let (project, git_ref) = match rest.split_once('@') {
+            Some((p, r)) if !r.is_empty() => (p, Some(r.to_string())),
+            Some(_) => return None,
+            None => (rest, None),
+        };
+        Some(PolicyProject { project: ProjectRef::parse_path(project)?, git_ref, path })
+    }
+}
+
 /// A merge request's project-scoped number (`!iid`), not its global id.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -73,7 +73,9 @@ impl FakeGitLab {
     pub async fn start() -> FakeGitLab {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address");
-        let shared = Arc::new(Shared { state: Mutex::new(State::new(TOKEN)), prefix: PREFIX.to_string() });
+        let mut state = State::new(TOKEN);
+        state.api_root = format!("http://{addr}{PREFIX}");
+        let shared = Arc::new(Shared { state: Mutex::new(state), prefix: PREFIX.to_string() });
         let (stop, stopped) = oneshot::channel::<()>();
         let app = server::router(shared.clone());
         tokio::spawn(async move {

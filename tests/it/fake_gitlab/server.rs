@@ -223,6 +223,7 @@ fn project_route(
             }
             reply
         }
+        ("GET", ["repository", "tree"]) => tree(s, &project, q),
         ("GET", ["repository", "commits", sha, "statuses"]) => {
             let mut list: Vec<&Status> =
                 s.statuses.iter().filter(|st| st.project_id == pid && st.sha == *sha).collect();
@@ -605,4 +606,64 @@ fn paginate(s: &mut State, q: &HashMap<String, String>, items: Vec<Value>, defau
     }
     let _ = s;
     reply
+}
+
+/// `GET /repository/tree`: recursive listing with keyset pagination (`pagination=keyset`, `page_token`,
+/// next page only in an absolute `Link`); offset pagination otherwise.
+fn tree(s: &mut State, project: &super::state::Project, q: &HashMap<String, String>) -> Reply {
+    let r = q.get("ref").cloned().unwrap_or_else(|| project.default_branch.clone());
+    let Some(sha) = s.resolve(project, &r) else { return Reply::not_found("Tree") };
+    let base = q.get("path").map(|p| format!("{}/", p.trim_matches('/'))).unwrap_or_default();
+    let base = if base == "/" { String::new() } else { base };
+    let recursive = q.get("recursive").map(String::as_str) == Some("true");
+    let mut entries: std::collections::BTreeMap<String, &str> = Default::default();
+    for path in s.commits[&sha].keys().filter(|p| p.starts_with(&base)) {
+        let rel = &path[base.len()..];
+        let parts: Vec<&str> = rel.split('/').collect();
+        for i in 1..parts.len() {
+            if recursive || i == 1 {
+                entries.insert(format!("{base}{}", parts[..i].join("/")), "tree");
+            }
+        }
+        if recursive || parts.len() == 1 {
+            entries.insert(path.clone(), "blob");
+        }
+    }
+    if entries.is_empty() && !base.is_empty() {
+        return Reply::not_found("Tree");
+    }
+    let items: Vec<Value> = entries.iter().map(|(p, t)| json!({"id": "0".repeat(40), "name": p.rsplit('/').next(), "type": t, "path": p, "mode": "100644"})).collect();
+    if q.get("pagination").map(String::as_str) != Some("keyset") {
+        return paginate(s, q, items, 20);
+    }
+    let per_page = q.get("per_page").and_then(|p| p.parse::<usize>().ok()).unwrap_or(20).clamp(1, 100);
+    let after = q.get("page_token").cloned();
+    let rest: Vec<Value> =
+        items.into_iter().filter(|e| after.as_deref().is_none_or(|a| e["path"].as_str().unwrap_or("") > a)).collect();
+    let page: Vec<Value> = rest.iter().take(per_page).cloned().collect();
+    let mut reply = Reply::json(200, Value::Array(page.clone()));
+    if rest.len() > per_page {
+        let last = page.last().and_then(|e| e["path"].as_str()).unwrap_or("");
+        let mut params: Vec<String> =
+            q.iter().filter(|(k, _)| *k != "page_token").map(|(k, v)| format!("{k}={}", enc(v))).collect();
+        params.sort();
+        params.push(format!("page_token={}", enc(last)));
+        reply.headers.push((
+            "link".into(),
+            format!("<{}/projects/{}/repository/tree?{}>; rel=\"next\"", s.api_root, project.id, params.join("&")),
+        ));
+    }
+    reply
+}
+
+fn enc(v: &str) -> String {
+    v.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
 }

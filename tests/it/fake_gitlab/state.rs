@@ -131,6 +131,8 @@ pub struct State {
     pub not_before: Option<Instant>,
     pub bot_id: u64,
     pub token: String,
+    /// `http://127.0.0.1:port/gitlab/api/v4`, for absolute `Link` URLs.
+    pub api_root: String,
 }
 
 impl State {
@@ -151,6 +153,7 @@ impl State {
             not_before: None,
             bot_id: 7,
             token: token.to_string(),
+            api_root: String::new(),
         }
     }
 
