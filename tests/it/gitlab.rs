@@ -61,9 +61,9 @@ async fn check(gl: &GitLab, project: &ProjectRef, iid: u64) -> Result<Run, Forge
         name: "guardrail".into(),
         description: description.into(),
         target_url: None,
-        git_ref: Some(mr.status_ref()),
+        git_ref: None,
     };
-    gl.set_status(project, &head, &status(StatusState::Running, "checking")).await?;
+    gl.set_mr_status(&mr, &head, &status(StatusState::Running, "checking")).await?;
     let version: MrVersion = gl.version_for(project, iid, &head).await?.expect("a version for the head");
     let (diffs, complete) = gl.diffs(project, iid).await?;
     assert!(complete);
@@ -103,7 +103,7 @@ async fn check(gl: &GitLab, project: &ProjectRef, iid: u64) -> Result<Run, Forge
     } else {
         (StatusState::Failed, format!("{} problem(s)", run.findings.len()))
     };
-    gl.set_status(project, &head, &status(state, &text)).await?;
+    gl.set_mr_status(&mr, &head, &status(state, &text)).await?;
     Ok(run)
 }
 
@@ -235,9 +235,43 @@ async fn a_merge_request_from_an_unreadable_fork_is_read_through_the_target_proj
     assert_eq!((source, git_ref.as_str()), (ProjectRef::id(target), "refs/merge-requests/1/head"));
     let run = check(&gl, &path, iid).await.expect("check");
     assert!(run.created > 0);
+    // The fork refused the status (the bot cannot even see it): the target project took it.
+    assert!(fake.statuses(fork, &head).is_empty());
     let statuses = fake.statuses(target, &head);
     assert_eq!(statuses.len(), 1);
     assert_eq!((statuses[0].status.as_str(), statuses[0].git_ref.as_str()), ("failed", "refs/merge-requests/1/head"));
+    no_problems(&fake);
+}
+
+#[tokio::test]
+async fn a_fork_the_bot_may_write_gets_the_status_on_its_branch_where_gitlab_shows_it() {
+    let fake = FakeGitLab::start().await;
+    let (target, _) = fake.add_project("platform/web", &[("deploy/pod.yaml", CLEAN)]);
+    let readable = fake.fork(target, "someone/web", true);
+    fake.add_member(readable, FakeGitLab::BOT_ID, 30);
+    fake.commit(readable, "patch", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
+    let iid = fake.open_mr(target, readable, "patch", "From a fork");
+    let gl = client(&fake);
+    let path = ProjectRef("platform/web".into());
+    check(&gl, &path, iid).await.expect("check");
+    let head = fake.mr_head(target, iid);
+    let on_fork = fake.statuses(readable, &head);
+    assert_eq!(
+        on_fork.iter().map(|s| (s.status.as_str(), s.git_ref.as_str())).collect::<Vec<_>>(),
+        [("failed", "patch")]
+    );
+    assert!(fake.statuses(target, &head).is_empty());
+    // Files were read from the fork itself.
+    assert!(fake.calls().iter().any(|c| c.1.contains(&format!("/projects/{readable}/repository/files/"))));
+
+    // A readable fork where the bot is no Developer refuses the status (403): the target takes it.
+    let other = fake.fork(target, "another/web", true);
+    fake.commit(other, "p2", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
+    let iid2 = fake.open_mr(target, other, "p2", "Another fork");
+    check(&gl, &path, iid2).await.expect("check");
+    let head2 = fake.mr_head(target, iid2);
+    assert!(fake.statuses(other, &head2).is_empty());
+    assert_eq!(fake.statuses(target, &head2).iter().map(|s| s.status.as_str()).collect::<Vec<_>>(), ["failed"]);
     no_problems(&fake);
 }
 

@@ -83,14 +83,16 @@ impl MergeRequest {
         format!("refs/merge-requests/{}/head", self.iid)
     }
 
-    /// The `ref` a commit status on the head takes: the source branch in the same project, the merge
-    /// request ref in the target project for a fork (the fork's branches are not the target's).
-    pub fn status_ref(&self) -> String {
+    /// Where a commit status on the head goes, in order of preference. GitLab shows a merge request the
+    /// pipelines of its *source* project, so a status belongs on the source branch (for a fork: in the
+    /// fork, which needs Developer access there). When the fork refuses it, the target project takes it
+    /// at `refs/merge-requests/:iid/head`, the ref of merge request pipelines.
+    pub fn status_targets(&self) -> Vec<(ProjectRef, String)> {
+        let mut targets = vec![(ProjectRef::id(self.source_project_id), self.source_branch.clone())];
         if self.is_fork() {
-            self.head_ref()
-        } else {
-            self.source_branch.clone()
+            targets.push((ProjectRef::id(self.target_project_id), self.head_ref()));
         }
+        targets
     }
 }
 
@@ -181,7 +183,7 @@ pub struct StatusWrite {
     /// GitLab keeps 255 characters.
     pub description: String,
     pub target_url: Option<String>,
-    /// The branch (or merge request ref, for forks) the status is for: see `MergeRequest::status_ref`.
+    /// The branch (or merge request ref, for forks) the status is for: see `MergeRequest::status_targets`.
     pub git_ref: Option<String>,
 }
 
@@ -488,6 +490,27 @@ impl GitLab {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Sets the status of a merge request's head where GitLab shows it (`MergeRequest::status_targets`):
+    /// the first target that accepts it, falling back past a 403 or 404 (a fork the token may not write).
+    pub async fn set_mr_status(
+        &self,
+        mr: &MergeRequest,
+        sha: &str,
+        status: &StatusWrite,
+    ) -> Result<(ProjectRef, Written), ForgeError> {
+        let targets = mr.status_targets();
+        let last = targets.len() - 1;
+        for (i, (project, git_ref)) in targets.into_iter().enumerate() {
+            let write = StatusWrite { git_ref: Some(git_ref), ..status.clone() };
+            match self.set_status(&project, sha, &write).await {
+                Ok(w) => return Ok((project, w)),
+                Err(ForgeError::Status { status: 403 | 404, .. }) if i < last => {}
+                Err(e) => return Err(e),
+            }
+        }
+        unreachable!("the last target returns")
     }
 
     pub async fn discussions(&self, project: &ProjectRef, iid: MrIid) -> Result<Vec<Discussion>, ForgeError> {

@@ -262,6 +262,11 @@ fn status_json(st: &Status) -> Value {
 }
 
 fn post_status(s: &mut State, project: &super::state::Project, sha: &str, body: &Value) -> Reply {
+    // Setting a status needs Developer access; the bot is a member of the projects the tests create, and
+    // of a fork only when a test adds it.
+    if project.forked_from.is_some() && project.members.get(&s.bot_id).copied().unwrap_or(0) < 30 {
+        return Reply::message(403, "403 Forbidden");
+    }
     if !project.shas.contains(sha) {
         return Reply::not_found("Commit");
     }
