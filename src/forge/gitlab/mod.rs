@@ -9,6 +9,7 @@ mod client;
 mod diff;
 mod sync;
 mod text;
+mod writes;
 
 use std::fmt;
 

@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+mod merge_requests;
 mod server;
 mod state;
 
