@@ -77,8 +77,13 @@ impl Run<'_> {
         let select = self.file_filter()?;
         let limits = manifest::Limits::default();
         let found = inputs::find(&paths, &select, &self.args.policies.policy, &limits);
-        let policies = self.policies(&found)?;
+        let mut policies = self.policies(&found)?;
+        let combined = if self.args.combine { std::mem::take(&mut policies.modules) } else { Vec::new() };
         self.scan(&paths, &policies, select, &found)?;
+        if self.args.combine {
+            let findings = super::conftest::run_combined(&combined, &self.sources);
+            self.outcome.findings.extend(findings);
+        }
         self.baseline()
     }
 
@@ -122,6 +127,7 @@ impl Run<'_> {
         let opts = policy::LoadOptions {
             builtin: !args.no_builtin,
             k8s_native_validation: args.engine.enable_k8s_native_validation,
+            conftest: self.args.rego.options()?,
             ..Default::default()
         };
         let mut set =

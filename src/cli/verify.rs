@@ -8,8 +8,23 @@ use super::VerifyArgs;
 use crate::report::terminal::{escape, escape_line};
 
 pub fn run(args: &VerifyArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
-    let options = crate::verify::Options { k8s_native_validation: args.engine.enable_k8s_native_validation };
+    let mut paths = args.paths.clone();
+    paths.extend(args.policy.iter().cloned());
+    if paths.is_empty() {
+        paths.push(PathBuf::from("."));
+    }
+    let rego = match args.rego.options() {
+        Ok(rego) => rego,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = crate::verify::Options {
+        k8s_native_validation: args.engine.enable_k8s_native_validation,
+        rego_namespaces: args.rego.rego_namespace.clone(),
+        data: rego.data,
+    };
     let summary = crate::verify::run_with(&paths, options);
     for r in &summary.results {
         match &r.error {

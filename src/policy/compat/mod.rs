@@ -13,8 +13,11 @@
 //!
 //! The bytecode VM reads some Rego differently again: `vm` prepares the copy it compiles.
 
+mod conftest;
 mod opa;
 mod vm;
+
+pub use conftest::{combine, combined_entries, conftest_file_paths, install_conftest_builtins};
 
 pub use vm::prepare_for_vm;
 
