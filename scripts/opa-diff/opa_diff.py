@@ -99,6 +99,8 @@ def to_v1(text):
     i = 0
     while i < len(text):
         c = mask[i]
+        if depth == 0 and (i == 0 or mask[i - 1] == "\n") and (c.isalpha() or c == "_") and not mask.startswith("else", i):
+            stmt_start, head, opened_body = i, None, False  # a line at column 0 starts a statement
         if depth == 0 and stmt_start is None and not c.isspace():
             stmt_start = i
         if c in "[(":
@@ -162,11 +164,16 @@ def to_v1(text):
     return "".join(out)
 
 
+DEPRECATED = [(re.compile(r"(?<![\w.])re_match\("), "regex.match("), (re.compile(r"(?<![\w.])net\.cidr_overlap\("), "net.cidr_contains(")]
+
+
 def opa_engine(files, data=None):
     """An OPA engine holding `files` ((name, text)); returns (engine, {name: error})."""
     engine = opa_bindings.OpaEngine()
     problems = {}
     for name, text in files:
+        for pattern, replacement in DEPRECATED:
+            text = pattern.sub(replacement, text)
         try:
             engine.add_policy(name, text)
         except opa_bindings.OpaError:

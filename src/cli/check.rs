@@ -124,6 +124,7 @@ impl Run<'_> {
         }
         let mut paths = args.policy.clone();
         paths.extend(found.files.iter().cloned());
+        paths.extend(self.args.rego.data_modules());
         let opts = policy::LoadOptions {
             builtin: !args.no_builtin,
             k8s_native_validation: args.engine.enable_k8s_native_validation,
@@ -155,8 +156,12 @@ impl Run<'_> {
         self.unconfigured_note(&described);
         let active = catalog::active_count(&described);
         self.info.policies = described;
-        if active == 0 {
+        if active == 0 && set.modules.is_empty() {
             return Err(self.no_policies(&set).into());
+        }
+        if set.modules.iter().all(|m| m.rules.is_empty()) && !set.modules.is_empty() && active == 0 {
+            // conftest passes when the namespaces asked for hold no rules
+            self.info.notes.push("no Rego rules in the packages selected (--rego-namespace, default main)".into());
         }
         Ok(set)
     }

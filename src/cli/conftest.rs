@@ -21,7 +21,7 @@ pub struct RegoArgs {
     #[arg(long)]
     pub all_namespaces: bool,
     /// A YAML or JSON file (or a folder of them) whose top-level keys the Rego modules read as
-    /// `data.<key>` (repeatable).
+    /// `data.<key>`, or a .rego file added to the modules (repeatable).
     #[arg(long, short = 'd', value_name = "PATH")]
     pub data: Vec<PathBuf>,
     /// A builtin that fails (or one guardrail lacks, such as net.lookup_ip_addr) is an error
@@ -31,6 +31,11 @@ pub struct RegoArgs {
 }
 
 impl RegoArgs {
+    /// The `.rego` files among `--data` paths: conftest loads them as modules of the set.
+    pub fn data_modules(&self) -> Vec<PathBuf> {
+        self.data.iter().filter(|p| p.extension().is_some_and(|e| e == "rego")).cloned().collect()
+    }
+
     /// The conventions these flags ask for, with the `--data` documents read and merged.
     pub fn options(&self) -> Result<conftest::Options, String> {
         let mut options = conftest::Options {
@@ -43,7 +48,7 @@ impl RegoArgs {
         }
         if !self.data.is_empty() {
             let mut data = Value::Object(Default::default());
-            for path in &self.data {
+            for path in self.data.iter().filter(|p| !p.extension().is_some_and(|e| e == "rego")) {
                 read_data(path, &mut data)?;
             }
             options.data = Some(data);

@@ -10,6 +10,7 @@ use crate::report::terminal::{escape, escape_line};
 pub fn run(args: &VerifyArgs) -> ExitCode {
     let mut paths = args.paths.clone();
     paths.extend(args.policy.iter().cloned());
+    paths.extend(args.rego.data_modules());
     if paths.is_empty() {
         paths.push(PathBuf::from("."));
     }
@@ -34,7 +35,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         }
     }
     println!("{} passed, {} failed", summary.passed(), summary.failed());
-    if summary.results.is_empty() {
+    if summary.results.is_empty() && args.rego.rego_namespace.is_empty() {
         eprintln!("error: no suites or Rego tests found");
         return ExitCode::from(2);
     }

@@ -10,13 +10,16 @@
 //! - `x = s[x]` is an "unsafe var" in regorus; OPA iterates `s`: it becomes `s[x] == x`;
 //! - `some x` inside a comprehension that redeclares a variable of the enclosing body is "used
 //!   before definition" in regorus; OPA's `some` declares a new local: the comprehension's own
-//!   variable is renamed.
+//!   variable is renamed;
+//! - `some i` in a body whose `i` only comprehensions use is a "duplicated definition" in
+//!   regorus; for OPA each comprehension's `i` is its own: the declaration is dropped (`true`).
 
 use super::vm::code_only;
 
 /// The OPA-answer rewrites, for either dialect (`v0` says which rule syntax to append).
 pub fn rewrite(text: &str, v0: bool) -> String {
-    let text = rename_comprehension_locals(text);
+    let text = drop_unused_some(text);
+    let text = rename_comprehension_locals(&text);
     let text = self_keyed_unification(&text);
     let text = ref_headed_sets(&text, v0);
     some_in_iterable(&text, v0)
@@ -99,6 +102,112 @@ fn comprehensions(code: &[u8]) -> Vec<(usize, usize, usize)> {
     out
 }
 
+/// `some a, b` (no `in`) outside comprehensions whose variables the enclosing block uses only
+/// inside comprehensions, or not at all: replaced by `true`.
+fn drop_unused_some(text: &str) -> String {
+    let code = code_only(text);
+    let comps = comprehensions(&code);
+    let in_comp = |p: usize| comps.iter().any(|(o, _, c)| p > *o && p < *c);
+    let mut drops = Vec::new();
+    for at in word_positions(&code, "some") {
+        if in_comp(at) {
+            continue;
+        }
+        let vars = some_vars(&code, at);
+        // the statement's end: after the last variable
+        let mut end = at + "some".len();
+        let mut k = end;
+        while let Some((name, next)) = ident_at(&code, k) {
+            if name == "in" {
+                end = usize::MAX;
+                break;
+            }
+            end = next;
+            k = next;
+            while k < code.len() && (code[k] == b' ' || code[k] == b'\t') {
+                k += 1;
+            }
+            if code.get(k) != Some(&b',') {
+                break;
+            }
+            k += 1;
+        }
+        if end == usize::MAX || vars.is_empty() {
+            continue;
+        }
+        // the enclosing block: the innermost `{` before `at` still open at `at`
+        let mut depth = 0i32;
+        let mut open = None;
+        for i in (0..at).rev() {
+            match code[i] {
+                b'}' | b']' | b')' => depth += 1,
+                b'{' | b'[' | b'(' if depth > 0 => depth -= 1,
+                b'{' => {
+                    open = Some(i);
+                    break;
+                }
+                b'[' | b'(' => break,
+                _ => {}
+            }
+        }
+        let Some(open) = open else { continue };
+        let Some(close) = matching(&code, open) else { continue };
+        let used_outside = vars.iter().any(|v| {
+            word_positions(&code[open..close], v)
+                .into_iter()
+                .map(|p| open + p)
+                .any(|p| (p < at || p >= end) && !in_comp(p))
+        });
+        let used_inside =
+            vars.iter().any(|v| word_positions(&code[open..close], v).into_iter().any(|p| in_comp(open + p)));
+        if !used_outside && used_inside {
+            drops.push((at, end));
+        }
+    }
+    if drops.is_empty() {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut last = 0;
+    for (at, end) in drops {
+        out.push_str(&text[last..at]);
+        out.push_str("true");
+        last = end;
+    }
+    out.push_str(&text[last..]);
+    out
+}
+
+/// `(offset, var)` of each `var :=` at the top level of the comprehension body `(bar, close)`.
+fn assignments(code: &[u8], bar: usize, close: usize) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut i = bar + 1;
+    while i < close {
+        match code[i] {
+            b'[' | b'{' | b'(' => depth += 1,
+            b']' | b'}' | b')' => depth -= 1,
+            b':' if depth == 0 && code.get(i + 1) == Some(&b'=') => {
+                let mut j = i;
+                while j > bar + 1 && (code[j - 1] == b' ' || code[j - 1] == b'\t') {
+                    j -= 1;
+                }
+                let end = j;
+                while j > bar + 1 && is_ident_byte(code[j - 1]) {
+                    j -= 1;
+                }
+                let before = code[..j].iter().rev().find(|b| !b.is_ascii_whitespace());
+                if end > j && !matches!(before, Some(b'.' | b']')) {
+                    out.push((j, String::from_utf8_lossy(&code[j..end]).into_owned()));
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    out
+}
+
 /// Variables a `some` at `at` declares: `some a, b in`, `some a, b`.
 fn some_vars(code: &[u8], at: usize) -> Vec<String> {
     let mut vars = Vec::new();
@@ -146,6 +255,21 @@ fn rename_comprehension_locals(text: &str) -> String {
             counter += 1;
             for p in word_positions(&code[open..close], &var) {
                 renames.insert(open + p, (var.len(), new.clone()));
+            }
+        }
+        // `v := e` in the body declares a new `v` from there on (and in the term); uses before it
+        // are the enclosing body's `v`, as OPA reads them in order.
+        for (at, var) in assignments(&code, bar, close) {
+            if var == "_" || !word_positions(&code[open..at], &var).iter().any(|p| open + p > bar) {
+                continue; // no earlier use in this body: regorus already reads it as OPA does
+            }
+            let new = format!("__grc{counter}_{var}");
+            counter += 1;
+            for p in word_positions(&code[open..close], &var) {
+                let p = open + p;
+                if p < bar || p >= at {
+                    renames.insert(p, (var.len(), new.clone()));
+                }
             }
         }
     }
@@ -357,6 +481,15 @@ mod tests {
     }
 
     #[test]
+    fn some_only_comprehensions_use_is_dropped() {
+        let src = "p {\n\tsome i\n\ta := [x | x := in[i]]\n\tb := {y | some i; y := in[i]}\n}\n";
+        let out = drop_unused_some(src);
+        assert!(out.starts_with("p {\n\ttrue\n"), "{out}");
+        let used = "p {\n\tsome i\n\tin[i] == 1\n\ta := [x | x := in[i]]\n}\n";
+        assert_eq!(drop_unused_some(used), used);
+    }
+
+    #[test]
     fn self_keyed_unification_iterates() {
         assert_eq!(rewrite("  container = containers[container]\n", true), "  containers[container] == container\n");
         assert_eq!(rewrite("  x = ys[y]\n", true), "  x = ys[y]\n");
@@ -371,5 +504,12 @@ mod tests {
         assert!(out.contains("{__grc1_k: __grc2_v | some __grc1_k, __grc2_v in o}"), "{out}");
         let plain = "  n := [c.name | c := cs[_]]\n";
         assert_eq!(rename_comprehension_locals(plain), plain);
+        // conftest's examples/combine: the first `name` is the enclosing one, the rest are new.
+        let src = "  o := [name | some i; in[i].n == name; name := in[i].m]\n";
+        let out = rename_comprehension_locals(src);
+        assert!(
+            out.contains("[__grc1_name | some __grc0_i; in[__grc0_i].n == name; __grc1_name := in[__grc0_i].m]"),
+            "{out}"
+        );
     }
 }
