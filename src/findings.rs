@@ -126,6 +126,21 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Findings an exemption or the baseline covers; they never count as failures.
     pub suppressed: Vec<Suppressed>,
+    /// conftest `exception` rules that applied (conftest prints them as `EXCP`).
+    pub exceptions: Vec<ExceptionApplied>,
+}
+
+/// A conftest `exception` rule that excused an object from a rule: the rule did not run on it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ExceptionApplied {
+    /// The module's package (`main`).
+    pub policy: String,
+    /// The rule excused (`deny_run_as_root`).
+    pub rule: String,
+    /// The query that matched, as conftest prints it: `data.main.exception[_][_] == "run_as_root"`.
+    pub query: String,
+    pub file: String,
+    pub resource: Option<ResourceRef>,
 }
 
 impl Outcome {

@@ -173,11 +173,13 @@ struct Evaluated {
     methods: [usize; 3],
     locate_time: Duration,
     implied: usize,
+    exceptions: Vec<crate::findings::ExceptionApplied>,
 }
 
 impl Evaluated {
     fn absorb(&mut self, other: Evaluated) {
         self.findings.extend(other.findings);
+        self.exceptions.extend(other.exceptions);
         self.evaluations += other.evaluations;
         self.violations += other.violations;
         self.locate_evaluations += other.locate_evaluations;
@@ -226,6 +228,7 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
         scan.stats.located_resource += r.methods[2];
         scan.stats.locate_time += r.locate_time;
         scan.outcome.findings.extend(r.findings);
+        scan.outcome.exceptions.extend(r.exceptions);
     }
     // Locate time was measured per worker; report it as a share of the wall time.
     let workers = threads(opts).max(1) as u32;
@@ -249,6 +252,15 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         let policy = policies.policy_name(check);
         let constraint = policies.constraint_name(check);
         let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
+        if let Some((rule, query)) = policies.exception_applied(check, &prepared) {
+            out.exceptions.push(crate::findings::ExceptionApplied {
+                policy: policy.clone(),
+                rule,
+                query,
+                file: resource.origin.file.to_string(),
+                resource: Some(resource.reported.clone()),
+            });
+        }
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
                 for hit in &hits {

@@ -9,6 +9,8 @@ use serde_json::Value;
 use crate::manifest::{self, Implied, Origin, Resource};
 use crate::policy::{self, expansion, template, Check, EvalError, Hit, PolicySet};
 
+mod rego_tests;
+
 #[derive(Clone, Debug)]
 pub struct CaseResult {
     /// `suite.yaml › test › case`, or `file.rego › test_name`.
@@ -31,15 +33,19 @@ impl Summary {
 }
 
 /// How suites are run.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Options {
     /// Templates with `K8sNativeValidation` code run it (gator's `--enable-k8s-native-validation`).
     pub k8s_native_validation: bool,
+    /// Rego tests: the packages whose tests run (all when empty; `*` matches any characters),
+    /// and the `--data` document they see.
+    pub rego_namespaces: Vec<String>,
+    pub data: Option<Value>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { k8s_native_validation: true }
+        Options { k8s_native_validation: true, rego_namespaces: Vec::new(), data: None }
     }
 }
 
@@ -82,11 +88,13 @@ fn run_inner(paths: &[PathBuf], root: Option<&Path>, opts: Options) -> Summary {
         find(p, &mut suites, &mut rego_dirs, &mut summary);
     }
     for suite in suites {
-        run_suite(&suite, root, opts, &mut summary);
+        run_suite(&suite, root, &opts, &mut summary);
     }
-    for dir in rego_dirs {
-        run_rego_tests(&dir, &mut summary);
+    let mut rego = Vec::new();
+    for p in paths {
+        rego_tests::collect(p, &mut rego);
     }
+    rego_tests::run(&rego, &opts, &mut summary);
     summary
 }
 
@@ -144,7 +152,7 @@ fn read_objects(path: &Path) -> Result<Vec<Value>, String> {
     Ok(objects)
 }
 
-fn run_suite(path: &Path, root: Option<&Path>, opts: Options, summary: &mut Summary) {
+fn run_suite(path: &Path, root: Option<&Path>, opts: &Options, summary: &mut Summary) {
     let dir = path.parent().unwrap_or(Path::new("."));
     let suite = match read_objects(path).map(|mut o| o.pop()) {
         Ok(Some(s)) => s,
@@ -180,7 +188,7 @@ fn run_suite(path: &Path, root: Option<&Path>, opts: Options, summary: &mut Summ
 }
 
 /// A policy set holding just the test's template, constraint and expansion templates.
-fn prepare_test(dir: &Path, test: &Value, root: Option<&Path>, options: Options) -> Result<PolicySet, String> {
+fn prepare_test(dir: &Path, test: &Value, root: Option<&Path>, options: &Options) -> Result<PolicySet, String> {
     let field = |k: &str| test.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
     let opts = policy::LoadOptions {
         builtin: false,
@@ -326,45 +334,5 @@ fn check_assertion(assertion: &Value, messages: &[String]) -> Result<(), String>
             n => format!("exactly {n}"),
         };
         Err(format!("got {matching} violations{about} but want {want_text}: got messages {messages:?}"))
-    }
-}
-
-/// Rego unit tests: every `test_*` rule of the `.rego` files in `dir` must evaluate to true.
-fn run_rego_tests(dir: &Path, summary: &mut Summary) {
-    let mut files = Vec::new();
-    let Ok(rd) = std::fs::read_dir(dir) else { return };
-    let mut paths: Vec<_> =
-        rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "rego")).collect();
-    paths.sort();
-    for p in paths {
-        if let Ok(t) = std::fs::read_to_string(&p) {
-            files.push((p.display().to_string(), t));
-        }
-    }
-    let module = match policy::conftest::load(&files, policy::engine::DEFAULT_TIME_LIMIT) {
-        Ok(m) => m,
-        Err(e) => {
-            summary.results.push(CaseResult { name: dir.display().to_string(), error: Some(e.to_string()) });
-            return;
-        }
-    };
-    let test_rule = regex::Regex::new(r"(?m)^(test_[A-Za-z0-9_]+)\s*(if\b|\{|:?=)").expect("valid regex");
-    for (file, text) in &files {
-        let Some(package) = template::package_of(text) else { continue };
-        let mut seen = Vec::new();
-        for cap in test_rule.captures_iter(text) {
-            let name = cap[1].to_string();
-            if seen.contains(&name) {
-                continue;
-            }
-            seen.push(name.clone());
-            let error = match module.program.eval_bool(&format!("data.{package}.{name}"), None) {
-                Ok(true) => None,
-                Ok(false) => Some("test rule is false or undefined".to_string()),
-                Err(EvalError::Timeout) => Some("timed out".to_string()),
-                Err(EvalError::Failed(e)) => Some(e),
-            };
-            summary.results.push(CaseResult { name: format!("{file} › {name}"), error });
-        }
     }
 }

@@ -77,8 +77,13 @@ impl Run<'_> {
         let select = self.file_filter()?;
         let limits = manifest::Limits::default();
         let found = inputs::find(&paths, &select, &self.args.policies.policy, &limits);
-        let policies = self.policies(&found)?;
+        let mut policies = self.policies(&found)?;
+        let combined = if self.args.combine { std::mem::take(&mut policies.modules) } else { Vec::new() };
         self.scan(&paths, &policies, select, &found)?;
+        if self.args.combine {
+            let findings = super::conftest::run_combined(&combined, &self.sources);
+            self.outcome.findings.extend(findings);
+        }
         self.baseline()
     }
 
@@ -119,9 +124,11 @@ impl Run<'_> {
         }
         let mut paths = args.policy.clone();
         paths.extend(found.files.iter().cloned());
+        paths.extend(self.args.rego.data_modules());
         let opts = policy::LoadOptions {
             builtin: !args.no_builtin,
             k8s_native_validation: args.engine.enable_k8s_native_validation,
+            conftest: self.args.rego.options()?,
             ..Default::default()
         };
         let mut set =
@@ -149,8 +156,12 @@ impl Run<'_> {
         self.unconfigured_note(&described);
         let active = catalog::active_count(&described);
         self.info.policies = described;
-        if active == 0 {
+        if active == 0 && set.modules.is_empty() {
             return Err(self.no_policies(&set).into());
+        }
+        if set.modules.iter().all(|m| m.rules.is_empty()) && !set.modules.is_empty() && active == 0 {
+            // conftest passes when the namespaces asked for hold no rules
+            self.info.notes.push("no Rego rules in the packages selected (--rego-namespace, default main)".into());
         }
         Ok(set)
     }

@@ -9,6 +9,7 @@
 pub mod baseline;
 pub mod check;
 pub mod config;
+pub mod conftest;
 pub mod inputs;
 pub mod output;
 pub mod policies;
@@ -91,6 +92,12 @@ pub struct CheckArgs {
     /// Worker threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    #[command(flatten)]
+    pub rego: conftest::RegoArgs,
+    /// Run the Rego modules once on all documents together (`[{"path", "contents"}]`), as
+    /// conftest's --combine; ConstraintTemplates still check each object.
+    #[arg(long)]
+    pub combine: bool,
 }
 
 /// `guardrail verify`.
@@ -103,6 +110,11 @@ pub struct VerifyArgs {
     pub verbose: bool,
     #[command(flatten)]
     pub engine: EngineArgs,
+    /// More suite files or folders, as conftest verify's --policy (repeatable).
+    #[arg(long, short = 'p', value_name = "PATH")]
+    pub policy: Vec<PathBuf>,
+    #[command(flatten)]
+    pub rego: conftest::RegoArgs,
 }
 
 /// `guardrail policies`.

@@ -8,8 +8,24 @@ use super::VerifyArgs;
 use crate::report::terminal::{escape, escape_line};
 
 pub fn run(args: &VerifyArgs) -> ExitCode {
-    let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
-    let options = crate::verify::Options { k8s_native_validation: args.engine.enable_k8s_native_validation };
+    let mut paths = args.paths.clone();
+    paths.extend(args.policy.iter().cloned());
+    paths.extend(args.rego.data_modules());
+    if paths.is_empty() {
+        paths.push(PathBuf::from("."));
+    }
+    let rego = match args.rego.options() {
+        Ok(rego) => rego,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let options = crate::verify::Options {
+        k8s_native_validation: args.engine.enable_k8s_native_validation,
+        rego_namespaces: args.rego.rego_namespace.clone(),
+        data: rego.data,
+    };
     let summary = crate::verify::run_with(&paths, options);
     for r in &summary.results {
         match &r.error {
@@ -19,7 +35,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         }
     }
     println!("{} passed, {} failed", summary.passed(), summary.failed());
-    if summary.results.is_empty() {
+    if summary.results.is_empty() && args.rego.rego_namespace.is_empty() {
         eprintln!("error: no suites or Rego tests found");
         return ExitCode::from(2);
     }

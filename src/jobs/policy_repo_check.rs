@@ -25,7 +25,7 @@ pub(super) async fn run(
         .map(|(p, _)| p.clone())
         .collect();
     let files = gh.files_at(&req.installation, &req.repo, &req.head_sha, &paths, 4 * 1024 * 1024).await?;
-    let engine = crate::verify::Options { k8s_native_validation: !app.policies.rego_over_cel };
+    let engine = crate::verify::Options { k8s_native_validation: !app.policies.rego_over_cel, ..Default::default() };
     let summary = tokio::task::spawn_blocking(move || -> Result<crate::verify::Summary, String> {
         let dir = tempfile_dir()?;
         for (path, text) in &files {

@@ -306,6 +306,23 @@ impl Program {
         Ok(())
     }
 
+    /// conftest's builtins, and the OPA builtins regorus lacks (undefined, or errors with
+    /// `errors`: conftest's `--show-builtin-errors`, under which every failing builtin is an error
+    /// and evaluation stays on the interpreter, which reports them). For conftest modules only.
+    pub fn conftest_builtins(&mut self, errors: bool) -> Result<(), PolicyError> {
+        compat::install_conftest_builtins(&mut self.engine, errors)
+            .map_err(|e| PolicyError::Rego { policy: self.label.clone(), message: e.to_string() })?;
+        if errors {
+            self.engine.set_strict_builtin_errors(true);
+            self.vm_engine = None;
+        }
+        self.pool.lock().expect("pool").clear();
+        self.vms.lock().expect("vms").clear();
+        self.compiled.lock().expect("compiled").clear();
+        self.prepare();
+        Ok(())
+    }
+
     /// The rule's bytecode, compiled on first use (`None`: the VM cannot run it).
     fn bytecode(&self, rule: &str) -> Option<Arc<regorus::rvm::program::Program>> {
         let mut compiled = self.compiled.lock().expect("compiled");

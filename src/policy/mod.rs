@@ -67,6 +67,8 @@ pub struct LoadOptions {
     /// Run a template's `K8sNativeValidation` code where it has one (Gatekeeper's default); off,
     /// its Rego runs (`--enable-k8s-native-validation=false`).
     pub k8s_native_validation: bool,
+    /// conftest's conventions for `.rego` modules (namespaces, data, builtin errors).
+    pub conftest: conftest::Options,
 }
 
 impl Default for LoadOptions {
@@ -76,6 +78,7 @@ impl Default for LoadOptions {
             only_builtin: Vec::new(),
             time_limit: engine::DEFAULT_TIME_LIMIT,
             k8s_native_validation: true,
+            conftest: conftest::Options::default(),
         }
     }
 }
@@ -151,9 +154,9 @@ impl PolicySet {
                 set.add_yaml(&format!("{file}/constraint.yaml"), constraint_text, opts, &mut errors);
             }
         }
-        let mut rego_files: Vec<Vec<(String, String)>> = Vec::new();
+        // Every `.rego` file forms one module set, as conftest loads several `--policy` paths.
+        let mut rego = Vec::new();
         for group in groups {
-            let mut rego = Vec::new();
             for (name, text) in group {
                 if name.ends_with(".rego") {
                     rego.push((name.clone(), text.clone()));
@@ -161,12 +164,9 @@ impl PolicySet {
                     set.add_yaml(name, text, opts, &mut errors);
                 }
             }
-            if !rego.is_empty() {
-                rego_files.push(rego);
-            }
         }
-        for files in rego_files {
-            match conftest::load(&files, opts.time_limit) {
+        if !rego.is_empty() {
+            match conftest::load_with(&rego, opts.time_limit, &opts.conftest) {
                 Ok(m) => set.modules.push(m),
                 Err(e) => errors.push(e),
             }
@@ -268,6 +268,14 @@ impl PolicySet {
             }
             Check::Vap { binding, .. } => self.vaps.bindings[binding].policy.clone(),
         }
+    }
+
+    /// For a conftest rule that an `exception` rule excuses on this object: the rule's name and the
+    /// query conftest prints for it.
+    pub fn exception_applied(&self, check: Check, object: &Prepared) -> Option<(String, String)> {
+        let Check::Rule { module, rule } = check else { return None };
+        let (m, r) = (&self.modules[module], &self.modules[module].rules[rule]);
+        conftest::excepted(m, r, &object.raw).ok().filter(|e| *e).map(|_| (r.rule.clone(), r.exception_query()))
     }
 
     /// The constraint name findings carry: the Constraint's, or the binding's; none for conftest.

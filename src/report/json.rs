@@ -27,6 +27,7 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
     let doc = json!({
         "findings": findings,
         "suppressed": suppressed,
+        "exceptions": outcome.exceptions,
         "errors": outcome.errors,
         "notes": opts.run.notes,
         "summary": summary,

@@ -202,7 +202,7 @@ fn gatekeeper_library_passes_with_either_engine() {
     for cel in [true, false] {
         let summary = guardrail::verify::run_with(
             std::slice::from_ref(&library),
-            guardrail::verify::Options { k8s_native_validation: cel },
+            guardrail::verify::Options { k8s_native_validation: cel, ..Default::default() },
         );
         let failures: Vec<_> = summary.results.iter().filter(|r| r.error.is_some()).collect();
         assert!(failures.is_empty(), "cel={cel}: {failures:#?}");

@@ -7,11 +7,17 @@
 //! - `not f(x.y)` with `x.y` undefined is true in regorus; OPA hoists the reference out of the
 //!   negation, so the body fails: references in such calls are bound on the line before;
 //! - `sprintf` with too few arguments errors in regorus; OPA prints `%!v(MISSING)`: an extension
-//!   named `sprintf` implements Go's formatting.
+//!   named `sprintf` implements Go's formatting;
+//! - Rego regorus rejects or fails on where OPA answers (`some x in "string"`, reference heads,
+//!   `x = s[x]`, comprehensions redeclaring a variable): see `opa`.
 //!
 //! The bytecode VM reads some Rego differently again: `vm` prepares the copy it compiles.
 
+mod conftest;
+mod opa;
 mod vm;
+
+pub use conftest::{combine, combined_entries, conftest_file_paths, install_conftest_builtins};
 
 pub use vm::prepare_for_vm;
 
@@ -53,12 +59,12 @@ impl Scan<'_> {
 
 /// Applies the v0 rewrites. Text that needs none comes back unchanged.
 pub fn rewrite_v0(text: &str) -> String {
-    hoist_negated_call_refs(&split_chained_bodies(&insert_paren_separators(text)))
+    opa::rewrite(&hoist_negated_call_refs(&split_chained_bodies(&insert_paren_separators(text))), true)
 }
 
 /// Rewrites that apply to both dialects.
 pub fn rewrite_v1(text: &str) -> String {
-    hoist_negated_call_refs(text)
+    opa::rewrite(&hoist_negated_call_refs(text), false)
 }
 
 /// `not f(a, x.y)` -> `__gr0 := x.y` + `not f(a, __gr0)`, as OPA's compiler does, so that an

@@ -22,7 +22,7 @@ pub fn prepare_for_vm(text: &str) -> Result<String, String> {
 /// Code bytes of `text` (same length): comments blanked to spaces, strings and raw strings
 /// (quotes and newlines included) to `'`, a byte Rego code never contains, so that a string
 /// still reads as an operand and never as whitespace, a bracket or a line end.
-fn code_only(text: &str) -> Vec<u8> {
+pub(super) fn code_only(text: &str) -> Vec<u8> {
     let src = text.as_bytes();
     let scan = Scan { src };
     let mut out = src.to_vec();
