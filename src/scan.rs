@@ -268,11 +268,12 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         resource.origin.locate(&located.pointer)
                     };
                     let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
-                    manifest::terraform::soften_unknown(
+                    manifest::terraform::soften_unknown_probed(
                         &resource.object,
                         &located.pointer,
                         &mut severity,
                         &mut message,
+                        |probe| policies.run_prepared(check, &Prepared::new(probe), ctx).ok().map(|h| h.len()),
                     );
                     out.findings.push(Finding {
                         policy: policy.clone(),
