@@ -251,6 +251,22 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
+                if let Some(may) = manifest::terraform::unknown_may_violate(&resource.object, hits.len(), |probe| {
+                    let run = policies.run_prepared(check, &Prepared::new(probe), ctx).ok()?;
+                    Some(run.into_iter().map(|h| h.message).collect())
+                }) {
+                    let (region, pointer) = resource.origin.locate(&may.pointer);
+                    out.findings.push(Finding {
+                        policy: policy.clone(),
+                        constraint: constraint.clone(),
+                        severity: Severity::Warn,
+                        message: format!("{prefix}{}", may.message),
+                        file: resource.origin.file.to_string(),
+                        region,
+                        pointer,
+                        resource: Some(resource.reported.clone()),
+                    });
+                }
                 for hit in &hits {
                     out.violations += 1;
                     let started = Instant::now();

@@ -8,13 +8,13 @@ use std::cell::{Cell, RefCell};
 /// Most instances one `count` / `for_each` makes.
 pub const MAX_INSTANCES: usize = 1000;
 /// Most resource and module instances of one root module, all levels together.
-pub const MAX_TOTAL_INSTANCES: usize = 10_000;
+pub const MAX_TOTAL_INSTANCES: usize = 5_000;
 /// How deep modules may call modules.
 pub const MAX_MODULE_DEPTH: usize = 8;
 /// Expressions evaluated for one root module.
-pub const MAX_STEPS: usize = 4_000_000;
+pub const MAX_STEPS: usize = 2_000_000;
 /// List elements and map entries built for one root module.
-pub const MAX_CELLS: usize = 2_000_000;
+pub const MAX_CELLS: usize = 1_000_000;
 /// Characters in one computed string.
 pub const MAX_STRING: usize = 4 * 1024 * 1024;
 /// Elements in one computed list or map.

@@ -406,6 +406,9 @@ impl<'a> Scope<'a> {
         let mut seq = Vec::new();
         let mut map: Vec<(String, Node)> = Vec::new();
         for (key, value) in items {
+            if self.module.budget.exhausted() {
+                return self.over(file, span, Bound::Steps);
+            }
             let mut binds = vec![(value_var.clone(), value)];
             if let Some(k) = &key_var {
                 binds.push((k.clone(), key));

@@ -192,7 +192,10 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
                     scope.module.error(
                         file,
                         span,
-                        format!("`{}`: {message}; Terraform would stop here, so nothing that uses it was checked", call_text(file, call)),
+                        format!(
+                            "`{}`: {message}; Terraform would stop here, so nothing that uses it was checked",
+                            call_text(file, call)
+                        ),
                     );
                     whole()
                 }

@@ -373,7 +373,17 @@ fn expression_in(text: &str) -> Option<String> {
 /// Values tried in place of an unknown: one of each type a field can have.
 fn probes() -> Vec<Value> {
     use serde_json::json;
-    vec![json!(false), json!(true), json!(0), json!(1), json!(""), json!("guardrail-probe"), json!(null), json!({}), json!([])]
+    vec![
+        json!(false),
+        json!(true),
+        json!(0),
+        json!(1),
+        json!(""),
+        json!("guardrail-probe"),
+        json!(null),
+        json!({}),
+        json!([]),
+    ]
 }
 
 /// JSON pointers of the string values that hold a placeholder.
@@ -401,7 +411,8 @@ fn probed(object: &Value, pointers: &[String], probe: &Value) -> Value {
     for pointer in pointers {
         if let Some(slot) = copy.pointer_mut(pointer) {
             let Some(text) = slot.as_str() else { continue };
-            let whole = text.starts_with(UNKNOWN) && expression_in(text).is_some_and(|e| text.len() == UNKNOWN.len() + e.len() + 1);
+            let whole = text.starts_with(UNKNOWN)
+                && expression_in(text).is_some_and(|e| text.len() == UNKNOWN.len() + e.len() + 1);
             *slot = if whole {
                 probe.clone()
             } else {
@@ -450,7 +461,8 @@ pub fn soften_unknown_probed(
         return;
     }
     let Some(original) = hits(object) else { return };
-    let gone = |pointers: &[String], probe: &Value| hits(&probed(object, pointers, probe)).is_some_and(|n| n < original);
+    let gone =
+        |pointers: &[String], probe: &Value| hits(&probed(object, pointers, probe)).is_some_and(|n| n < original);
     let Some(probe) = probes().into_iter().find(|p| gone(&pointers, p)) else { return };
     // Name the unknown it depends on: the located field's, one alone that removes it, or the first.
     let alone = pointers.iter().take(MAX_PROBED_ONE_BY_ONE).find(|p| {
@@ -468,6 +480,46 @@ pub fn soften_unknown_probed(
     message.push_str(&format!(
         " (this depends on `{expression}`, which is not known before Terraform runs; check the value it will have)"
     ));
+}
+
+/// A policy that passes an object with unknown values may fail it once they are known: when a
+/// probe value in place of one of them makes the policy report more violations, the answer is
+/// "not known", a warning at that value naming its expression and the policy's message (never
+/// a silent pass). `violations(object)` runs the policy and returns its messages.
+pub struct MayViolate {
+    pub pointer: String,
+    pub message: String,
+}
+
+pub fn unknown_may_violate(
+    object: &Value,
+    original: usize,
+    violations: impl Fn(&Value) -> Option<Vec<String>>,
+) -> Option<MayViolate> {
+    let mut pointers = Vec::new();
+    unknown_pointers(object, String::new(), &mut pointers);
+    if pointers.is_empty() {
+        return None;
+    }
+    let more = |pointers: &[String], probe: &Value| {
+        violations(&probed(object, pointers, probe)).filter(|v| v.len() > original)
+    };
+    let probes = probes();
+    let (probe, found) = probes.iter().find_map(|p| more(&pointers, p).map(|v| (p, v)))?;
+    let pointer = pointers
+        .iter()
+        .take(MAX_PROBED_ONE_BY_ONE)
+        .find(|p| more(std::slice::from_ref(*p), probe).is_some())
+        .unwrap_or(&pointers[0])
+        .clone();
+    let expression = object.pointer(&pointer).and_then(Value::as_str).and_then(expression_in).unwrap_or_default();
+    let example = found.last().cloned().unwrap_or_default();
+    Some(MayViolate {
+        message: format!(
+            "this may be a violation: `{expression}` is not known before Terraform runs, and with the value {probe} the policy reports: {example}"
+        ),
+        pointer,
+    })
 }
 
 /// A violation that rests on a value guardrail could not know is a warning, not a verdict.

@@ -60,7 +60,8 @@ fn text(node: &Node) -> Option<String> {
 }
 
 fn same(a: &Node, b: &Node) -> bool {
-    a.to_json() == b.to_json() || matches!((num(a), num(b)), (Some(x), Some(y)) if x == y && !matches!(a.kind, NodeKind::Str(_)) && !matches!(b.kind, NodeKind::Str(_)))
+    a.to_json() == b.to_json()
+        || matches!((num(a), num(b)), (Some(x), Some(y)) if x == y && !matches!(a.kind, NodeKind::Str(_)) && !matches!(b.kind, NodeKind::Str(_)))
 }
 
 fn string(s: String) -> Out {
@@ -323,7 +324,8 @@ pub fn apply(fname: &str, args: &[Node], span: Span) -> Out {
                 .decode(s(0)?.trim())
                 .map_err(|_| Failure::Error("base64decode(): not base64".into()))?;
             NodeKind::Str(
-                String::from_utf8(bytes).map_err(|_| Failure::Error("base64decode(): the result is not UTF-8".into()))?,
+                String::from_utf8(bytes)
+                    .map_err(|_| Failure::Error("base64decode(): the result is not UTF-8".into()))?,
             )
         }
         "startswith" => NodeKind::Bool(s(0)?.starts_with(&s(1)?)),

@@ -128,6 +128,11 @@ impl Renderer<'_, '_> {
                 let value = self.scope.eval(self.file, &i.expr);
                 let text = match &value.node.kind {
                     NodeKind::Null => String::new(),
+                    // A long unknown text is named by its expression instead, so that unknowns
+                    // built from unknowns do not grow (a doubling chain past the string bound).
+                    NodeKind::Str(s) if s.contains(super::eval::UNKNOWN) && s.len() > 200 => {
+                        placeholder(&self.file.text_of(&i.expr))
+                    }
                     _ => scalar_text(&value.node).unwrap_or_else(|| placeholder(&self.file.text_of(&i.expr))),
                 };
                 if self.out.len() + text.len() > MAX_STRING {
@@ -166,6 +171,9 @@ impl Renderer<'_, '_> {
                         return Err(Stop::Over(bound));
                     }
                     for (key, value) in items {
+                        if self.scope.module.budget.exhausted() {
+                            return Err(Stop::Over(Bound::Steps));
+                        }
                         self.strip_next = f.strip.strip_end();
                         let mut binds = vec![(f.value_var.as_str().to_string(), value)];
                         if let Some(k) = &f.key_var {
