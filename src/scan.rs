@@ -263,6 +263,22 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         }
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
+                if let Some(may) = manifest::terraform::unknown_may_violate(&resource.object, hits.len(), |probe| {
+                    let run = policies.run_prepared(check, &Prepared::new(probe), ctx).ok()?;
+                    Some(run.into_iter().map(|h| h.message).collect())
+                }) {
+                    let (region, pointer) = resource.origin.locate(&may.pointer);
+                    out.findings.push(Finding {
+                        policy: policy.clone(),
+                        constraint: constraint.clone(),
+                        severity: Severity::Warn,
+                        message: format!("{prefix}{}", may.message),
+                        file: resource.origin.file.to_string(),
+                        region,
+                        pointer,
+                        resource: Some(resource.reported.clone()),
+                    });
+                }
                 for hit in &hits {
                     out.violations += 1;
                     let started = Instant::now();
@@ -280,11 +296,12 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         resource.origin.locate(&located.pointer)
                     };
                     let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
-                    manifest::terraform::soften_unknown(
+                    manifest::terraform::soften_unknown_probed(
                         &resource.object,
                         &located.pointer,
                         &mut severity,
                         &mut message,
+                        |probe| policies.run_prepared(check, &Prepared::new(probe), ctx).ok().map(|h| h.len()),
                     );
                     out.findings.push(Finding {
                         policy: policy.clone(),

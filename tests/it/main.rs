@@ -18,3 +18,4 @@ mod report;
 mod setup;
 mod support;
 mod terraform;
+mod terraform_bounds;

@@ -145,10 +145,16 @@ fn malformed_hcl_is_an_error_at_its_line_and_the_other_files_are_still_checked()
 }
 
 #[test]
-fn paths_outside_the_repository_are_refused() {
+fn paths_outside_the_repository_are_not_read_and_are_unknowns() {
     let findings = scan_fixture(&["escape"]);
     insta::assert_snapshot!(lines(&findings));
-    assert_eq!(findings.iter().filter(|f| f.severity == Severity::Deny).count(), 2);
+    assert_eq!(findings.iter().filter(|f| f.severity == Severity::Deny).count(), 0, "{findings:?}");
+    for expression in [r#"`file("../../etc/passwd")`"#, r#"`file("/etc/hostname")`"#] {
+        assert!(
+            findings.iter().any(|f| f.severity == Severity::Warn && f.message.contains(expression)),
+            "a warning names {expression}: {findings:?}"
+        );
+    }
 }
 
 #[test]
@@ -236,4 +242,110 @@ resource "kubernetes_cluster_role_v1" "reader" {
     assert!(cron["spec"].get("successfulJobsHistoryLimit").is_none(), "not sent at its default");
     let role = objects.iter().find(|o| o["kind"] == "ClusterRole").expect("a ClusterRole");
     assert!(role["metadata"].get("namespace").is_none(), "cluster-scoped: no namespace");
+}
+
+#[test]
+fn an_unknown_value_softens_only_the_violations_that_depend_on_it() {
+    let findings = scan_fixture(&["unknowns"]);
+    insta::assert_snapshot!(lines(&findings));
+    let privileged: Vec<&Finding> = findings.iter().filter(|f| f.policy == "privileged-containers").collect();
+    // `name = var.name` does not change `privileged = true`: still a deny, at the value.
+    assert!(
+        privileged.iter().any(|f| f.severity == Severity::Deny && f.region.line == 12 && f.region.column == 22),
+        "{privileged:?}"
+    );
+    // `privileged = var.privileged` may be true: a warning at it naming the variable, never a silent pass.
+    let maybe = privileged.iter().find(|f| f.region.line == 26).expect("a finding at the unknown value");
+    assert_eq!(maybe.severity, Severity::Warn);
+    assert!(maybe.message.contains("`var.privileged`"), "{}", maybe.message);
+}
+
+#[test]
+fn a_file_terraform_reads_is_checked_through_terraform_once_and_not_as_broken_yaml() {
+    let findings = scan_fixture(&["tplyaml"]);
+    insta::assert_snapshot!(lines(&findings));
+    assert!(
+        !findings.iter().any(|f| f.file == "tplyaml/deploy.yaml" && f.resource.is_none()),
+        "no YAML error for the template's %{{ if }} lines: {findings:?}"
+    );
+    let privileged = |file: &str| {
+        findings
+            .iter()
+            .filter(|f| f.file == file && f.policy == "privileged-containers")
+            .map(|f| f.region.line)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(privileged("tplyaml/deploy.yaml"), [11], "the template line, once");
+    assert_eq!(privileged("tplyaml/pod.yaml"), [10], "the YAML line, once (not also as a plain file)");
+}
+
+#[test]
+fn flatten_is_recursive_range_is_computed_and_an_unsupported_function_is_a_warning_naming_it() {
+    let findings = scan_fixture(&["functions"]);
+    insta::assert_snapshot!(lines(&findings));
+    let privileged: Vec<u32> = findings
+        .iter()
+        .filter(|f| f.policy == "privileged-containers" && f.severity == Severity::Deny)
+        .map(|f| f.region.line)
+        .collect();
+    assert_eq!(privileged, [13, 26], "1,000 flattened items and range(10) both evaluate to privileged = true");
+    assert!(
+        findings.iter().any(|f| f.severity == Severity::Warn
+            && f.region.line == 39
+            && f.message.contains(r#"`cidrcontains("10.0.0.0/8", "10.1.2.3")`"#)),
+        "{findings:?}"
+    );
+}
+
+#[test]
+fn every_kubernetes_provider_resource_that_is_an_object_is_converted_and_the_rest_get_a_note() {
+    let loaded = load(&["typed_more"]);
+    let objects: Vec<&serde_json::Value> = loaded.resources.iter().map(|r| &r.object).collect();
+    let kinds: Vec<String> = objects
+        .iter()
+        .map(|o| format!("{} {}", o["apiVersion"].as_str().unwrap(), o["kind"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "v1 Secret",
+            "v1 PersistentVolumeClaim",
+            "v1 PersistentVolume",
+            "autoscaling/v2 HorizontalPodAutoscaler",
+            "policy/v1 PodDisruptionBudget",
+            "storage.k8s.io/v1 StorageClass",
+            "v1 LimitRange",
+            "v1 ResourceQuota",
+            "admissionregistration.k8s.io/v1 ValidatingWebhookConfiguration",
+        ]
+    );
+    let by_kind = |kind: &str| *objects.iter().find(|o| o["kind"] == kind).unwrap();
+    assert_eq!(by_kind("Secret")["data"]["password"], "aHVudGVyMg==", "the provider base64-encodes data");
+    assert_eq!(by_kind("Secret")["type"], "Opaque");
+    assert_eq!(by_kind("PersistentVolumeClaim")["spec"]["accessModes"][0], "ReadWriteOnce");
+    assert_eq!(by_kind("PersistentVolume")["spec"]["hostPath"]["path"], "/var/data", "the source is inlined");
+    assert!(by_kind("PersistentVolume")["metadata"].get("namespace").is_none());
+    assert_eq!(by_kind("HorizontalPodAutoscaler")["spec"]["maxReplicas"], 50);
+    assert_eq!(
+        by_kind("HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        80
+    );
+    assert_eq!(by_kind("PodDisruptionBudget")["spec"]["minAvailable"], "50%");
+    assert_eq!(by_kind("StorageClass")["provisioner"], "kubernetes.io/gce-pd");
+    assert_eq!(by_kind("StorageClass")["allowVolumeExpansion"], true);
+    assert_eq!(by_kind("LimitRange")["spec"]["limits"][0]["default"]["cpu"], "500m");
+    assert_eq!(by_kind("ResourceQuota")["spec"]["hard"]["pods"], 10);
+    let hook = &by_kind("ValidatingWebhookConfiguration")["webhooks"][0];
+    assert_eq!(hook["failurePolicy"], "Ignore");
+    assert_eq!(hook["clientConfig"]["url"], "https://hook.example.com/validate");
+    assert_eq!(hook["rules"][0]["operations"][0], "CREATE");
+    let notes: Vec<String> = loaded
+        .findings
+        .iter()
+        .map(|f| format!("{} {}:{}:{} {}", f.severity.as_str(), f.file, f.region.line, f.region.column, f.message))
+        .collect();
+    assert_eq!(
+        notes,
+        ["info typed_more/main.tf:117:1 kubernetes_labels.extra: guardrail does not convert kubernetes_labels resources to Kubernetes objects, so no policy checked it"]
+    );
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, UnaryOperator};
 
+use super::budget::{check_string, Bound, MAX_EVAL_DEPTH};
 use super::hcl::HclFile;
 use super::modules::ModuleCtx;
 use crate::manifest::node::{Node, NodeKind, Pos, Span};
@@ -131,7 +132,67 @@ impl<'a> Scope<'a> {
         self.bindings.iter().rev().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
+    /// Evaluates within the root module's bounds: past one, the value is unknown and the bound
+    /// is a deny finding here.
     pub fn eval(&self, file: &HclFile, expr: &Expression) -> Val {
+        let budget = &self.module.budget;
+        let depth = budget.depth.get();
+        let bound = match budget.step() {
+            Err(bound) => Some(bound),
+            Ok(()) if depth >= MAX_EVAL_DEPTH => Some(Bound::EvalDepth),
+            Ok(()) => None,
+        };
+        if let Some(bound) = bound {
+            return self.over(file, file.span_of(expr), bound);
+        }
+        budget.depth.set(depth + 1);
+        let value = self.eval_here(file, expr);
+        budget.depth.set(depth);
+        value
+    }
+
+    /// A bound was hit at `span`: reported there, and the value is unknown.
+    pub fn over(&self, file: &HclFile, span: Span, bound: Bound) -> Val {
+        self.module.over(&file.name, span, bound);
+        Val::unknown("a value over guardrail's bounds", span, &file.name)
+    }
+
+    /// Counts `n` new elements against the bounds; `Some(unknown)` when over one.
+    pub fn cells(&self, file: &HclFile, span: Span, n: usize) -> Option<Val> {
+        self.module.budget.cells(n).err().map(|bound| self.over(file, span, bound))
+    }
+
+    /// A copy of a bound value, counted against the bounds.
+    fn copy(&self, file: &HclFile, span: Span, val: &Val) -> Val {
+        match self.module.budget.weigh(super::budget::weight(&val.node)) {
+            Ok(()) => val.clone(),
+            Err(bound) => self.over(file, span, bound),
+        }
+    }
+
+    /// A string result, unless it is longer than the bound.
+    pub fn string(&self, file: &HclFile, span: Span, s: String) -> Val {
+        match check_string(&s) {
+            Ok(()) => Val::new(NodeKind::Str(s), span, &file.name),
+            Err(bound) => self.over(file, span, bound),
+        }
+    }
+
+    /// An expression whose inputs are known but which guardrail cannot evaluate: unknown, with a
+    /// warning naming it (so that nothing it decides passes silently).
+    pub fn cannot(&self, file: &HclFile, expr: &impl hcl_edit::Span, why: &str) -> Val {
+        let span = file.span_of(expr);
+        let text = placeholder(&file.text_of(expr));
+        let text = &text[UNKNOWN.len()..text.len() - 1];
+        self.module.warn(
+            file,
+            span,
+            format!("guardrail cannot evaluate `{text}` ({why}); what depends on it was not checked"),
+        );
+        Val::unknown(text, span, &file.name)
+    }
+
+    fn eval_here(&self, file: &HclFile, expr: &Expression) -> Val {
         let span = file.span_of(expr);
         let name = &file.name;
         match expr {
@@ -147,10 +208,16 @@ impl<'a> Scope<'a> {
             }
             Expression::String(s) => Val::new(NodeKind::Str(s.value().to_string()), span, name),
             Expression::Array(items) => {
+                if let Some(over) = self.cells(file, span, items.len()) {
+                    return over;
+                }
                 let nodes = items.iter().map(|e| self.eval(file, e).adopt(name, file.span_of(e))).collect();
                 Val::new(NodeKind::Seq(nodes), span, name)
             }
             Expression::Object(object) => {
+                if let Some(over) = self.cells(file, span, object.len()) {
+                    return over;
+                }
                 let mut entries: Vec<(String, Node)> = Vec::new();
                 for (key, value) in object.iter() {
                     let key_span = file.span_of(key);
@@ -172,7 +239,7 @@ impl<'a> Scope<'a> {
             Expression::HeredocTemplate(h) => super::template::render_in(self, file, h.template.iter(), span),
             Expression::Parenthesis(p) => self.eval(file, p.inner()),
             Expression::Variable(v) => match self.binding(v.as_str()) {
-                Some(val) => val.clone(),
+                Some(val) => self.copy(file, span, val),
                 None => Val::unknown(v.as_str(), span, name),
             },
             Expression::Conditional(c) => {
@@ -180,7 +247,8 @@ impl<'a> Scope<'a> {
                 match cond.node.kind {
                     NodeKind::Bool(true) => self.eval(file, &c.true_expr),
                     NodeKind::Bool(false) => self.eval(file, &c.false_expr),
-                    _ => Val::unknown(&file.text_of(expr), span, name),
+                    _ if cond.is_unknown() => Val::unknown(&file.text_of(expr), span, name),
+                    _ => self.cannot(file, &c.cond_expr, "the condition is not a bool"),
                 }
             }
             Expression::FuncCall(call) => super::funcs::call(self, file, call, span),
@@ -191,15 +259,19 @@ impl<'a> Scope<'a> {
                     (UnaryOperator::Not, NodeKind::Bool(b)) => NodeKind::Bool(!b),
                     (UnaryOperator::Neg, NodeKind::Int(i)) => NodeKind::Int(-i),
                     (UnaryOperator::Neg, NodeKind::Float(f)) => NodeKind::Float(-f),
-                    _ => return Val::unknown(&file.text_of(expr), span, name),
+                    _ if v.is_unknown() => return Val::unknown(&file.text_of(expr), span, name),
+                    _ => return self.cannot(file, expr, "the operand has the wrong type"),
                 };
                 Val::new(kind, span, name)
             }
             Expression::BinaryOp(op) => {
                 let (l, r) = (self.eval(file, &op.lhs_expr), self.eval(file, &op.rhs_expr));
+                if l.is_unknown() || r.is_unknown() {
+                    return Val::unknown(&file.text_of(expr), span, name);
+                }
                 match binary(*op.operator.value(), &l.node, &r.node) {
-                    Some(kind) if !l.is_unknown() && !r.is_unknown() => Val::new(kind, span, name),
-                    _ => Val::unknown(&file.text_of(expr), span, name),
+                    Some(kind) => Val::new(kind, span, name),
+                    None => self.cannot(file, expr, "the operands have the wrong types"),
                 }
             }
             Expression::ForExpr(f) => self.for_expr(file, expr, f, span),
@@ -220,48 +292,123 @@ impl<'a> Scope<'a> {
             Some(TraversalOperator::GetAttr(a)) => Some(a.as_str().to_string()),
             _ => None,
         };
-        let (mut value, used) = match root {
-            Expression::Variable(v) if self.binding(v.as_str()).is_some() => (self.binding(v.as_str()).cloned(), 0),
+        // The root is borrowed where it lives (a binding, a variable, a cached local): only the
+        // part the traversal reaches is copied.
+        let local;
+        let owned;
+        let (value, used): (Option<&Val>, usize) = match root {
+            Expression::Variable(v) if self.binding(v.as_str()).is_some() => (self.binding(v.as_str()), 0),
             Expression::Variable(_) if self.template_only => (None, 0),
             Expression::Variable(v) => match (v.as_str(), attr(0)) {
-                ("var", Some(a)) => (self.module.var(&a), 1),
-                ("local", Some(a)) => (self.module.local(&a), 1),
-                ("path", Some(a)) => (self.module.path(&a).map(|p| Val::new(NodeKind::Str(p), span, name)), 1),
+                ("var", Some(a)) => (self.module.var_ref(&a), 1),
+                ("local", Some(a)) => {
+                    local = self.module.local_rc(&a);
+                    (local.as_deref(), 1)
+                }
+                ("path", Some(a)) => {
+                    owned = self.module.path(&a).map(|p| Val::new(NodeKind::Str(p), span, name));
+                    (owned.as_ref(), 1)
+                }
                 ("terraform", Some(a)) if a == "workspace" => {
-                    (Some(Val::new(NodeKind::Str("default".into()), span, name)), 1)
+                    owned = Some(Val::new(NodeKind::Str("default".into()), span, name));
+                    (owned.as_ref(), 1)
                 }
                 _ => (None, 0),
             },
-            other => (Some(self.eval(file, other)), 0),
+            other => {
+                owned = Some(self.eval(file, other));
+                (owned.as_ref(), 0)
+            }
         };
-        for op in &ops[used..] {
-            let Some(current) = value else { break };
-            if current.is_unknown() && matches!(current.node.kind, NodeKind::Str(_)) {
-                return unknown();
+        let Some(value) = value else { return unknown() };
+        if used == ops.len() {
+            return self.copy(file, span, value);
+        }
+        self.walk(file, whole, &value.node, &value.file, &ops[used..], span)
+    }
+
+    /// Applies attribute, index and splat operators to a node of `source`, copying only the result.
+    fn walk(
+        &self,
+        file: &HclFile,
+        whole: &Expression,
+        mut node: &Node,
+        source: &Arc<str>,
+        ops: &[hcl_edit::Decorated<TraversalOperator>],
+        span: Span,
+    ) -> Val {
+        let name = &file.name;
+        for (i, op) in ops.iter().enumerate() {
+            if matches!(&node.kind, NodeKind::Str(s) if s.contains(UNKNOWN)) {
+                return Val::unknown(&file.text_of(whole), span, name);
             }
             let key = match op.value() {
-                TraversalOperator::GetAttr(a) => Some(a.as_str().to_string()),
-                TraversalOperator::Index(e) => self.eval(file, e).as_str(),
-                TraversalOperator::LegacyIndex(i) => Some(i.value().to_string()),
-                TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => None,
+                TraversalOperator::GetAttr(a) => a.as_str().to_string(),
+                TraversalOperator::Index(e) => {
+                    let k = self.eval(file, e);
+                    if k.is_unknown() {
+                        return Val::unknown(&file.text_of(whole), span, name);
+                    }
+                    match (&k.node.kind, k.as_str()) {
+                        (NodeKind::Float(f), _) if f.fract() == 0.0 => (*f as i64).to_string(),
+                        (_, Some(k)) => k,
+                        _ => return self.cannot(file, whole, "the index is not a string or number"),
+                    }
+                }
+                TraversalOperator::LegacyIndex(i) => i.value().to_string(),
+                TraversalOperator::AttrSplat(_) | TraversalOperator::FullSplat(_) => {
+                    // `list[*].attr`: the rest applied to every element; null is an empty list,
+                    // any other single value a list of itself.
+                    let elements: Vec<&Node> = match &node.kind {
+                        NodeKind::Seq(items) => items.iter().collect(),
+                        NodeKind::Null => Vec::new(),
+                        _ => vec![node],
+                    };
+                    if let Some(over) = self.cells(file, span, elements.len()) {
+                        return over;
+                    }
+                    let mut out = Vec::with_capacity(elements.len());
+                    for element in elements {
+                        let v = self.walk(file, whole, element, source, &ops[i + 1..], span);
+                        out.push(v.adopt(name, span));
+                    }
+                    return Val::new(NodeKind::Seq(out), span, name);
+                }
             };
-            value = key.and_then(|k| {
-                let child = current.node.child(&k)?.clone();
-                Some(Val { node: child, file: current.file.clone(), text: None, encoded: None })
-            });
+            match node.child(&key) {
+                Some(child) => node = child,
+                None if contains_unknown(node) => return Val::unknown(&file.text_of(whole), span, name),
+                None => {
+                    return self.cannot(file, whole, &format!("the value {} \"{key}\"", super::funcs::NO_ATTRIBUTE));
+                }
+            }
         }
-        value.unwrap_or_else(unknown)
+        match self.module.budget.weigh(super::budget::weight(node)) {
+            Ok(()) => Val { node: node.clone(), file: source.clone(), text: None, encoded: None },
+            Err(bound) => self.over(file, span, bound),
+        }
     }
 
     fn for_expr(&self, file: &HclFile, whole: &Expression, f: &hcl_edit::expr::ForExpr, span: Span) -> Val {
         let name = &file.name;
         let collection = self.eval(file, &f.intro.collection_expr);
-        let Some(items) = iterate(&collection) else { return Val::unknown(&file.text_of(whole), span, name) };
+        let Some(items) = iterate(&collection) else {
+            if collection.is_unknown() {
+                return Val::unknown(&file.text_of(whole), span, name);
+            }
+            return self.cannot(file, &f.intro.collection_expr, "it is not a list or map");
+        };
+        if let Some(over) = self.cells(file, span, items.len()) {
+            return over;
+        }
         let key_var = f.intro.key_var.as_ref().map(|k| k.as_str().to_string());
         let value_var = f.intro.value_var.as_str().to_string();
         let mut seq = Vec::new();
         let mut map: Vec<(String, Node)> = Vec::new();
         for (key, value) in items {
+            if self.module.budget.exhausted() {
+                return self.over(file, span, Bound::Steps);
+            }
             let mut binds = vec![(value_var.clone(), value)];
             if let Some(k) = &key_var {
                 binds.push((k.clone(), key));

@@ -1,32 +1,52 @@
-//! The Terraform functions that Kubernetes configurations use to build manifests: `file`,
-//! `templatefile`, `yamldecode`, `jsondecode`, `jsonencode`, `yamlencode`, `merge`, and the small
-//! string and collection helpers around them. Anything else is an unknown value.
+//! Terraform function calls: `file`, `templatefile`, `yamldecode`, `jsondecode`, `jsonencode`,
+//! `yamlencode`, `merge`, `lookup`, `try`/`can` here, the pure functions in `stdlib`. A call whose
+//! arguments are known but which guardrail does not compute is an unknown value with a warning
+//! naming it; a call Terraform itself would reject is a deny finding.
 
 use std::sync::Arc;
 
 use hcl_edit::expr::FuncCall;
 
-use super::eval::{contains_unknown, placeholder, scalar_text, Scope, TextMap, Val};
+use super::budget::{check_string, Bound, MAX_TEMPLATE_DEPTH};
+use super::eval::{Scope, TextMap, Val};
 use super::hcl::HclFile;
+use super::stdlib::Failure;
+use crate::findings::Severity;
 use crate::manifest::node::{Node, NodeKind, Span};
 
 pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> Val {
     let name = &file.name;
     let whole = || Val::unknown(&call_text(file, call), span, name);
     if !call.name.namespace.is_empty() {
-        return whole();
+        return scope.cannot(file, call, "provider functions are not evaluated");
     }
+    let fname = call.name.name.as_str();
     let exprs: Vec<&hcl_edit::expr::Expression> = call.args.iter().collect();
+    if matches!(fname, "try" | "can") {
+        return try_or_can(scope, file, call, &exprs, span);
+    }
     let args: Vec<Val> = exprs.iter().map(|e| scope.eval(file, e)).collect();
     let arg_span = |i: usize| exprs.get(i).map(|e| file.span_of(*e)).unwrap_or(span);
     let str_arg = |i: usize| args.get(i).filter(|v| !v.is_unknown()).and_then(Val::as_str);
-    let fname = call.name.name.as_str();
     match fname {
         "file" | "templatefile" => {
             let Some(path) = str_arg(0) else { return whole() };
             let text = match scope.module.read(&path) {
                 Ok(t) => t,
-                Err(message) => {
+                Err((message, true)) => {
+                    // Not in the repository (or only where Terraform runs): an unknown, as
+                    // values known only at apply time are.
+                    scope.module.warn(
+                        file,
+                        span,
+                        format!(
+                            "`{}` reads a file that is not in the repository ({message}), so its content is not known to guardrail; what uses it was not checked",
+                            call_text(file, call)
+                        ),
+                    );
+                    return whole();
+                }
+                Err((message, false)) => {
                     scope.module.error(file, arg_span(0), format!("{fname}(\"{path}\"): {message}"));
                     return whole();
                 }
@@ -36,14 +56,21 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
                 v.text = Some(Arc::new(TextMap { file: text.0, lines: None }));
                 return v;
             }
-            let vars = match args.get(1).map(|v| &v.node.kind) {
-                Some(NodeKind::Map(entries)) => entries
+            let vars = match args.get(1).map(|v| (&v.node.kind, &v.file)) {
+                // The variables keep the file their values were written in.
+                Some((NodeKind::Map(entries), source)) => entries
                     .iter()
-                    .map(|(k, n)| (k.clone(), Val { node: n.clone(), file: name.clone(), text: None, encoded: None }))
+                    .map(|(k, n)| (k.clone(), Val { node: n.clone(), file: source.clone(), text: None, encoded: None }))
                     .collect(),
                 None => Vec::new(),
-                _ => return whole(),
+                Some(_) if args[1].is_unknown() => return whole(),
+                Some(_) => return scope.cannot(file, call, "the variables are not a map"),
             };
+            let budget = &scope.module.budget;
+            let depth = budget.templates.get();
+            if depth >= MAX_TEMPLATE_DEPTH {
+                return scope.over(file, span, Bound::TemplateDepth);
+            }
             let (tfile, template) = match super::template::parse_file(text.0.clone(), text.1.clone()) {
                 Ok(t) => t,
                 Err(e) => {
@@ -51,9 +78,11 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
                     return whole();
                 }
             };
+            budget.templates.set(depth + 1);
             let inner = Scope { module: scope.module, bindings: vars, template_only: true };
             let whole_span = tfile.lines.span(&tfile.text, 0..tfile.text.len());
             let mut v = super::template::render_in(&inner, &tfile, template.iter(), whole_span);
+            budget.templates.set(depth);
             // The rendered string is used here; its characters still map into the template.
             v.node.span = span;
             v.file = name.clone();
@@ -67,7 +96,7 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
             if arg.is_unknown() {
                 return whole();
             }
-            let Some(text) = arg.as_str() else { return whole() };
+            let Some(text) = arg.as_str() else { return scope.cannot(file, call, "the argument is not a string") };
             decode(scope, file, &text, arg.text, span, fname).unwrap_or_else(whole)
         }
         "jsonencode" | "yamlencode" => {
@@ -78,6 +107,9 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
             } else {
                 serde_saphyr::to_string(&json).unwrap_or_default()
             };
+            if let Err(bound) = check_string(&text) {
+                return scope.over(file, span, bound);
+            }
             let mut v = Val::new(NodeKind::Str(text), span, name);
             v.encoded = Some(Box::new(arg));
             v
@@ -96,83 +128,129 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
                         }
                     }
                     NodeKind::Null => {}
-                    _ => return whole(),
+                    _ if arg.is_unknown() => return whole(),
+                    _ => return scope.cannot(file, call, "an argument is not a map"),
                 }
+            }
+            if let Some(over) = scope.cells(file, span, entries.len()) {
+                return over;
             }
             Val::new(NodeKind::Map(entries), span, name)
         }
-        "concat" | "flatten" => {
-            let mut items = Vec::new();
-            for (i, arg) in args.into_iter().enumerate() {
-                match arg.adopt(name, arg_span(i)).kind {
-                    NodeKind::Seq(xs) if fname == "flatten" => {
-                        for x in xs {
-                            match x.kind {
-                                NodeKind::Seq(inner) => items.extend(inner),
-                                _ => items.push(x),
-                            }
-                        }
-                    }
-                    NodeKind::Seq(xs) => items.extend(xs),
-                    _ => return whole(),
-                }
-            }
-            Val::new(NodeKind::Seq(items), span, name)
-        }
         "lookup" => match (args.first(), str_arg(1)) {
-            (Some(map), Some(key)) if !map.is_unknown() || map.node.child(&key).is_some() => {
-                match map.node.child(&key) {
-                    Some(n) => Val { node: n.clone(), file: map.file.clone(), text: None, encoded: None },
-                    None => args.get(2).cloned().unwrap_or_else(whole),
+            (Some(map), Some(key)) if !super::stdlib::opaque(&map.node) => match map.node.child(&key) {
+                Some(n) => Val { node: n.clone(), file: map.file.clone(), text: None, encoded: None },
+                None => match args.get(2) {
+                    Some(default) => default.clone(),
+                    None if map.is_unknown() => whole(),
+                    None => scope.cannot(file, call, "the key is not in the map and there is no default"),
+                },
+            },
+            _ => whole(),
+        },
+        "coalesce" => {
+            for arg in &args {
+                if arg.is_unknown() {
+                    return whole();
+                }
+                if !matches!(&arg.node.kind, NodeKind::Null) && arg.as_str().as_deref() != Some("") {
+                    return arg.clone();
                 }
             }
-            _ => whole(),
-        },
-        "tostring" | "tonumber" | "tobool" | "tolist" | "toset" | "tomap" | "sensitive" | "nonsensitive" => {
-            args.into_iter().next().unwrap_or_else(whole)
+            scope.cannot(file, call, "every argument is null or empty")
         }
-        "coalesce" | "try" => {
-            args.into_iter().find(|a| !a.is_unknown() && !matches!(a.node.kind, NodeKind::Null)).unwrap_or_else(whole)
+        "timestamp" | "uuid" | "plantimestamp" | "bcrypt" | "uuidv5" => {
+            scope.cannot(file, call, "its value is only known when Terraform runs")
         }
-        "lower" | "upper" | "trimspace" | "title" | "base64encode" | "basename" | "dirname" => {
-            let Some(s) = str_arg(0) else { return whole() };
-            let out = match fname {
-                "lower" => s.to_lowercase(),
-                "upper" => s.to_uppercase(),
-                "trimspace" => s.trim().to_string(),
-                "base64encode" => {
-                    use base64::Engine;
-                    base64::engine::general_purpose::STANDARD.encode(s.as_bytes())
+        _ => {
+            let tolerant = super::stdlib::tolerates_unknown_parts(fname);
+            let blocked = args.iter().any(|a| {
+                if tolerant {
+                    super::stdlib::opaque(&a.node)
+                } else {
+                    super::stdlib::has_unknown(&a.node)
                 }
-                "basename" => s.rsplit('/').next().unwrap_or("").to_string(),
-                "dirname" => s.rsplit_once('/').map(|(d, _)| d.to_string()).unwrap_or_else(|| ".".into()),
-                _ => s,
-            };
-            Val::new(NodeKind::Str(out), span, name)
+            });
+            if blocked {
+                return whole();
+            }
+            let nodes: Vec<Node> = args.into_iter().enumerate().map(|(i, a)| a.adopt(name, arg_span(i))).collect();
+            match super::stdlib::apply(fname, &nodes, span) {
+                Ok(kind) => {
+                    let size = match &kind {
+                        NodeKind::Seq(x) => x.len(),
+                        NodeKind::Map(x) => x.len(),
+                        _ => 0,
+                    };
+                    if let Some(over) = scope.cells(file, span, size) {
+                        return over;
+                    }
+                    Val::new(kind, span, name)
+                }
+                Err(Failure::Over(bound)) => scope.over(file, span, bound),
+                Err(Failure::Error(message)) => {
+                    scope.module.error(
+                        file,
+                        span,
+                        format!(
+                            "`{}`: {message}; Terraform would stop here, so nothing that uses it was checked",
+                            call_text(file, call)
+                        ),
+                    );
+                    whole()
+                }
+                Err(Failure::Unsupported(why)) => scope.cannot(file, call, why),
+            }
         }
-        "replace" => match (str_arg(0), str_arg(1), str_arg(2)) {
-            (Some(s), Some(a), Some(b)) if !(a.starts_with('/') && a.ends_with('/') && a.len() > 1) => {
-                Val::new(NodeKind::Str(s.replace(&a, &b)), span, name)
-            }
-            _ => whole(),
-        },
-        "join" => match (str_arg(0), args.get(1).map(|v| &v.node.kind)) {
-            (Some(sep), Some(NodeKind::Seq(items))) if !contains_unknown(&args[1].node) => {
-                let parts: Option<Vec<String>> = items.iter().map(scalar_text).collect();
-                parts.map(|p| Val::new(NodeKind::Str(p.join(&sep)), span, name)).unwrap_or_else(whole)
-            }
-            _ => whole(),
-        },
-        "format" => format(&args).map(|s| Val::new(NodeKind::Str(s), span, name)).unwrap_or_else(whole),
-        "length" => match args.first().filter(|a| !a.is_unknown()).map(|a| &a.node.kind) {
-            Some(NodeKind::Seq(x)) => Val::new(NodeKind::Int(x.len() as i64), span, name),
-            Some(NodeKind::Map(x)) => Val::new(NodeKind::Int(x.len() as i64), span, name),
-            Some(NodeKind::Str(s)) => Val::new(NodeKind::Int(s.chars().count() as i64), span, name),
-            _ => whole(),
-        },
-        _ => whole(),
     }
 }
+
+/// `try(a, b, …)`: the first argument that evaluates without an error; `can(x)`: whether it
+/// does. An error Terraform would catch (a missing attribute, a function error) is dropped with
+/// its finding; a value guardrail cannot compute, or one only known at apply time, makes the
+/// result unknown (Terraform might take that argument).
+fn try_or_can(
+    scope: &Scope<'_>,
+    file: &HclFile,
+    call: &FuncCall,
+    exprs: &[&hcl_edit::expr::Expression],
+    span: Span,
+) -> Val {
+    let name = &file.name;
+    let whole = || Val::unknown(&call_text(file, call), span, name);
+    let is_can = call.name.name.as_str() == "can";
+    for expr in exprs {
+        let mark = scope.module.findings.borrow().len();
+        let v = scope.eval(file, expr);
+        let new: Vec<(Severity, String)> =
+            scope.module.findings.borrow()[mark..].iter().map(|f| (f.severity, f.message.clone())).collect();
+        let caught = |(severity, message): &(Severity, String)| {
+            message.contains(TERRAFORM_ERROR) || (*severity == Severity::Warn && message.contains(NO_ATTRIBUTE))
+        };
+        if new.is_empty() {
+            if v.is_unknown() {
+                return whole();
+            }
+            return if is_can { Val::new(NodeKind::Bool(true), span, name) } else { v };
+        }
+        if !new.iter().all(caught) {
+            return whole();
+        }
+        scope.module.findings.borrow_mut().truncate(mark);
+        if is_can {
+            return Val::new(NodeKind::Bool(false), span, name);
+        }
+    }
+    if is_can {
+        whole()
+    } else {
+        scope.cannot(file, call, "no argument evaluates without an error")
+    }
+}
+
+/// Message parts that mark errors Terraform's `try` catches.
+pub const TERRAFORM_ERROR: &str = "Terraform would stop here";
+pub const NO_ATTRIBUTE: &str = "has no attribute or element";
 
 /// `kubectl_manifest.yaml_body`: the YAML text decoded, as `yamldecode` would.
 pub fn decode_yaml(scope: &Scope<'_>, file: &HclFile, v: Val, span: Span) -> Val {
@@ -193,32 +271,6 @@ fn call_text(file: &HclFile, call: &FuncCall) -> String {
     } else {
         text
     }
-}
-
-fn format(args: &[Val]) -> Option<String> {
-    let spec = args.first().filter(|a| !a.is_unknown())?.as_str()?;
-    let mut rest = args[1..].iter();
-    let mut out = String::new();
-    let mut chars = spec.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c != '%' {
-            out.push(c);
-            continue;
-        }
-        match chars.next()? {
-            '%' => out.push('%'),
-            's' | 'd' | 'v' => {
-                let v = rest.next()?;
-                if v.is_unknown() {
-                    out.push_str(&placeholder("format argument"));
-                } else {
-                    out.push_str(&scalar_text(&v.node)?);
-                }
-            }
-            _ => return None,
-        }
-    }
-    Some(out)
 }
 
 /// `yamldecode` / `jsondecode`: the text is parsed as YAML (JSON is YAML), and its positions are

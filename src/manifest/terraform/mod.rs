@@ -9,11 +9,13 @@
 //! template (the resource's file is then that file); a value from another file (a variable's
 //! default, a tfvars value, a module argument) points at the expression that uses it.
 
+pub mod budget;
 pub mod eval;
 mod funcs;
 pub mod hcl;
 pub mod modules;
 pub mod plan;
+mod stdlib;
 mod template;
 pub mod typed;
 mod typed_tables;
@@ -45,6 +47,13 @@ pub fn is_kubernetes_type(resource_type: &str) -> bool {
     resource_type == "kubernetes_manifest"
         || resource_type == "kubectl_manifest"
         || typed_tables::kind_of(resource_type).is_some()
+}
+
+/// A `kubernetes_*` resource of the provider that guardrail does not turn into an object (an
+/// info note says so at its block). Resources that edit part of another object or are not
+/// objects at all are left out.
+pub fn is_unconverted_kubernetes_type(resource_type: &str) -> bool {
+    resource_type.starts_with("kubernetes_") && !is_kubernetes_type(resource_type)
 }
 
 pub(crate) fn finding(file: &str, region: Region, severity: Severity, message: String) -> Finding {
@@ -148,18 +157,43 @@ fn parent(path: &str) -> &str {
 
 /// Loads every Terraform root module in the map (directories with `.tf` files that no other
 /// directory of the map calls as a local module).
+///
+/// `out` may already hold what the plain loaders made of the same files: a file that Terraform
+/// reads (`file()`, `templatefile()`) is checked through Terraform, and on its own only when it
+/// is a valid manifest that Terraform did not already check, so nothing is reported twice and a
+/// template's `%{ if }` lines are not "broken YAML".
 pub fn load(map: &FileMap, opts: &LoadOptions, out: &mut Loaded) {
-    let part = crate::manifest::yaml::on_large_stack(|| {
+    let (part, read) = crate::manifest::yaml::on_large_stack(|| {
         let mut part = Loaded::default();
-        load_here(map, opts, &mut part);
-        part
+        let read = load_here(map, opts, &mut part);
+        (part, read)
     });
+    let checked: BTreeSet<&str> = part.resources.iter().map(|r| &*r.origin.file).collect();
+    let broken: BTreeSet<String> = out
+        .findings
+        .iter()
+        .filter(|f| read.contains(&f.file) && f.severity == Severity::Deny && f.resource.is_none())
+        .map(|f| f.file.clone())
+        .collect();
+    out.findings.retain(|f| !(read.contains(&f.file) && f.resource.is_none()));
+    out.resources.retain(|r| {
+        let file = &*r.origin.file;
+        !(read.contains(file) && (checked.contains(file) || broken.contains(file)))
+    });
+    let mut seen = BTreeSet::new();
+    for f in part.findings {
+        let key = (f.file.clone(), f.region.line, f.region.column, f.severity, f.message.clone());
+        if seen.insert(key) {
+            out.findings.push(f);
+        }
+    }
     out.resources.extend(part.resources);
-    out.findings.extend(part.findings);
     out.sources.extend(part.sources);
 }
 
-fn load_here(map: &FileMap, opts: &LoadOptions, out: &mut Loaded) {
+/// Returns the files that Terraform read with `file()` / `templatefile()`.
+fn load_here(map: &FileMap, opts: &LoadOptions, out: &mut Loaded) -> BTreeSet<String> {
+    let mut read = BTreeSet::new();
     let dirs: BTreeSet<String> =
         map.files.keys().filter(|p| p.ends_with(".tf")).map(|p| parent(p).to_string()).collect();
     let mut called = BTreeSet::new();
@@ -182,8 +216,11 @@ fn load_here(map: &FileMap, opts: &LoadOptions, out: &mut Loaded) {
             push_instance(instance, opts, out);
         }
         out.findings.extend(ctx.findings.take());
-        out.sources.extend(ctx.read_files.take());
+        let files = ctx.read_files.take();
+        read.extend(files.iter().map(|(p, _)| p.clone()));
+        out.sources.extend(files);
     }
+    read
 }
 
 fn push_instance(instance: modules::Instance, opts: &LoadOptions, out: &mut Loaded) {
@@ -278,6 +315,10 @@ pub fn load_paths(paths: &[PathBuf], files: &[InputFile], opts: &LoadOptions, ou
 /// are known statically, and local module directories (ending in `/`). The App fetches these
 /// with the changed `.tf` files (and every `.tf`/`.tfvars` of their directories).
 pub fn referenced_files(path: &str, text: &str) -> Vec<String> {
+    crate::manifest::yaml::on_large_stack(|| referenced_here(path, text))
+}
+
+fn referenced_here(path: &str, text: &str) -> Vec<String> {
     let dir = parent(path).to_string();
     let Ok(file) = hcl::parse(Arc::from(path), Arc::from(text)) else { return Vec::new() };
     let map = FileMap::new("");
@@ -319,14 +360,170 @@ impl hcl_edit::visit::Visit for Refs {
 /// placeholder quoted in the message.
 pub fn unknown_dependency(object: &Value, pointer: &str, message: &str) -> Option<String> {
     let from_field = (!pointer.is_empty()).then(|| object.pointer(pointer)).flatten().and_then(Value::as_str);
-    [message, from_field.unwrap_or("")].into_iter().find_map(|text| {
-        let start = text.find(UNKNOWN)? + UNKNOWN.len();
-        let rest = &text[start..];
-        Some(rest[..rest.find('}').unwrap_or(rest.len())].to_string())
+    [message, from_field.unwrap_or("")].into_iter().find_map(expression_in)
+}
+
+/// The expression of the first placeholder in `text`.
+fn expression_in(text: &str) -> Option<String> {
+    let start = text.find(UNKNOWN)? + UNKNOWN.len();
+    let rest = &text[start..];
+    Some(rest[..rest.find('}').unwrap_or(rest.len())].to_string())
+}
+
+/// Values tried in place of an unknown: one of each type a field can have.
+fn probes() -> Vec<Value> {
+    use serde_json::json;
+    vec![
+        json!(false),
+        json!(true),
+        json!(0),
+        json!(1),
+        json!(""),
+        json!("guardrail-probe"),
+        json!(null),
+        json!({}),
+        json!([]),
+    ]
+}
+
+/// JSON pointers of the string values that hold a placeholder.
+fn unknown_pointers(value: &Value, at: String, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) if s.contains(UNKNOWN) => out.push(at),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                unknown_pointers(item, format!("{at}/{i}"), out);
+            }
+        }
+        Value::Object(map) => {
+            for (k, v) in map {
+                unknown_pointers(v, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// `object` with the placeholders at `pointers` replaced by `probe` (inside a longer string,
+/// by the probe's text).
+fn probed(object: &Value, pointers: &[String], probe: &Value) -> Value {
+    let mut copy = object.clone();
+    for pointer in pointers {
+        if let Some(slot) = copy.pointer_mut(pointer) {
+            let Some(text) = slot.as_str() else { continue };
+            let whole = text.starts_with(UNKNOWN)
+                && expression_in(text).is_some_and(|e| text.len() == UNKNOWN.len() + e.len() + 1);
+            *slot = if whole {
+                probe.clone()
+            } else {
+                let replacement = match probe {
+                    Value::String(s) => s.clone(),
+                    Value::Null | Value::Object(_) | Value::Array(_) => String::new(),
+                    other => other.to_string(),
+                };
+                Value::String(replace_placeholders(text, &replacement))
+            };
+        }
+    }
+    copy
+}
+
+fn replace_placeholders(text: &str, replacement: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find(UNKNOWN) {
+        out.push_str(&rest[..start]);
+        out.push_str(replacement);
+        let after = &rest[start + UNKNOWN.len()..];
+        rest = after.find('}').map(|end| &after[end + 1..]).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Most unknowns tried one at a time to name the one a violation depends on.
+const MAX_PROBED_ONE_BY_ONE: usize = 8;
+
+/// A violation found on an object with values guardrail could not know (`${unknown: …}`) is a
+/// warning only when it depends on them: when, for some concrete value in their place, the
+/// policy no longer reports it. `hits(object)` runs the same policy and counts its violations
+/// (`None`: it failed). A violation that stays for every probe stays a deny.
+pub fn soften_unknown_probed(
+    object: &Value,
+    pointer: &str,
+    severity: &mut Severity,
+    message: &mut String,
+    hits: impl Fn(&Value) -> Option<usize>,
+) {
+    let mut pointers = Vec::new();
+    unknown_pointers(object, String::new(), &mut pointers);
+    if pointers.is_empty() {
+        return;
+    }
+    let Some(original) = hits(object) else { return };
+    let gone =
+        |pointers: &[String], probe: &Value| hits(&probed(object, pointers, probe)).is_some_and(|n| n < original);
+    let Some(probe) = probes().into_iter().find(|p| gone(&pointers, p)) else { return };
+    // Name the unknown it depends on: the located field's, one alone that removes it, or the first.
+    let alone = pointers.iter().take(MAX_PROBED_ONE_BY_ONE).find(|p| {
+        let one = std::slice::from_ref(*p);
+        gone(one, &probe) || probes().iter().any(|other| gone(one, other))
+    });
+    let expression = alone
+        .and_then(|p| object.pointer(p).and_then(Value::as_str).and_then(expression_in))
+        .or_else(|| unknown_dependency(object, pointer, message))
+        .or_else(|| object.pointer(&pointers[0]).and_then(Value::as_str).and_then(expression_in))
+        .unwrap_or_default();
+    if *severity == Severity::Deny {
+        *severity = Severity::Warn;
+    }
+    message.push_str(&format!(
+        " (this depends on `{expression}`, which is not known before Terraform runs; check the value it will have)"
+    ));
+}
+
+/// A policy that passes an object with unknown values may fail it once they are known: when a
+/// probe value in place of one of them makes the policy report more violations, the answer is
+/// "not known", a warning at that value naming its expression and the policy's message (never
+/// a silent pass). `violations(object)` runs the policy and returns its messages.
+pub struct MayViolate {
+    pub pointer: String,
+    pub message: String,
+}
+
+pub fn unknown_may_violate(
+    object: &Value,
+    original: usize,
+    violations: impl Fn(&Value) -> Option<Vec<String>>,
+) -> Option<MayViolate> {
+    let mut pointers = Vec::new();
+    unknown_pointers(object, String::new(), &mut pointers);
+    if pointers.is_empty() {
+        return None;
+    }
+    let more = |pointers: &[String], probe: &Value| {
+        violations(&probed(object, pointers, probe)).filter(|v| v.len() > original)
+    };
+    let probes = probes();
+    let (probe, found) = probes.iter().find_map(|p| more(&pointers, p).map(|v| (p, v)))?;
+    let pointer = pointers
+        .iter()
+        .take(MAX_PROBED_ONE_BY_ONE)
+        .find(|p| more(std::slice::from_ref(*p), probe).is_some())
+        .unwrap_or(&pointers[0])
+        .clone();
+    let expression = object.pointer(&pointer).and_then(Value::as_str).and_then(expression_in).unwrap_or_default();
+    let example = found.last().cloned().unwrap_or_default();
+    Some(MayViolate {
+        message: format!(
+            "this may be a violation: `{expression}` is not known before Terraform runs, and with the value {probe} the policy reports: {example}"
+        ),
+        pointer,
     })
 }
 
 /// A violation that rests on a value guardrail could not know is a warning, not a verdict.
+/// (Without a policy to re-run; `soften_unknown_probed` decides by trying values.)
 pub fn soften_unknown(object: &Value, pointer: &str, severity: &mut Severity, message: &mut String) {
     if let Some(expression) = unknown_dependency(object, pointer, message) {
         if *severity == Severity::Deny {

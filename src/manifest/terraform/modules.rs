@@ -5,20 +5,18 @@
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use hcl_edit::expr::Expression;
 use hcl_edit::structure::{Body, Structure};
 
+use super::budget::{Bound, Budget, MAX_INSTANCES, MAX_MODULE_DEPTH};
 use super::eval::{iterate, Scope, Val};
 use super::hcl::HclFile;
 use super::FileMap;
 use crate::findings::{Finding, Region, Severity};
 use crate::manifest::node::{Node, NodeKind, Span};
-
-/// Most instances one `count` / `for_each` may make, and how deep modules may call modules.
-const MAX_INSTANCES: usize = 1000;
-const MAX_MODULE_DEPTH: usize = 8;
 
 /// One evaluated resource instance.
 pub struct Instance {
@@ -39,10 +37,12 @@ pub struct ModuleCtx<'a> {
     pub files: Vec<HclFile>,
     pub vars: HashMap<String, Option<Val>>,
     locals: HashMap<String, (usize, Expression)>,
-    local_values: RefCell<HashMap<String, Val>>,
+    local_values: RefCell<HashMap<String, Rc<Val>>>,
     in_progress: RefCell<HashSet<String>>,
     pub findings: RefCell<Vec<Finding>>,
     pub read_files: RefCell<Vec<(String, Arc<str>)>>,
+    /// Shared with every module this one calls (the bounds are for the whole root module).
+    pub budget: Rc<Budget>,
 }
 
 impl<'a> ModuleCtx<'a> {
@@ -66,14 +66,16 @@ impl<'a> ModuleCtx<'a> {
             in_progress: Default::default(),
             findings: Default::default(),
             read_files: Default::default(),
+            budget: Default::default(),
         }
     }
 
-    pub fn var(&self, name: &str) -> Option<Val> {
-        self.vars.get(name).cloned().flatten()
+    pub fn var_ref(&self, name: &str) -> Option<&Val> {
+        self.vars.get(name).and_then(Option::as_ref)
     }
 
-    pub fn local(&self, name: &str) -> Option<Val> {
+    /// A local's value, evaluated once (a cycle is unknown).
+    pub fn local_rc(&self, name: &str) -> Option<Rc<Val>> {
         if let Some(v) = self.local_values.borrow().get(name) {
             return Some(v.clone());
         }
@@ -81,7 +83,7 @@ impl<'a> ModuleCtx<'a> {
         if !self.in_progress.borrow_mut().insert(name.to_string()) {
             return None; // a cycle: unknown
         }
-        let value = Scope::new(self).eval(&self.files[*file], expr);
+        let value = Rc::new(Scope::new(self).eval(&self.files[*file], expr));
         self.in_progress.borrow_mut().remove(name);
         self.local_values.borrow_mut().insert(name.to_string(), value.clone());
         Some(value)
@@ -96,10 +98,15 @@ impl<'a> ModuleCtx<'a> {
         }
     }
 
-    /// Reads a file for `file()` / `templatefile()`: relative to the working directory, inside the input root.
-    pub fn read(&self, path: &str) -> Result<(Arc<str>, Arc<str>), String> {
-        let resolved = self.input.resolve(&self.root_dir, path)?;
-        let text = self.input.read(&resolved)?;
+    /// Reads a file for `file()` / `templatefile()`: relative to the working directory, inside the
+    /// input root. `Err((message, true))`: the file is not in the repository (absolute, `~`,
+    /// outside the root, missing), so its content is only known where Terraform runs.
+    pub fn read(&self, path: &str) -> Result<(Arc<str>, Arc<str>), (String, bool)> {
+        let resolved = self.input.resolve(&self.root_dir, path).map_err(|e| (e, true))?;
+        let text = self.input.read(&resolved).map_err(|e| {
+            let missing = e.starts_with("no such file");
+            (e, missing)
+        })?;
         let name: Arc<str> = Arc::from(resolved.as_str());
         self.read_files.borrow_mut().push((resolved, text.clone()));
         Ok((name, text))
@@ -111,6 +118,20 @@ impl<'a> ModuleCtx<'a> {
 
     pub fn error_at(&self, file: &str, line: u32, column: u32, message: String) {
         self.findings.borrow_mut().push(super::finding(file, Region::point(line, column), Severity::Deny, message));
+    }
+
+    /// A value guardrail cannot evaluate: a warning naming the expression, at it.
+    pub fn warn(&self, file: &HclFile, span: Span, message: String) {
+        self.findings.borrow_mut().push(super::finding(&file.name, super::region(span), Severity::Warn, message));
+    }
+
+    /// A bound was hit here: a deny finding naming it (the global bounds once per load).
+    pub fn over(&self, file: &str, span: Span, bound: Bound) {
+        let global = matches!(bound, Bound::Steps | Bound::Cells | Bound::TotalInstances);
+        if global && !self.budget.first_report(bound) {
+            return;
+        }
+        self.findings.borrow_mut().push(super::finding(file, super::region(span), Severity::Deny, bound.describe()));
     }
 }
 
@@ -238,7 +259,8 @@ pub fn local_calls(ctx: &ModuleCtx<'_>) -> Vec<(String, usize, String)> {
     calls
 }
 
-/// Evaluates a module: its resources, then the local modules it calls.
+/// Evaluates a module: its resources, then the local modules it calls. Every instance (a
+/// resource's or a module call's) counts against the root module's total.
 pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<Instance>) {
     let scope = Scope::new(ctx);
     for f in &ctx.files {
@@ -246,10 +268,20 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
             let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
             let [rtype, rname] = labels.as_slice() else { continue };
             if !super::is_kubernetes_type(rtype) {
+                if super::is_unconverted_kubernetes_type(rtype) {
+                    ctx.findings.borrow_mut().push(super::finding(
+                        &f.name,
+                        super::region(f.span_of(&block.ident)),
+                        Severity::Info,
+                        format!(
+                            "{prefix}{rtype}.{rname}: guardrail does not convert {rtype} resources to Kubernetes objects, so no policy checked it"
+                        ),
+                    ));
+                }
                 continue;
             }
             let address = format!("{prefix}{rtype}.{rname}");
-            for (suffix, binds) in expand(&scope, f, &block.body, &address) {
+            for (suffix, binds) in expand(&scope, f, &block.body, &address, f.span_of(&block.ident)) {
                 let inner = scope.with(binds);
                 let state = state(&inner, f, &block.body, f.span_of(block), f.span_of(&block.ident));
                 let manifest = match *rtype {
@@ -273,21 +305,29 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
             }
         }
     }
-    if depth >= MAX_MODULE_DEPTH {
-        return;
-    }
     for (dir, file_index, name) in local_calls(ctx) {
         let f = &ctx.files[file_index];
         let Some(block) = f.body.get_blocks("module").find(|b| b.labels.first().map(|l| l.as_str()) == Some(&name))
         else {
             continue;
         };
+        if depth >= MAX_MODULE_DEPTH {
+            ctx.error(
+                f,
+                f.span_of(&block.ident),
+                format!(
+                    "module \"{name}\": modules call modules more than {MAX_MODULE_DEPTH} levels deep here (guardrail's module recursion bound); it was not checked"
+                ),
+            );
+            continue;
+        }
         let mut findings = Vec::new();
         parse_dir(ctx.input, &dir, &mut findings);
         ctx.findings.borrow_mut().extend(findings);
-        for (suffix, binds) in expand(&scope, f, &block.body, &format!("module.{name}")) {
+        for (suffix, binds) in expand(&scope, f, &block.body, &format!("module.{name}"), f.span_of(&block.ident)) {
             let inner = scope.with(binds);
             let mut child = ModuleCtx::new(ctx.input, &dir, &ctx.root_dir, parse_dir(ctx.input, &dir, &mut Vec::new()));
+            child.budget = ctx.budget.clone();
             let mut vars = declared_defaults(&child);
             for attr in block.body.attributes() {
                 let key = attr.key.as_str();
@@ -300,16 +340,50 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
             instances(&child, &format!("{prefix}module.{name}{suffix}."), depth + 1, out);
             ctx.findings.borrow_mut().extend(child.findings.take());
             ctx.read_files.borrow_mut().extend(child.read_files.take());
+            if ctx.budget.exhausted() {
+                break;
+            }
         }
     }
 }
 
-/// `count` / `for_each` -> one (address suffix, bindings) per instance.
-fn expand(scope: &Scope<'_>, f: &HclFile, body: &Body, address: &str) -> Vec<(String, Vec<(String, Val)>)> {
+/// `count` / `for_each` -> one (address suffix, bindings) per instance. More than
+/// `MAX_INSTANCES`, or more than the root module's total allows, is a deny finding at the
+/// argument; the instances within the bound are still checked.
+fn expand(
+    scope: &Scope<'_>,
+    f: &HclFile,
+    body: &Body,
+    address: &str,
+    block_span: Span,
+) -> Vec<(String, Vec<(String, Val)>)> {
+    let budget = &scope.module.budget;
+    // How many of `n` instances may be made; the bound hit is reported at `span`.
+    let allow = |n: usize, span: Span, what: &str| -> usize {
+        let mut allowed = n;
+        if n > MAX_INSTANCES {
+            scope.module.error(
+                f,
+                span,
+                format!(
+                    "{address}: {what} makes {n} instances, more than guardrail's bound of {MAX_INSTANCES} per resource; only the first {MAX_INSTANCES} were checked"
+                ),
+            );
+            allowed = MAX_INSTANCES;
+        }
+        let left = budget.instances_left();
+        if allowed > left {
+            scope.module.over(&f.name, span, Bound::TotalInstances);
+            allowed = left;
+        }
+        let _ = budget.instances(allowed);
+        allowed
+    };
     if let Some(count) = body.get_attribute("count") {
         let v = scope.eval(f, &count.value);
         let n = match v.node.kind {
-            NodeKind::Int(n) if n >= 0 => n as usize,
+            NodeKind::Int(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+            NodeKind::Float(x) if x >= 0.0 && x.fract() == 0.0 => x.min(usize::MAX as f64) as usize,
             _ => {
                 scope.module.findings.borrow_mut().push(super::finding(
                     &f.name,
@@ -323,11 +397,14 @@ fn expand(scope: &Scope<'_>, f: &HclFile, body: &Body, address: &str) -> Vec<(St
                 return Vec::new();
             }
         };
-        return (0..n.min(MAX_INSTANCES))
+        let n = allow(n, f.span_of(count), "count");
+        return (0..n)
             .map(|i| {
-                let mut count_obj = Val::new(NodeKind::Map(vec![]), v.node.span, &f.name);
-                count_obj.node.kind =
-                    NodeKind::Map(vec![("index".into(), Node::new(v.node.span, NodeKind::Int(i as i64)))]);
+                let count_obj = Val::new(
+                    NodeKind::Map(vec![("index".into(), Node::new(v.node.span, NodeKind::Int(i as i64)))]),
+                    v.node.span,
+                    &v.file,
+                );
                 (format!("[{i}]"), vec![("count".to_string(), count_obj)])
             })
             .collect();
@@ -347,9 +424,10 @@ fn expand(scope: &Scope<'_>, f: &HclFile, body: &Body, address: &str) -> Vec<(St
             return Vec::new();
         };
         let is_set = matches!(v.node.kind, NodeKind::Seq(_));
+        let n = allow(items.len(), f.span_of(for_each), "for_each");
         return items
             .into_iter()
-            .take(MAX_INSTANCES)
+            .take(n)
             .map(|(k, val)| {
                 // A set's elements are its keys.
                 let key = if is_set { val.clone() } else { k };
@@ -365,6 +443,9 @@ fn expand(scope: &Scope<'_>, f: &HclFile, body: &Body, address: &str) -> Vec<(St
                 )
             })
             .collect();
+    }
+    if allow(1, block_span, "the block") == 0 {
+        return Vec::new();
     }
     vec![(String::new(), Vec::new())]
 }
@@ -412,12 +493,25 @@ pub fn state(scope: &Scope<'_>, f: &HclFile, body: &Body, span: Span, key_span: 
                         .unwrap_or_else(|| name.clone());
                     let Some(content) = block.body.get_blocks("content").next() else { continue };
                     let collection = block.body.get_attribute("for_each").map(|a| scope.eval(f, &a.value));
-                    let Some(items) = collection.as_ref().and_then(iterate) else { continue };
+                    let Some(collection) = collection else { continue };
+                    let Some(items) = iterate(&collection) else {
+                        scope.module.warn(
+                            f,
+                            f.span_of(block),
+                            format!(
+                                "dynamic \"{name}\": for_each is not known statically ({}); these blocks were not checked",
+                                placeholder_text(&collection)
+                            ),
+                        );
+                        continue;
+                    };
+                    // The elements keep the file they were written in (a module argument's is the caller's).
+                    let source = collection.file.clone();
                     for (k, v) in items {
                         let each = Val::new(
                             NodeKind::Map(vec![("key".into(), k.node), ("value".into(), v.node)]),
                             f.span_of(block),
-                            &f.name,
+                            &source,
                         );
                         let inner = scope.with(vec![(iterator.clone(), each)]);
                         let node = state(&inner, f, &content.body, f.span_of(content), key);
@@ -433,4 +527,16 @@ pub fn state(scope: &Scope<'_>, f: &HclFile, body: &Body, span: Span, key_span: 
     let mut node = Node::new(span, NodeKind::Map(entries));
     node.key_span = Some(key_span);
     node
+}
+
+/// The expression an unknown value stands for (or the value's text).
+fn placeholder_text(v: &Val) -> String {
+    let text = v.as_str().unwrap_or_default();
+    match text.find(super::eval::UNKNOWN) {
+        Some(start) => {
+            let rest = &text[start + super::eval::UNKNOWN.len()..];
+            rest[..rest.find('}').unwrap_or(rest.len())].to_string()
+        }
+        None => "not a list or map".into(),
+    }
 }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use hcl_edit::template::{Directive, Element, Template};
 use hcl_edit::Span as _;
 
+use super::budget::{Bound, MAX_STRING};
 use super::eval::{iterate, placeholder, scalar_text, Scope, TextMap, Val};
 use super::hcl::{HclFile, LineIndex};
 use crate::manifest::node::{NodeKind, Pos, Span};
@@ -38,9 +39,13 @@ pub fn render_in<'e>(
         return scope.eval(file, &i.expr);
     }
     let mut r = Renderer { scope, file, out: String::new(), lines: vec![Vec::new()], strip_next: false };
-    if r.elements(&elements).is_err() {
-        let whole = file.text.get(span_range(file, &elements)).unwrap_or("template").to_string();
-        return Val::unknown(&whole, span, &file.name);
+    match r.elements(&elements) {
+        Ok(()) => {}
+        Err(Stop::Over(bound)) => return scope.over(file, span, bound),
+        Err(Stop::Unknown) => {
+            let whole = file.text.get(span_range(file, &elements)).unwrap_or("template").to_string();
+            return Val::unknown(&whole, span, &file.name);
+        }
     }
     let mut val = Val::new(NodeKind::Str(r.out), span, &file.name);
     val.text = Some(Arc::new(TextMap { file: file.name.clone(), lines: Some(r.lines) }));
@@ -53,8 +58,12 @@ fn span_range(_file: &HclFile, elements: &[&Element]) -> std::ops::Range<usize> 
     start..end
 }
 
-/// A condition or collection in the template is unknown: the whole text is.
-struct Unknown;
+/// Why rendering stopped: a condition or collection in the template is unknown (the whole text
+/// is), or the text would pass a bound.
+enum Stop {
+    Unknown,
+    Over(Bound),
+}
 
 struct Renderer<'s, 'f> {
     scope: &'s Scope<'s>,
@@ -86,19 +95,19 @@ impl Renderer<'_, '_> {
         }
     }
 
-    fn elements(&mut self, elements: &[&Element]) -> Result<(), Unknown> {
+    fn elements(&mut self, elements: &[&Element]) -> Result<(), Stop> {
         for element in elements {
             self.element(element)?;
         }
         Ok(())
     }
 
-    fn template(&mut self, template: &Template) -> Result<(), Unknown> {
+    fn template(&mut self, template: &Template) -> Result<(), Stop> {
         let elements: Vec<&Element> = template.iter().collect();
         self.elements(&elements)
     }
 
-    fn element(&mut self, element: &Element) -> Result<(), Unknown> {
+    fn element(&mut self, element: &Element) -> Result<(), Stop> {
         match element {
             Element::Literal(lit) => {
                 let range = lit.span().unwrap_or(0..0);
@@ -106,6 +115,9 @@ impl Renderer<'_, '_> {
                 let text = if std::mem::take(&mut self.strip_next) { text.trim_start() } else { text };
                 let skipped = lit.value().len() - text.len();
                 let positions = align(self.file, range.start..range.end, lit.value());
+                if self.out.len() + text.len() > MAX_STRING {
+                    return Err(Stop::Over(Bound::String));
+                }
                 for (c, pos) in text.chars().zip(positions.into_iter().skip(lit.value()[..skipped].chars().count())) {
                     self.push(c, pos);
                 }
@@ -116,8 +128,16 @@ impl Renderer<'_, '_> {
                 let value = self.scope.eval(self.file, &i.expr);
                 let text = match &value.node.kind {
                     NodeKind::Null => String::new(),
+                    // A long unknown text is named by its expression instead, so that unknowns
+                    // built from unknowns do not grow (a doubling chain past the string bound).
+                    NodeKind::Str(s) if s.contains(super::eval::UNKNOWN) && s.len() > 200 => {
+                        placeholder(&self.file.text_of(&i.expr))
+                    }
                     _ => scalar_text(&value.node).unwrap_or_else(|| placeholder(&self.file.text_of(&i.expr))),
                 };
+                if self.out.len() + text.len() > MAX_STRING {
+                    return Err(Stop::Over(Bound::String));
+                }
                 for c in text.chars() {
                     self.push(c, pos);
                 }
@@ -137,7 +157,7 @@ impl Renderer<'_, '_> {
                                 self.template(&e.template)?;
                             }
                         }
-                        _ => return Err(Unknown),
+                        _ => return Err(Stop::Unknown),
                     }
                     self.strip_before(d.endif_expr.strip.strip_start());
                     self.strip_next = d.endif_expr.strip.strip_end();
@@ -146,8 +166,14 @@ impl Renderer<'_, '_> {
                     let f = &d.for_expr;
                     self.strip_before(f.strip.strip_start());
                     let collection = self.scope.eval(self.file, &f.collection_expr);
-                    let items = iterate(&collection).ok_or(Unknown)?;
+                    let items = iterate(&collection).ok_or(Stop::Unknown)?;
+                    if let Some(bound) = self.scope.module.budget.cells(items.len()).err() {
+                        return Err(Stop::Over(bound));
+                    }
                     for (key, value) in items {
+                        if self.scope.module.budget.exhausted() {
+                            return Err(Stop::Over(Bound::Steps));
+                        }
                         self.strip_next = f.strip.strip_end();
                         let mut binds = vec![(f.value_var.as_str().to_string(), value)];
                         if let Some(k) = &f.key_var {

@@ -15,6 +15,9 @@ pub fn convert(resource_type: &str, state: &Node) -> Option<Node> {
         ("kind".to_string(), Node::new(span, NodeKind::Str(kind.into()))),
     ];
     let NodeKind::Map(top) = &state.kind else { return None };
+    // Top-level fields of kinds without a spec (StorageClass, PriorityClass, webhook
+    // configurations, Secret `type`, EndpointSlice…), converted like a block's fields.
+    let mut rest: Vec<(String, Node)> = Vec::new();
     for (key, value) in top {
         match key.as_str() {
             "metadata" => {
@@ -48,10 +51,34 @@ pub fn convert(resource_type: &str, state: &Node) -> Option<Node> {
                     entries.push((name, v));
                 }
             }
-            _ => {}
+            _ => rest.push((key.clone(), value.clone())),
         }
     }
+    if !rest.is_empty() {
+        if let Some(Node { kind: NodeKind::Map(fields), .. }) =
+            block(kind, &Node::new(span, NodeKind::Map(rest)), "", "", Role::Other)
+        {
+            entries.extend(fields);
+        }
+    }
+    if kind == "Secret" {
+        encode_secret_data(&mut entries);
+    }
     Some(Node::new(span, NodeKind::Map(entries)))
+}
+
+/// The provider base64-encodes a Secret's `data` values (Terraform holds them in plain text).
+fn encode_secret_data(entries: &mut [(String, Node)]) {
+    use base64::Engine;
+    let Some((_, data)) = entries.iter_mut().find(|(k, _)| k == "data") else { return };
+    let NodeKind::Map(values) = &mut data.kind else { return };
+    for (_, value) in values {
+        if let NodeKind::Str(s) = &value.kind {
+            if !s.contains(super::eval::UNKNOWN) {
+                value.kind = NodeKind::Str(base64::engine::general_purpose::STANDARD.encode(s.as_bytes()));
+            }
+        }
+    }
 }
 
 /// A block (a list of one object in the state shape, or an object) -> a Kubernetes object.
@@ -80,6 +107,16 @@ fn block(kind: &str, value: &Node, name: &str, _parent: &str, role: Role) -> Opt
             scalar_or_verbatim(key, child).map(|n| (t::camel(key), n))
         };
         let Some((k8s_key, mut node)) = converted else { continue };
+        // A PersistentVolume's source block is inlined in its spec (`spec.hostPath`, `spec.nfs`).
+        if key == "persistent_volume_source" {
+            if let NodeKind::Map(fields) = node.kind {
+                for (k, v) in fields {
+                    out.retain(|(e, _)| e != &k);
+                    out.push((k, v));
+                }
+            }
+            continue;
+        }
         if matches!(node.kind, NodeKind::Bool(false)) && t::PLAIN_BOOLS.contains(&k8s_key.as_str()) {
             continue;
         }

@@ -24,11 +24,51 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("kubernetes_network_policy", "networking.k8s.io/v1", "NetworkPolicy"),
     ("kubernetes_config_map", "v1", "ConfigMap"),
     ("kubernetes_service_account", "v1", "ServiceAccount"),
+    ("kubernetes_default_service_account", "v1", "ServiceAccount"),
+    ("kubernetes_secret", "v1", "Secret"),
+    ("kubernetes_endpoints", "v1", "Endpoints"),
+    ("kubernetes_endpoint_slice", "discovery.k8s.io/v1", "EndpointSlice"),
+    ("kubernetes_limit_range", "v1", "LimitRange"),
+    ("kubernetes_persistent_volume", "v1", "PersistentVolume"),
+    ("kubernetes_persistent_volume_claim", "v1", "PersistentVolumeClaim"),
+    ("kubernetes_resource_quota", "v1", "ResourceQuota"),
+    ("kubernetes_api_service", "apiregistration.k8s.io/v1", "APIService"),
+    ("kubernetes_horizontal_pod_autoscaler", "autoscaling/v1", "HorizontalPodAutoscaler"),
+    ("kubernetes_ingress_class", "networking.k8s.io/v1", "IngressClass"),
+    ("kubernetes_priority_class", "scheduling.k8s.io/v1", "PriorityClass"),
+    ("kubernetes_storage_class", "storage.k8s.io/v1", "StorageClass"),
+    ("kubernetes_runtime_class", "node.k8s.io/v1", "RuntimeClass"),
+];
+
+/// Resource types whose un-suffixed and `_v1` forms send different API versions (provider.go
+/// registers a v1beta1 resource under the old name), and the other versioned names.
+const VERSIONED: &[(&str, &str, &str)] = &[
+    ("kubernetes_cron_job_v1", "batch/v1", "CronJob"),
+    ("kubernetes_horizontal_pod_autoscaler_v2", "autoscaling/v2", "HorizontalPodAutoscaler"),
+    ("kubernetes_horizontal_pod_autoscaler_v2beta2", "autoscaling/v2beta2", "HorizontalPodAutoscaler"),
+    ("kubernetes_certificate_signing_request", "certificates.k8s.io/v1beta1", "CertificateSigningRequest"),
+    ("kubernetes_certificate_signing_request_v1", "certificates.k8s.io/v1", "CertificateSigningRequest"),
+    ("kubernetes_pod_disruption_budget", "policy/v1beta1", "PodDisruptionBudget"),
+    ("kubernetes_pod_disruption_budget_v1", "policy/v1", "PodDisruptionBudget"),
+    (
+        "kubernetes_validating_webhook_configuration",
+        "admissionregistration.k8s.io/v1beta1",
+        "ValidatingWebhookConfiguration",
+    ),
+    (
+        "kubernetes_validating_webhook_configuration_v1",
+        "admissionregistration.k8s.io/v1",
+        "ValidatingWebhookConfiguration",
+    ),
+    ("kubernetes_mutating_webhook_configuration", "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("kubernetes_mutating_webhook_configuration_v1", "admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration"),
+    ("kubernetes_csi_driver", "storage.k8s.io/v1beta1", "CSIDriver"),
+    ("kubernetes_csi_driver_v1", "storage.k8s.io/v1", "CSIDriver"),
 ];
 
 pub fn kind_of(resource_type: &str) -> Option<(&'static str, &'static str)> {
-    if resource_type == "kubernetes_cron_job_v1" {
-        return Some(("batch/v1", "CronJob"));
+    if let Some((_, a, k)) = VERSIONED.iter().find(|(t, _, _)| *t == resource_type) {
+        return Some((*a, *k));
     }
     let base = resource_type.strip_suffix("_v1").unwrap_or(resource_type);
     KINDS.iter().find(|(t, _, _)| *t == base).map(|(_, a, k)| (*a, *k))
@@ -71,6 +111,17 @@ const REPEATED: &[(&str, &str)] = &[
     ("items", "items"),
     ("sources", "sources"),
     ("cluster_role_selectors", "clusterRoleSelectors"),
+    ("limit", "limits"),
+    ("match_expression", "matchExpressions"),
+    ("subset", "subsets"),
+    ("address", "addresses"),
+    ("not_ready_address", "notReadyAddresses"),
+    ("endpoint", "endpoints"),
+    ("metric", "metrics"),
+    ("policy", "policies"),
+    ("allowed_topologies", "allowedTopologies"),
+    ("match_label_expressions", "matchLabelExpressions"),
+    ("webhook", "webhooks"),
 ];
 
 /// Attribute names whose camelCase is not mechanical.
@@ -84,6 +135,9 @@ const RENAMED: &[(&str, &str)] = &[
     ("load_balancer_ip", "loadBalancerIP"),
     ("non_resource_urls", "nonResourceURLs"),
     ("pod_ip", "podIP"),
+    ("storage_provisioner", "provisioner"),
+    ("ca_bundle", "caBundle"),
+    ("url", "url"),
 ];
 
 /// The list field a repeated block becomes, or `None` if the block appears once (an object).
@@ -126,7 +180,7 @@ pub const INT_STRINGS: &[&str] =
 pub const OCTAL_STRINGS: &[&str] = &["default_mode", "mode"];
 
 /// IntOrString fields: `intstr.Parse`, a number when the text is one.
-pub const INT_OR_STRING: &[&str] = &["target_port", "max_surge", "max_unavailable", "port"];
+pub const INT_OR_STRING: &[&str] = &["target_port", "max_surge", "max_unavailable", "min_available", "port"];
 
 /// Boolean fields that are plain `bool` with `omitempty` in the Kubernetes types: `false` is not
 /// sent. (Pointer booleans such as `privileged` are sent even when false.)
@@ -144,7 +198,19 @@ pub const PLAIN_BOOLS: &[&str] = &[
 ];
 
 /// Fields of the state that are computed by the cluster, not sent (plan files carry them).
-pub const COMPUTED: &[&str] = &["uid", "resource_version", "generation", "self_link", "wait_for_rollout"];
+/// (`wait_for_*` and `auto_approve` steer the provider and are not sent either.)
+pub const COMPUTED: &[&str] = &[
+    "uid",
+    "resource_version",
+    "generation",
+    "self_link",
+    "wait_for_rollout",
+    "wait_for_service_account_token",
+    "wait_for_load_balancer",
+    "wait_for_completion",
+    "auto_approve",
+    "certificate",
+];
 
 /// Where a block sits, for its defaults.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -234,7 +300,22 @@ pub enum Fallback {
 
 /// Kinds without a namespace (their metadata gets no default namespace).
 pub fn cluster_scoped(kind: &str) -> bool {
-    matches!(kind, "Namespace" | "ClusterRole" | "ClusterRoleBinding")
+    matches!(
+        kind,
+        "Namespace"
+            | "ClusterRole"
+            | "ClusterRoleBinding"
+            | "PersistentVolume"
+            | "StorageClass"
+            | "PriorityClass"
+            | "ValidatingWebhookConfiguration"
+            | "MutatingWebhookConfiguration"
+            | "IngressClass"
+            | "CSIDriver"
+            | "RuntimeClass"
+            | "APIService"
+            | "CertificateSigningRequest"
+    )
 }
 
 /// The role of a child block, from its Terraform name, the parent's role and the kind.
