@@ -163,7 +163,12 @@ pub async fn github(State(state): State<Arc<ServerState>>, request: Request) -> 
                 ReadError::Broken => (StatusCode::BAD_REQUEST, "body could not be read", "bad_request"),
             };
             state.metrics.delivery("unverified", outcome);
-            return reply(status, serde_json::json!({"error": why}));
+            // The rest of the body is not read: the connection is closed after the answer.
+            let mut response = reply(status, serde_json::json!({"error": why}));
+            response
+                .headers_mut()
+                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+            return response;
         }
     };
     let signature = header(&headers, "x-hub-signature-256").unwrap_or("");

@@ -11,7 +11,7 @@ use super::*;
 use crate::fake_github::WriteMode;
 
 /// `n` privileged Deployments in one file: 2 findings each, so 2n annotations (over one batch of
-/// 50 when n > 25) and 2n review comments.
+/// 50 when n > 25).
 fn many_privileged(n: usize) -> String {
     (0..n).map(|i| PRIVILEGED.replace("name: web\n", &format!("name: web-{i}\n"))).collect::<Vec<_>>().join("---\n")
 }
@@ -35,9 +35,9 @@ fn assert_one_true_thing(h: &Harness, number: u64, head: &str, annotations: usiz
 }
 
 /// A clean run: how many writes, annotations and comments the story makes without faults.
-async fn baseline(content: &str) -> (usize, usize, usize) {
+async fn baseline(base: &str, content: &str) -> (usize, usize, usize) {
     let h = Harness::new().await;
-    let (_, head) = h.pull(1, &[], &[("deploy/web.yaml", Some(content))]);
+    let (_, head) = h.pull(1, &[("deploy/web.yaml", base)], &[("deploy/web.yaml", Some(content))]);
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 1)).await;
     h.drain().await;
     let run = &h.gh.check_runs(REPO)[0];
@@ -55,32 +55,38 @@ async fn crash_after_write(h: &Harness, writes: usize) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     tokio::select! {
-        _ = h.service.run_until_idle() => panic!("the job finished although its write never answered"),
+        ran = h.service.run_until_idle() => panic!("the job finished although its write never answered: {ran:?}"),
         _ = reached => {}
     }
 }
 
 async fn crash_points(database: Option<String>, modes: &[&str]) {
-    let content = many_privileged(30);
-    let (writes, annotations, comments) = baseline(&content).await;
-    assert!(writes >= 4, "create, review, two annotation batches: {writes}");
-    assert_eq!(annotations, 60);
+    // The base holds 30 violating Deployments; the pull request adds one: 62 annotations (two
+    // batches), 2 inline comments (only the added lines are in the diff).
+    let base = many_privileged(30);
+    let content = many_privileged(31);
+    let (writes, annotations, comments) = baseline(&base, &content).await;
+    assert_eq!(writes, 4, "create, review, two annotation batches");
+    assert_eq!((annotations, comments), (62, 2));
     for at in 0..writes {
-        for mode in modes {
+        for (m, mode) in modes.iter().enumerate() {
             let mut args = vec!["--instance-id", "crash-test"];
             if let Some(url) = &database {
                 args.extend(["--database-url", url.as_str()]);
             }
             let mut h = Harness::with_args(&args).await;
-            let number = 100 + at as u64;
-            let (_, head) = h.pull(number, &[], &[("deploy/web.yaml", Some(&content))]);
+            // Pull requests differ per case: on PostgreSQL the cases share one database.
+            let number = 100 + (at * 10 + m) as u64;
+            let (_, head) = h.pull(number, &[("deploy/web.yaml", &base)], &[("deploy/web.yaml", Some(&content))]);
             let before = h.gh.writes();
             match *mode {
                 "refuse" => h.gh.fail_write(at, WriteMode::Refuse(502)),
                 "apply-then-fail" => h.gh.fail_write(at, WriteMode::ApplyThenFail(502)),
                 _ => h.gh.fail_write(at, WriteMode::ApplyThenHold(Duration::from_secs(5))),
             }
-            h.deliver("pull_request", &h.gh.pull_request("opened", REPO, number)).await;
+            // Delivery ids differ per case too (the harness numbers them from 1).
+            let payload = h.gh.pull_request("opened", REPO, number);
+            h.deliver_as("pull_request", &format!("crash-case-{number}"), &payload, SECRET).await;
             if *mode == "crash" {
                 crash_after_write(&h, before + at).await;
                 // The process restarts with the same instance id and takes its job back at once.
@@ -183,7 +189,7 @@ async fn a_replica_paused_past_its_lease_writes_nothing_when_it_resumes() {
 
 #[tokio::test]
 async fn a_restarted_process_takes_back_its_own_job_at_once() {
-    let mut h = Harness::with_args(&["--instance-id", "pod-1", "--lease-seconds", "3600"]).await;
+    let mut h = Harness::with_args(&["--instance-id", "pod-1"]).await;
     let (_, head) = h.pull(9, &[], &[("deploy/web.yaml", Some(PRIVILEGED))]);
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 9)).await;
     // The process holds the job (for an hour) and dies.

@@ -275,7 +275,7 @@ async fn github_failing_after_every_retry_completes_the_check_with_a_message() {
     let run = &h.gh.check_runs(REPO)[0];
     assert_eq!(run.status, "completed");
     assert_eq!(run.conclusion.as_deref(), Some("failure"));
-    assert_eq!(run.title.as_deref(), Some("guardrail could not reach GitHub"));
+    assert_eq!(run.title.as_deref(), Some("GitHub is failing"));
     let jobs = h.service.app.queue.jobs().await.unwrap();
     assert_eq!(jobs[0].1, "failed", "the job gave up after its attempts: {jobs:?}");
     assert!(h.gh.problems().is_empty(), "{:?}", h.gh.problems());
