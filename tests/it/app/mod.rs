@@ -5,6 +5,7 @@
 
 mod abuse;
 mod binary;
+mod builtins;
 mod durability;
 mod faults;
 mod harness;
