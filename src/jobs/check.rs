@@ -27,6 +27,13 @@ pub async fn run(app: &App, job: &ClaimedJob) -> JobResult {
     let Ok(req) = serde_json::from_str::<CheckPullRequest>(&job.payload) else {
         return JobResult::Failed("malformed check payload".into());
     };
+    // A rate limit another replica recorded for this installation holds here too.
+    if let Ok(Some(until)) = app.queue.rate_limit(req.installation.0).await {
+        let wait = until - crate::queue::now_ms();
+        if wait > 0 {
+            app.github.limit(&req.installation, std::time::Duration::from_millis(wait as u64));
+        }
+    }
     let mut session = Session::new(app, job, req);
     let result = steps(&mut session).await;
     conclude(&mut session, result).await

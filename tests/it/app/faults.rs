@@ -261,3 +261,21 @@ async fn retention_prunes_old_deliveries_and_finished_jobs_only() {
     h.drain().await;
     h.finish().await;
 }
+
+#[tokio::test]
+async fn a_rate_limit_another_replica_saw_holds_here_too() {
+    let h = Harness::new().await;
+    h.pull(13, &[], &[("deploy/web.yaml", Some(CLEAN))]);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 13)).await;
+    // Another replica was told to wait 30 s for this installation and recorded it.
+    let queue = h.service.app.queue.clone();
+    queue.set_rate_limit(INSTALLATION, guardrail::queue::now_ms() + 30_000).await.unwrap();
+    let calls = h.gh.calls().len();
+    let app = h.service.app.clone();
+    let ran = h.service.worker(0).run_one(&move |job| guardrail::jobs::perform(app.clone(), job)).await.unwrap();
+    assert!(ran);
+    assert_eq!(h.gh.calls().len(), calls, "no GitHub call inside the window");
+    let jobs = queue.jobs().await.unwrap();
+    assert_eq!(jobs[0].1, "queued", "back in the queue for after the wait: {jobs:?}");
+    assert!(jobs[0].3.contains("rate limited"), "{jobs:?}");
+}
