@@ -20,6 +20,10 @@ pub struct Service {
     pub app: Arc<App>,
     pub server: Arc<ServerState>,
     pub workers: usize,
+    pub shutdown_grace: std::time::Duration,
+    pub retention: std::time::Duration,
+    /// Turning it true makes every worker cancel the job in hand and hand its lease back.
+    hand_back: tokio::sync::watch::Sender<bool>,
 }
 
 impl Service {
@@ -37,7 +41,12 @@ impl Service {
             calls,
         )?;
         let wake = Arc::new(Notify::new());
-        let worker_id = format!("{}-{}-{}", hostname(), std::process::id(), crate::queue::now_ms() % 100_000);
+        let worker_id = settings.instance_id.clone();
+        // Jobs this instance held in a previous life (a crash, a kill -9) are ready again at once.
+        let taken_back = queue.reclaim_instance(&worker_id).await.context("taking back this instance's jobs")?;
+        if taken_back > 0 {
+            tracing::info!(instance = %worker_id, jobs = taken_back, "took back the jobs of this instance's previous run");
+        }
         let app = Arc::new(App {
             github,
             queue: queue.clone(),
@@ -48,6 +57,7 @@ impl Service {
             retry,
             worker_id,
             lease: settings.lease,
+            scanner: jobs::in_process_scanner(),
         });
         let server = Arc::new(ServerState {
             queue,
@@ -57,8 +67,19 @@ impl Service {
             policy_repo: settings.policy_repo.as_ref().map(|p| p.repo.clone()),
             metrics,
             wake,
+            draining: Default::default(),
+            unverified: Default::default(),
+            limits: settings.limits.clone(),
         });
-        Ok(Service { app, server, workers: settings.workers })
+        let (hand_back, _) = tokio::sync::watch::channel(false);
+        Ok(Service {
+            app,
+            server,
+            workers: settings.workers,
+            shutdown_grace: settings.shutdown_grace,
+            retention: settings.retention,
+            hand_back,
+        })
     }
 
     pub fn router(&self) -> axum::Router {
@@ -72,7 +93,27 @@ impl Service {
             id: format!("{}/{n}", self.app.worker_id),
             lease: self.app.lease,
             wake: self.server.wake.clone(),
+            hand_back: self.hand_back.subscribe(),
         }
+    }
+
+    /// Cancels the jobs in hand and hands their leases back (the end of a shutdown's grace period;
+    /// tests use it to stop a replica).
+    pub fn hand_back(&self) {
+        let _ = self.hand_back.send(true);
+    }
+
+    /// Deletes what is older than the retention period, if this replica holds the retention
+    /// singleton (one replica at a time prunes).
+    pub async fn prune(&self) -> anyhow::Result<Option<crate::queue::Pruned>> {
+        let queue = &self.app.queue;
+        if !queue.hold_singleton("retention", &self.app.worker_id, std::time::Duration::from_secs(3600)).await? {
+            return Ok(None);
+        }
+        let before = crate::queue::now_ms() - self.retention.as_millis() as i64;
+        let pruned = queue.prune(before).await?;
+        tracing::info!(deliveries = pruned.deliveries, jobs = pruned.jobs, "retention: pruned");
+        Ok(Some(pruned))
     }
 
     /// Works until no job is queued or running (tests, one-shot runs).
@@ -81,7 +122,10 @@ impl Service {
         Ok(self.worker(0).run_until_idle(move |job| jobs::perform(app.clone(), job)).await?)
     }
 
-    /// Serves webhooks and runs the workers until `shutdown` resolves.
+    /// Serves webhooks and runs the workers until `shutdown` resolves (SIGTERM). Then: `/readyz`
+    /// answers 503 and no new job is claimed, while webhooks are still stored; jobs in hand finish
+    /// or, at the end of the grace period, are cancelled and handed back; the listener closes and
+    /// every connection is dropped, whatever idle clients do. All within `shutdown_grace`.
     pub async fn serve(
         self,
         listener: tokio::net::TcpListener,
@@ -92,31 +136,61 @@ impl Service {
         for n in 0..self.workers {
             let worker = self.worker(n);
             let app = self.app.clone();
-            let mut rx = stop_rx.clone();
-            handles.push(tokio::spawn(async move {
-                let stop = async move {
-                    let _ = rx.wait_for(|s| *s).await;
-                };
-                worker.run(move |job| jobs::perform(app.clone(), job), stop).await
-            }));
+            let stop = stop_rx.clone();
+            handles
+                .push(tokio::spawn(async move { worker.run(move |job| jobs::perform(app.clone(), job), stop).await }));
         }
-        let router = self.router();
-        axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                shutdown.await;
-                let _ = stop_tx.send(true);
+        let (close_tx, close_rx) = tokio::sync::watch::channel(false);
+        let server = tokio::spawn(server::listen::serve(listener, self.router(), self.server.limits.clone(), close_rx));
+        let retention = {
+            let me = Service {
+                app: self.app.clone(),
+                server: self.server.clone(),
+                workers: 0,
+                shutdown_grace: self.shutdown_grace,
+                retention: self.retention,
+                hand_back: tokio::sync::watch::channel(false).0,
+            };
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = me.prune().await {
+                        tracing::warn!(error = %e, "retention failed");
+                    }
+                    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+                }
             })
-            .await
-            .context("HTTP server")?;
-        for h in handles {
-            let _ = h.await;
+        };
+
+        shutdown.await;
+        let started = tokio::time::Instant::now();
+        tracing::info!(grace = ?self.shutdown_grace, "shutting down: no new jobs; jobs in hand finish or are handed back");
+        self.server.start_draining();
+        let _ = stop_tx.send(true);
+        retention.abort();
+        // Leave time at the end for handing back and closing connections.
+        let closing = server::listen::CLOSE_GRACE + std::time::Duration::from_secs(1);
+        let for_jobs = self.shutdown_grace.saturating_sub(closing).max(std::time::Duration::from_millis(200));
+        let mut workers = futures_join(handles);
+        if tokio::time::timeout(for_jobs, &mut workers).await.is_err() {
+            self.hand_back();
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), &mut workers).await;
         }
+        let _ = close_tx.send(true);
+        let _ = tokio::time::timeout(closing, server).await;
+        tracing::info!(took = ?started.elapsed(), "stopped");
         Ok(())
     }
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()).unwrap_or_else(|| "guardrail".into())
+/// Waits for every handle (a join of the workers without an extra crate).
+fn futures_join(
+    handles: Vec<tokio::task::JoinHandle<()>>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    Box::pin(async move {
+        for h in handles {
+            let _ = h.await;
+        }
+    })
 }
 
 /// A database URL without its password, for messages.

@@ -44,9 +44,33 @@ pub struct ServeArgs {
     /// Jobs worked on at the same time.
     #[arg(long, env = "GUARDRAIL_WORKERS", default_value_t = 2)]
     pub workers: usize,
-    /// Seconds a worker holds a job before another replica may take it over.
-    #[arg(long, env = "GUARDRAIL_LEASE_SECONDS", default_value_t = 300)]
+    /// Seconds a worker holds a job before another replica may take it over (its heartbeat extends
+    /// it while the job runs).
+    #[arg(long, env = "GUARDRAIL_LEASE_SECONDS", default_value_t = 60)]
     pub lease_seconds: u64,
+    /// This process's identity in the queue (default: the host name). A process that starts takes
+    /// back, at once, the jobs a previous process with the same id held.
+    #[arg(long, env = "GUARDRAIL_INSTANCE_ID")]
+    pub instance_id: Option<String>,
+    /// Seconds from SIGTERM until jobs still in hand are handed back and the server closes.
+    #[arg(long, env = "GUARDRAIL_SHUTDOWN_GRACE_SECONDS", default_value_t = 25)]
+    pub shutdown_grace_seconds: u64,
+    /// Days deliveries and finished jobs are kept.
+    #[arg(long, env = "GUARDRAIL_RETENTION_DAYS", default_value_t = 14)]
+    pub retention_days: u64,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, env = "GUARDRAIL_HEADER_TIMEOUT_SECONDS", default_value_t = 10)]
+    pub header_timeout_seconds: u64,
+    /// Seconds a client has to send a request's body.
+    #[arg(long, env = "GUARDRAIL_BODY_TIMEOUT_SECONDS", default_value_t = 20)]
+    pub body_timeout_seconds: u64,
+    /// Open connections at most; more wait until one closes.
+    #[arg(long, env = "GUARDRAIL_MAX_CONNECTIONS", default_value_t = 256)]
+    pub max_connections: usize,
+    /// Bytes of request bodies whose signature is not checked yet, over all requests; a request
+    /// that would go over gets 503 and nothing is stored.
+    #[arg(long, env = "GUARDRAIL_MAX_UNVERIFIED_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_unverified_bytes: usize,
     /// Run ConstraintTemplates' K8sNativeValidation (CEL) code where they have it (false: their Rego).
     #[arg(long, env = "GUARDRAIL_ENABLE_K8S_NATIVE_VALIDATION", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_k8s_native_validation: bool,
@@ -97,6 +121,30 @@ pub struct Settings {
     pub lease: Duration,
     /// Templates run their CEL code where they have it (Gatekeeper's default).
     pub k8s_native_validation: bool,
+    pub instance_id: String,
+    pub shutdown_grace: Duration,
+    pub retention: Duration,
+    pub limits: ServerLimits,
+}
+
+/// How the webhook server defends itself.
+#[derive(Clone, Debug)]
+pub struct ServerLimits {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub max_connections: usize,
+    pub max_unverified_bytes: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(20),
+            max_connections: 256,
+            max_unverified_bytes: 64 * 1024 * 1024,
+        }
+    }
 }
 
 /// A setting that is missing or wrong; the message names the environment variable.
@@ -175,6 +223,23 @@ impl Settings {
             workers: args.workers.max(1),
             lease: Duration::from_secs(args.lease_seconds.max(1)),
             k8s_native_validation: args.enable_k8s_native_validation,
+            instance_id: match args.instance_id.as_deref().map(str::trim) {
+                Some(id) if !id.is_empty() => {
+                    if id.contains('/') {
+                        return Err(bad("GUARDRAIL_INSTANCE_ID", "must not contain `/`"));
+                    }
+                    id.to_string()
+                }
+                _ => default_instance_id(),
+            },
+            shutdown_grace: Duration::from_secs(args.shutdown_grace_seconds),
+            retention: Duration::from_secs(args.retention_days.max(1) * 86_400),
+            limits: ServerLimits {
+                header_timeout: Duration::from_secs(args.header_timeout_seconds.max(1)),
+                body_timeout: Duration::from_secs(args.body_timeout_seconds.max(1)),
+                max_connections: args.max_connections.max(1),
+                max_unverified_bytes: args.max_unverified_bytes.max(1),
+            },
         })
     }
 }
@@ -184,5 +249,17 @@ pub fn graphql_url_for(api_url: &str) -> String {
     match api_url.strip_suffix("/api/v3") {
         Some(host) => format!("{host}/api/graphql"),
         None => format!("{api_url}/graphql"),
+    }
+}
+
+/// The host name (a pod's name; stable across a container restart), else a random id.
+fn default_instance_id() -> String {
+    match std::env::var("HOSTNAME") {
+        Ok(h) if !h.trim().is_empty() && !h.contains('/') => h.trim().to_string(),
+        _ => {
+            let mut bytes = [0u8; 6];
+            let _ = getrandom::fill(&mut bytes);
+            format!("guardrail-{}", hex::encode(bytes))
+        }
     }
 }

@@ -17,7 +17,7 @@ use crate::findings::{Outcome, SuppressionKind};
 use crate::jobs::config::{self, FileFilter};
 use crate::manifest::{self, LoadOptions};
 use crate::policy::{self, PolicySet};
-use crate::report::catalog::{self, Status};
+use crate::report::catalog;
 use crate::report::{self, terminal, Checked, Format, RenderOptions, RunInfo};
 use crate::scan::{self, FileSelect, ScanOptions};
 
@@ -135,15 +135,7 @@ impl Run<'_> {
             PolicySet::load(&paths, &opts).map_err(|errors| Fatal(errors.iter().map(|e| e.to_string()).collect()))?;
 
         let (enabled, refused) = config::builtin_selection(&self.config.repo, &self.config.org);
-        let disabled: Vec<String> =
-            policy::builtin_names().into_iter().filter(|n| !enabled.iter().any(|e| e == n)).map(String::from).collect();
-        let disabled_kinds: Vec<String> = set
-            .builtin_of
-            .iter()
-            .filter(|(_, name)| disabled.contains(name))
-            .map(|(i, _)| set.templates[*i].kind.clone())
-            .collect();
-        set.constraints.retain(|c| !disabled_kinds.contains(&c.kind));
+        let disabled = catalog::disable_builtins(&mut set, &enabled);
         if !refused.is_empty() {
             self.info.notes.push(format!(
                 "{} cannot disable {}: the organisation requires {}",
@@ -168,22 +160,7 @@ impl Run<'_> {
 
     /// One note for the built-ins that wait for the organisation's data.
     fn unconfigured_note(&mut self, described: &[report::PolicyInfo]) {
-        let waiting: Vec<&report::PolicyInfo> =
-            described.iter().filter(|p| p.status == Status::NotConfigured).collect();
-        if waiting.is_empty() {
-            return;
-        }
-        let how: Vec<String> = waiting
-            .iter()
-            .map(|p| {
-                let params: Vec<&str> = p.parameters.iter().map(|q| q.name.as_str()).collect();
-                format!("{} (a {} Constraint with `{}`)", p.name, p.constraint_kind, params.join("`, `"))
-            })
-            .collect();
-        self.info.notes.push(format!(
-            "not configured, so not checked: {}. These built-ins need your organisation's data: add the Constraint to the policy repository or a --policy folder (see docs/builtin-policies.md)",
-            how.join("; ")
-        ));
+        self.info.notes.extend(catalog::unconfigured_note(described));
     }
 
     fn no_policies(&self, set: &PolicySet) -> String {

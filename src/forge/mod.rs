@@ -81,6 +81,9 @@ pub enum ForgeError {
     Decode { operation: String, message: String },
     #[error("GitHub App authentication failed: {0}")]
     Auth(String),
+    /// The installation token was refused with 404/403: the App was uninstalled or suspended.
+    #[error("the App cannot act for this installation (uninstalled or suspended): {0}")]
+    Uninstalled(String),
 }
 
 impl ForgeError {
@@ -92,6 +95,19 @@ impl ForgeError {
             ForgeError::Transport { .. } => Retry::Soon,
             ForgeError::Decode { .. } => Retry::Never,
             ForgeError::Auth(_) => Retry::Soon,
+            ForgeError::Uninstalled(_) => Retry::Never,
+        }
+    }
+
+    /// A short description for a pull-request author (no response bodies): what failed and how.
+    pub fn short(&self) -> String {
+        match self {
+            ForgeError::RateLimited { operation, .. } => format!("GitHub rate-limited `{operation}`"),
+            ForgeError::Status { operation, status, .. } => format!("GitHub answered {status} to `{operation}`"),
+            ForgeError::Transport { operation, .. } => format!("`{operation}` got no answer from GitHub"),
+            ForgeError::Decode { operation, .. } => format!("GitHub's answer to `{operation}` was not understood"),
+            ForgeError::Auth(_) => "the App could not authenticate to GitHub".to_string(),
+            ForgeError::Uninstalled(_) => "the App is not installed here any more".to_string(),
         }
     }
 

@@ -24,16 +24,21 @@ pub struct CheckPullRequest {
     pub head_sha: CommitSha,
     /// `event.action` that asked for it, for logs and the check run.
     pub reason: String,
+    /// When the pull request's head was last updated (ms since the epoch), from the payload: orders
+    /// jobs of one pull request however their deliveries arrive. 0 when unknown (re-runs).
+    #[serde(default)]
+    pub recency: i64,
 }
 
 impl CheckPullRequest {
-    fn new(repo: &RepoSlug, installation: &InstallationId, number: u64, sha: &str, reason: String) -> Self {
+    pub fn new(repo: &RepoSlug, installation: &InstallationId, number: u64, sha: &str, reason: String) -> Self {
         CheckPullRequest {
             repo: repo.clone(),
             installation: installation.clone(),
             number: PrNumber(number),
             head_sha: CommitSha(sha.into()),
             reason,
+            recency: 0,
         }
     }
 
@@ -44,6 +49,7 @@ impl CheckPullRequest {
             group_key: format!("pr:{}#{}", self.repo, self.number),
             payload: serde_json::to_string(self).expect("serialisable"),
             force,
+            recency: self.recency,
         }
     }
 
@@ -85,6 +91,22 @@ fn u64_at(v: &Value, pointer: &str) -> Option<u64> {
     v.pointer(pointer).and_then(Value::as_u64)
 }
 
+/// An RFC 3339 time as ms since the epoch (0 when absent or malformed).
+pub fn time_ms(text: Option<&str>) -> i64 {
+    text.and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok()).map_or(0, |t| t.timestamp_millis())
+}
+
+/// How recent the head a `pull_request` delivery names is. GitHub's times have one-second steps:
+/// within the same second, a `synchronize` (a push) is newer than the event before it.
+fn pull_recency(payload: &Value, action: &str) -> i64 {
+    let at = time_ms(str_at(payload, "/pull_request/updated_at"));
+    if at > 0 && action == "synchronize" {
+        at + 500
+    } else {
+        at
+    }
+}
+
 fn ignored(action: &str, why: impl Into<String>) -> Intake {
     Intake { action: action.into(), jobs: Vec::new(), outcome: why.into() }
 }
@@ -108,7 +130,8 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
             else {
                 return ignored(&action, "payload without pull_request number or head sha");
             };
-            let check = CheckPullRequest::new(&repo, &installation, number, sha, format!("pull_request.{action}"));
+            let mut check = CheckPullRequest::new(&repo, &installation, number, sha, format!("pull_request.{action}"));
+            check.recency = pull_recency(payload, &action);
             // A draft may have been skipped (`drafts: false`): when it becomes ready, check it again.
             let job = check.job(action == "ready_for_review");
             Intake { outcome: format!("check {}", job.dedupe_key), jobs: vec![job], action }
@@ -189,6 +212,7 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
                 group_key: "policies".into(),
                 payload: serde_json::to_string(&refresh).expect("serialisable"),
                 force: false,
+                recency: 0,
             };
             Intake { action, jobs: vec![job], outcome: format!("reload policies at {after}") }
         }

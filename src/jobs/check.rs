@@ -1,151 +1,136 @@
-//! Checking one pull request head: check run `in_progress` -> trusted configuration and policies ->
-//! changed manifests at the head -> scan -> inline review comments on lines in the diff -> annotations
-//! in batches of 50 -> completed check run. Each step's result that must not be repeated (the check
-//! run's id, annotations already sent) is saved in the job's progress, so a retry continues.
+//! Checking one pull request head, as named steps over one check-run session (see `session`):
+//! start (the pull request now; the check run `in_progress`) -> trusted configuration (from the
+//! default branch) -> fetch (changed files at the head) -> scan -> report (inline review comments on
+//! lines in the diff, outdated ones resolved) -> finish (annotations in batches of 50, completed
+//! check run). A pull request to the policy repository takes the `policy_repo_check` steps instead.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
-
 use super::config::{self, FileFilter, RepoConfig};
-use super::policies::PolicyLoadError;
+use super::policies::{Policies, PolicyLoadError};
+use super::session::{Session, Stop};
 use super::{retry_or_fail, App};
 use crate::exempt::Exemptions;
 use crate::findings::{Finding, Outcome, Severity};
-use crate::forge::github::FileText;
-use crate::forge::{ForgeError, Retry};
+use crate::forge::github::{FileText, PullRequest};
+use crate::forge::Retry;
 use crate::intake::CheckPullRequest;
 use crate::manifest;
 use crate::queue::worker::JobResult;
 use crate::queue::ClaimedJob;
-use crate::report::checkrun::{self, CheckRunContext, CheckRunReport, ANNOTATIONS_PER_REQUEST};
+use crate::report::checkrun::{self, CheckRunContext};
 use crate::report::review::{self, Existing, Explanation};
 use crate::scan::{self, ScanOptions};
-
-/// What earlier attempts of this job already did.
-#[derive(Clone, Debug, Default, Serialize, Deserialize)]
-pub(super) struct Progress {
-    check_run_id: Option<u64>,
-    annotations_sent: usize,
-}
-
-/// Why a check stopped early.
-pub(super) enum Stop {
-    Forge(ForgeError),
-    /// Something a person must fix (a broken policy repository or configuration): not retried.
-    Broken {
-        title: String,
-        message: String,
-    },
-    Queue(String),
-}
-
-impl From<ForgeError> for Stop {
-    fn from(e: ForgeError) -> Self {
-        Stop::Forge(e)
-    }
-}
-
-impl From<crate::queue::QueueError> for Stop {
-    fn from(e: crate::queue::QueueError) -> Self {
-        Stop::Queue(e.to_string())
-    }
-}
 
 pub async fn run(app: &App, job: &ClaimedJob) -> JobResult {
     let Ok(req) = serde_json::from_str::<CheckPullRequest>(&job.payload) else {
         return JobResult::Failed("malformed check payload".into());
     };
-    let mut progress: Progress = serde_json::from_str(&job.progress).unwrap_or_default();
-    match check(app, job, &req, &mut progress).await {
+    // A rate limit another replica recorded for this installation holds here too.
+    if let Ok(Some(until)) = app.queue.rate_limit(req.installation.0).await {
+        let wait = until - crate::queue::now_ms();
+        if wait > 0 {
+            app.github.limit(&req.installation, std::time::Duration::from_millis(wait as u64));
+        }
+    }
+    let mut session = Session::new(app, job, req);
+    let result = steps(&mut session).await;
+    conclude(&mut session, result).await
+}
+
+/// Turns how the steps ended into the queue's decision, telling the author what they need to know.
+pub(super) async fn conclude(session: &mut Session<'_>, result: Result<(), Stop>) -> JobResult {
+    let (app, job) = (session.app, session.job);
+    match result {
         Ok(()) => JobResult::Done,
         Err(Stop::Queue(e)) => JobResult::Retry { after: app.retry.base, error: e },
+        Err(Stop::LeaseLost) => {
+            tracing::warn!(job = job.id, "the lease is gone; another worker continues this job");
+            JobResult::Retry { after: app.retry.base, error: "lease lost".into() }
+        }
+        Err(Stop::Forge(crate::forge::ForgeError::Uninstalled(why))) => {
+            tracing::warn!(job = job.id, key = %job.dedupe_key, %why, "the App is not installed any more: job dropped");
+            JobResult::Done
+        }
         Err(Stop::Forge(e)) => {
+            if let crate::forge::ForgeError::RateLimited { wait, .. } = &e {
+                // Other replicas wait too.
+                let until = crate::queue::now_ms() + wait.as_millis() as i64;
+                let _ = app.queue.set_rate_limit(session.req.installation.0, until).await;
+            }
             let result = retry_or_fail(app, job, &e);
-            if let JobResult::Failed(_) = &result {
-                let (title, message) = match e.retry() {
-                    Retry::Never => (
-                        "guardrail could not check this pull request",
-                        format!("A GitHub request failed and will fail again if retried:\n\n```\n{e}\n```\n\nIf the App lost a permission, reinstall it; then use **Re-run**."),
-                    ),
-                    _ => (
-                        "guardrail could not reach GitHub",
-                        format!("GitHub kept failing after {} attempts:\n\n```\n{e}\n```\n\nUse **Re-run** to try again.", job.attempts),
-                    ),
-                };
-                finish_with_error(app, &req, &mut progress, title, &message).await;
+            match &result {
+                JobResult::Retry { after, .. } => session.say_retrying(&e, *after).await,
+                JobResult::Failed(_) => {
+                    let (title, message) = match e.retry() {
+                        Retry::Never => (
+                            "guardrail could not check this pull request",
+                            format!("{}, and asking again will not help. If the App lost a permission, reinstall it; then use **Re-run**.", e.short()),
+                        ),
+                        _ => (
+                            "GitHub is failing",
+                            format!("GitHub kept failing ({}) after {} attempts, so this pull request was not checked. Use **Re-run** to try again.", e.short(), job.attempts),
+                        ),
+                    };
+                    session.finish_with_error(title, &message).await;
+                }
+                JobResult::Done => {}
             }
             result
         }
         Err(Stop::Broken { title, message }) => {
-            finish_with_error(app, &req, &mut progress, &title, &message).await;
+            session.finish_with_error(&title, &message).await;
             JobResult::Done
         }
+        Err(Stop::Internal(why)) => {
+            tracing::error!(job = job.id, key = %job.dedupe_key, %why, "internal failure");
+            app.metrics.job_finished(&job.kind, "internal_error");
+            session
+                .finish_with_error(
+                    "guardrail failed",
+                    "guardrail failed while checking this pull request; this is not something in the pull request. The operators were told (logs). Use **Re-run** to try again.",
+                )
+                .await;
+            JobResult::Failed(format!("internal failure: {why}"))
+        }
     }
 }
 
-/// Completes the check run (creating it if needed) with a failure that says what went wrong: a check
-/// must never stay `in_progress` or pass by mistake.
-async fn finish_with_error(app: &App, req: &CheckPullRequest, progress: &mut Progress, title: &str, message: &str) {
-    let body = json!({
-        "status": "completed",
-        "conclusion": "failure",
-        "completed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "output": {"title": title, "summary": checkrun::truncate(message, checkrun::MAX_OUTPUT)},
-        "actions": [checkrun::rerun_action()],
-    });
-    let result = match progress.check_run_id {
-        Some(id) => app.github.update_check_run(&req.installation, &req.repo, id, &body).await,
-        None => {
-            let mut create = body.clone();
-            create["name"] = json!(app.check_name);
-            create["head_sha"] = json!(req.head_sha.0);
-            create["external_id"] = json!(req.external_id());
-            app.github.create_check_run(&req.installation, &req.repo, &create).await.map(|_| ())
-        }
+async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
+    let Some(pr) = session.start().await? else { return Ok(()) };
+    session.ensure_run("Checking…", "guardrail is evaluating the changed manifests.").await?;
+    let Some(repo_config) = trusted_configuration(session, &pr).await? else { return Ok(()) };
+    if session.app.policy_repo.as_ref().is_some_and(|p| p.repo == session.req.repo) {
+        return super::policy_repo_check::steps(session).await;
+    }
+    let started = Instant::now();
+    let policies = organisation_policies(session, &repo_config).await?;
+    let fetched = fetch(session, &repo_config).await?;
+    let (outcome, scanned) = scan(session, &repo_config, &policies, fetched.texts, fetched.extra).await?;
+    session.app.metrics.evaluation(started.elapsed());
+    let mut notes = fetched.notes;
+    notes.extend(policies.notes.iter().cloned());
+    let outside_diff =
+        review_comments(session, &repo_config, &policies, &outcome, &scanned, &fetched.patches, &mut notes).await?;
+    let ctx = CheckRunContext {
+        files: scanned.stats.files,
+        resources: scanned.stats.resources,
+        policy_source: policies.policies.source.clone(),
+        exemptions: scanned.exemptions.used.clone(),
+        rejected_exemptions: scanned.exemptions.rejected.clone(),
+        outside_diff,
+        notes,
     };
-    if let Err(e) = result {
-        tracing::error!(repo = %req.repo, pr = %req.number, error = %e, "could not report the failure on the check run");
-    }
+    let report = checkrun::build(&outcome, &ctx);
+    session.send_report(&report).await
 }
 
-pub(super) async fn save(app: &App, job: &ClaimedJob, progress: &Progress) -> Result<(), Stop> {
-    let text = serde_json::to_string(progress).expect("serialisable");
-    app.queue.save_progress(job, &text, app.lease).await?;
-    Ok(())
-}
-
-async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &mut Progress) -> Result<(), Stop> {
-    let gh = &app.github;
-    let (inst, repo) = (&req.installation, &req.repo);
-    let pr = gh.pull(inst, repo, &req.number).await?;
-    if pr.state != "open" || pr.head_sha != req.head_sha {
-        // A newer head has its own job; a closed pull request needs nothing.
-        if let Some(id) = progress.check_run_id {
-            let body = json!({"status": "completed", "conclusion": "neutral",
-                "output": {"title": "Superseded", "summary": "A newer commit was pushed, or the pull request was closed, before this check finished."}});
-            gh.update_check_run(inst, repo, id, &body).await?;
-        }
-        return Ok(());
-    }
-    if progress.check_run_id.is_none() {
-        let body = json!({
-            "name": app.check_name,
-            "head_sha": req.head_sha.0,
-            "status": "in_progress",
-            "started_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-            "external_id": req.external_id(),
-            "output": {"title": "Checking…", "summary": "guardrail is evaluating the changed manifests."},
-        });
-        progress.check_run_id = Some(gh.create_check_run(inst, repo, &body).await?);
-        save(app, job, progress).await?;
-    }
-    let check_run_id = progress.check_run_id.expect("set above");
-
-    // Configuration from the base repository's default branch, never from the head.
-    let config_text = gh.file(inst, repo, &pr.base_default_branch, config::REPO_CONFIG).await?;
+/// Step "trusted configuration": `.github/guardrail.yml` from the base repository's default branch,
+/// never from the head. `None` when the check ends here (a skipped draft).
+async fn trusted_configuration(session: &mut Session<'_>, pr: &PullRequest) -> Result<Option<RepoConfig>, Stop> {
+    let (gh, req) = (&session.app.github, &session.req);
+    let config_text = gh.file(&req.installation, &req.repo, &pr.base_default_branch, config::REPO_CONFIG).await?;
     let repo_config: RepoConfig = match config::parse(config::REPO_CONFIG, config_text.as_deref().unwrap_or("")) {
         Ok(c) => c,
         Err(e) => {
@@ -156,28 +141,59 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
         }
     };
     if pr.draft && !repo_config.drafts {
-        let body = json!({"status": "completed", "conclusion": "skipped",
-            "output": {"title": "Draft pull request", "summary": format!("Drafts are not checked (`drafts: false` in `{}`).", config::REPO_CONFIG)}});
-        gh.update_check_run(inst, repo, check_run_id, &body).await?;
-        return Ok(());
+        let summary = format!("Drafts are not checked (`drafts: false` in `{}`).", config::REPO_CONFIG);
+        session.complete("skipped", "Draft pull request", &summary).await?;
+        return Ok(None);
     }
-    if app.policy_repo.as_ref().is_some_and(|p| &p.repo == repo) {
-        return super::policy_repo_check::run(app, job, req, progress, check_run_id).await;
-    }
+    Ok(Some(repo_config))
+}
 
-    let started = Instant::now();
-    // The organisation's policies: built-ins minus what the repository disables (never the required
-    // ones), plus the policy repository at its default branch head.
+/// The organisation's policies for this repository, and notes about them for the summary.
+struct OrgPolicies {
+    policies: Policies,
+    notes: Vec<String>,
+}
+
+/// Built-ins minus what the repository disables (never the required ones), plus the policy
+/// repository at its default branch head; the disabled built-ins' constraints are dropped, as in
+/// the CLI, so a policy repository may hold a Constraint of a kind a repository disables.
+async fn organisation_policies(session: &Session<'_>, repo_config: &RepoConfig) -> Result<OrgPolicies, Stop> {
+    let app = session.app;
     let policy_files = match &app.policy_repo {
-        Some(p) => Some(app.policies.files(gh, p).await.map_err(policy_stop)?),
+        Some(p) => Some(app.policies.files(&app.github, p).await.map_err(policy_stop)?),
         None => None,
     };
     let org = policy_files.as_ref().map(|f| f.org.clone()).unwrap_or_default();
-    let (builtins, refused) = config::builtin_selection(&repo_config, &org);
+    let (builtins, refused) = config::builtin_selection(repo_config, &org);
     let policies =
         app.policies.policies(app.policy_repo.as_ref(), policy_files, &builtins).await.map_err(policy_stop)?;
+    let mut notes = Vec::new();
+    if !refused.is_empty() {
+        notes.push(format!(
+            "{} cannot be disabled: the organisation requires {}.",
+            config::REPO_CONFIG,
+            refused.join(", ")
+        ));
+    }
+    let described = crate::report::catalog::describe(&policies.set, &policies.disabled);
+    notes.extend(crate::report::catalog::unconfigured_note(&described));
+    Ok(OrgPolicies { policies, notes })
+}
 
-    let filter = FileFilter::new(&repo_config)
+/// What step "fetch" read at the head.
+struct Fetched {
+    texts: Vec<(String, String)>,
+    extra: Vec<Finding>,
+    notes: Vec<String>,
+    patches: HashMap<String, Option<String>>,
+}
+
+/// Step "fetch": the changed files the configuration selects, at the head commit, and the
+/// Terraform modules they need.
+async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetched, Stop> {
+    let (gh, req) = (&session.app.github, &session.req);
+    let (inst, repo) = (&req.installation, &req.repo);
+    let filter = FileFilter::new(repo_config)
         .map_err(|e| Stop::Broken { title: format!("{} does not load", config::REPO_CONFIG), message: e })?;
     let files = gh.pull_files(inst, repo, &req.number).await?;
     let patches: HashMap<String, Option<String>> =
@@ -194,13 +210,6 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
         notes.push(format!(
             "GitHub lists at most {} files of a pull request; files beyond that were not checked.",
             crate::forge::github::MAX_PULL_FILES
-        ));
-    }
-    if !refused.is_empty() {
-        notes.push(format!(
-            "{} cannot be disabled: the organisation requires {}.",
-            config::REPO_CONFIG,
-            refused.join(", ")
         ));
     }
     let changed: Vec<String> = files.iter().filter(|f| f.status != "removed").map(|f| f.filename.clone()).collect();
@@ -223,23 +232,37 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
             FileText::Missing => notes.push(format!("{path} is not in the head commit.")),
         }
     }
-
     for (path, text) in terraform {
         if !texts.iter().any(|(p, _): &(String, String)| *p == path) {
             texts.push((path, text));
         }
     }
+    Ok(Fetched { texts, extra, notes, patches })
+}
+
+/// Step "scan": through the App's scanner seam, off the async threads. A panic is ours.
+async fn scan(
+    session: &Session<'_>,
+    repo_config: &RepoConfig,
+    policies: &OrgPolicies,
+    texts: Vec<(String, String)>,
+    extra: Vec<Finding>,
+) -> Result<(Outcome, scan::Scan), Stop> {
     let opts = ScanOptions {
         load: manifest::LoadOptions { default_namespace: repo_config.namespace.clone(), ..Default::default() },
         threads: 0,
-        exemptions: Exemptions { rules: policies.org.exemptions.clone(), repository: repo.to_string(), today: None },
+        exemptions: Exemptions {
+            rules: policies.policies.org.exemptions.clone(),
+            repository: session.req.repo.to_string(),
+            today: None,
+        },
         ..Default::default()
     };
-    let set = policies.set.clone();
-    let scanned = tokio::task::spawn_blocking(move || scan::scan_texts(&texts, &set, &opts))
+    let set = policies.policies.set.clone();
+    let scanner = session.app.scanner.clone();
+    let scanned = tokio::task::spawn_blocking(move || scanner(texts, set, opts))
         .await
-        .map_err(|e| Stop::Broken { title: "guardrail failed".into(), message: format!("evaluation panicked: {e}") })?;
-    app.metrics.evaluation(started.elapsed());
+        .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
     let mut outcome = Outcome {
         findings: scanned.outcome.findings.clone(),
         errors: scanned.outcome.errors.clone(),
@@ -247,47 +270,81 @@ async fn check(app: &App, job: &ClaimedJob, req: &CheckPullRequest, progress: &m
     };
     outcome.findings.extend(extra);
     outcome.sort();
+    Ok((outcome, scanned))
+}
 
-    // Inline comments first: if this job is superseded meanwhile, no comments land on an old head.
-    let mut outside_diff = 0;
-    if repo_config.review_comments && !app.queue.is_superseded(job).await? {
-        let mut existing: Vec<Existing> =
-            gh.review_comments(inst, repo, &req.number).await?.iter().map(Existing::from_api).collect();
-        let ids: Vec<String> = existing.iter().filter(|e| e.by_us).map(|e| e.node_id.clone()).collect();
-        let minimized = app.queue.minimized(&ids).await?;
-        for e in &mut existing {
-            e.minimized = minimized.contains(&e.node_id);
-        }
-        let explain = |policy: &str| explanation(&policies.set, policy);
-        let plan = review::plan(&outcome.findings, &patches, &existing, &scanned.sources, &explain);
-        outside_diff = plan.outside_diff;
-        if plan.over_limit > 0 {
-            notes.push(format!(
-                "{} more finding(s) on changed lines have no inline comment: guardrail posts at most {} new comments per run. All of them are annotations.",
-                plan.over_limit,
-                review::MAX_NEW_COMMENTS
-            ));
-        }
-        if !plan.comments.is_empty() {
-            gh.create_review(inst, repo, &req.number, &review::review_request(&req.head_sha.0, &plan.comments)).await?;
-        }
-        if !plan.outdated.is_empty() {
-            gh.minimize_outdated(inst, &plan.outdated).await?;
-            app.queue.mark_minimized(&plan.outdated).await?;
-        }
+/// Step "report": inline comments for new findings on lines in the diff (those already posted, by
+/// marker, are not posted again), outdated ones resolved, ones that came back reopened. Returns how
+/// many findings were outside the diff.
+async fn review_comments(
+    session: &Session<'_>,
+    repo_config: &RepoConfig,
+    policies: &OrgPolicies,
+    outcome: &Outcome,
+    scanned: &scan::Scan,
+    patches: &HashMap<String, Option<String>>,
+    notes: &mut Vec<String>,
+) -> Result<usize, Stop> {
+    let (app, req) = (session.app, &session.req);
+    let (gh, inst, repo) = (&app.github, &req.installation, &req.repo);
+    // If this job is superseded meanwhile, no comments land on an old head.
+    if !repo_config.review_comments || app.queue.is_superseded(session.job).await? {
+        return Ok(0);
     }
-
-    let ctx = CheckRunContext {
-        files: scanned.stats.files,
-        resources: scanned.stats.resources,
-        policy_source: policies.source.clone(),
-        exemptions: scanned.exemptions.used.clone(),
-        rejected_exemptions: scanned.exemptions.rejected.clone(),
-        outside_diff,
-        notes,
-    };
-    let report = checkrun::build(&outcome, &ctx);
-    send_report(app, job, req, progress, check_run_id, &report).await
+    let mut existing: Vec<Existing> =
+        gh.review_comments(inst, repo, &req.number).await?.iter().map(Existing::from_api).collect();
+    let threads = gh.review_threads(inst, repo, &req.number).await?;
+    let thread_of: HashMap<&str, &crate::forge::github::ReviewThread> =
+        threads.iter().map(|t| (t.comment_node_id.as_str(), t)).collect();
+    for e in &mut existing {
+        e.minimized = thread_of.get(e.node_id.as_str()).is_some_and(|t| t.resolved || t.minimized);
+    }
+    let set = &policies.policies.set;
+    let explain = |policy: &str| explanation(set, policy);
+    let plan = review::plan(&outcome.findings, patches, &existing, &scanned.sources, &explain);
+    if plan.over_limit > 0 {
+        notes.push(format!(
+            "{} more finding(s) on changed lines have no inline comment: guardrail posts at most {} new comments per run. All of them are annotations.",
+            plan.over_limit,
+            review::MAX_NEW_COMMENTS
+        ));
+    }
+    if !plan.comments.is_empty() {
+        session.fence().await?;
+        gh.create_review(inst, repo, &req.number, &review::review_request(&req.head_sha.0, &plan.comments)).await?;
+    }
+    // Outdated: resolve the thread, as a reviewer would; minimise only what has no thread.
+    let (resolve, minimize): (Vec<String>, Vec<String>) = (
+        plan.outdated.iter().filter_map(|n| thread_of.get(n.as_str()).map(|t| t.id.clone())).collect(),
+        plan.outdated.iter().filter(|n| !thread_of.contains_key(n.as_str())).cloned().collect(),
+    );
+    if !resolve.is_empty() {
+        session.fence().await?;
+        gh.resolve_threads(inst, &resolve, true).await?;
+    }
+    if !minimize.is_empty() {
+        session.fence().await?;
+        gh.minimize_outdated(inst, &minimize).await?;
+    }
+    // A finding that came back: its thread is reopened and its comment shown again.
+    let current: HashSet<String> =
+        outcome.findings.iter().filter(|f| f.severity != Severity::Info).map(review::finding_key).collect();
+    let back: Vec<&crate::forge::github::ReviewThread> = existing
+        .iter()
+        .filter(|e| e.by_us && e.minimized && review::marker_of(&e.body).is_some_and(|k| current.contains(k)))
+        .filter_map(|e| thread_of.get(e.node_id.as_str()).copied())
+        .collect();
+    let reopen: Vec<String> = back.iter().filter(|t| t.resolved).map(|t| t.id.clone()).collect();
+    let unhide: Vec<String> = back.iter().filter(|t| t.minimized).map(|t| t.comment_node_id.clone()).collect();
+    if !reopen.is_empty() {
+        session.fence().await?;
+        gh.resolve_threads(inst, &reopen, false).await?;
+    }
+    if !unhide.is_empty() {
+        session.fence().await?;
+        gh.unminimize(inst, &unhide).await?;
+    }
+    Ok(plan.outside_diff)
 }
 
 fn policy_stop(e: PolicyLoadError) -> Stop {
@@ -320,36 +377,4 @@ fn explanation(set: &crate::policy::PolicySet, policy: &str) -> Explanation {
         .find(|(i, t)| set.builtin_of.get(i).map(String::as_str) == Some(policy) || t.kind == policy)
         .map(|(_, t)| Explanation { description: t.description.clone(), remediation: t.remediation.clone() })
         .unwrap_or_default()
-}
-
-/// Sends the annotations in batches of 50 (GitHub's limit), then completes the check run. Batches
-/// already sent by an earlier attempt are not sent again.
-pub(super) async fn send_report(
-    app: &App,
-    job: &ClaimedJob,
-    req: &CheckPullRequest,
-    progress: &mut Progress,
-    check_run_id: u64,
-    report: &CheckRunReport,
-) -> Result<(), Stop> {
-    let output = |annotations: &[Value]| json!({"title": report.title, "summary": report.summary, "text": report.text, "annotations": annotations});
-    let pending = &report.annotations[progress.annotations_sent.min(report.annotations.len())..];
-    let mut chunks: Vec<&[Value]> = pending.chunks(ANNOTATIONS_PER_REQUEST).collect();
-    let last = chunks.pop().unwrap_or(&[]);
-    for chunk in chunks {
-        app.github
-            .update_check_run(&req.installation, &req.repo, check_run_id, &json!({"output": output(chunk)}))
-            .await?;
-        progress.annotations_sent += chunk.len();
-        save(app, job, progress).await?;
-    }
-    let body = json!({
-        "status": "completed",
-        "conclusion": report.conclusion,
-        "completed_at": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        "output": output(last),
-        "actions": [checkrun::rerun_action()],
-    });
-    app.github.update_check_run(&req.installation, &req.repo, check_run_id, &body).await?;
-    Ok(())
 }

@@ -5,6 +5,7 @@ pub mod check;
 pub mod config;
 pub mod policies;
 mod policy_repo_check;
+pub mod session;
 pub mod terraform;
 
 use std::sync::Arc;
@@ -19,6 +20,18 @@ use crate::queue::{ClaimedJob, Queue};
 use crate::settings::PolicyRepo;
 
 use policies::PolicyCache;
+
+/// The one seam where the check job evaluates: texts and policies in, findings out. In-process by
+/// default (`in_process_scanner`); an isolated worker can take its place.
+pub type Scanner = Arc<
+    dyn Fn(Vec<(String, String)>, Arc<crate::policy::PolicySet>, crate::scan::ScanOptions) -> crate::scan::Scan
+        + Send
+        + Sync,
+>;
+
+pub fn in_process_scanner() -> Scanner {
+    Arc::new(|texts, set, opts| crate::scan::scan_texts(&texts, &set, &opts))
+}
 
 /// How failed jobs are retried.
 #[derive(Clone, Debug)]
@@ -57,16 +70,46 @@ pub struct App {
     pub policies: PolicyCache,
     pub metrics: Metrics,
     pub retry: JobRetry,
-    /// The id this process's workers write into the queue's `worker` column.
+    /// This process's instance id (GUARDRAIL_INSTANCE_ID): its workers are `INSTANCE/n` in the
+    /// queue, and a restarted process takes back the jobs of its previous life at once.
     pub worker_id: String,
     pub lease: Duration,
+    pub scanner: Scanner,
+}
+
+/// Aborts a spawned job when the worker drops it (lease lost, shutdown hand-back).
+struct AbortOnDrop(tokio::task::JoinHandle<JobResult>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
-    let result = match job.kind.as_str() {
-        intake::CHECK_PULL_REQUEST => check::run(&app, &job).await,
-        intake::REFRESH_POLICIES => refresh(&app, &job).await,
-        other => JobResult::Failed(format!("unknown job kind {other}")),
+    // The job runs as its own task so that a panic inside it is caught here: an internal failure
+    // (logged, counted, the check run says guardrail failed), never a crashed worker.
+    let mut task = AbortOnDrop(tokio::spawn({
+        let (app, job) = (app.clone(), job.clone());
+        async move {
+            match job.kind.as_str() {
+                intake::CHECK_PULL_REQUEST => check::run(&app, &job).await,
+                intake::REFRESH_POLICIES => refresh(&app, &job).await,
+                other => JobResult::Failed(format!("unknown job kind {other}")),
+            }
+        }
+    }));
+    let result = match (&mut task.0).await {
+        Ok(result) => result,
+        Err(e) => {
+            let why = if e.is_panic() { "the job panicked" } else { "the job was cancelled" };
+            tracing::error!(job = job.id, key = %job.dedupe_key, why, "internal failure");
+            app.metrics.job_finished(&job.kind, "internal_error");
+            if job.kind == intake::CHECK_PULL_REQUEST {
+                internal_failure(&app, &job, why).await;
+            }
+            return JobResult::Failed(format!("internal failure: {why}"));
+        }
     };
     let label = match &result {
         JobResult::Done => "done",
@@ -96,6 +139,18 @@ async fn refresh(app: &App, job: &ClaimedJob) -> JobResult {
             JobResult::Done
         }
     }
+}
+
+/// Tells the author on the check run that guardrail failed (not their pull request).
+async fn internal_failure(app: &App, job: &ClaimedJob, why: &str) {
+    let Ok(req) = serde_json::from_str::<intake::CheckPullRequest>(&job.payload) else { return };
+    let mut job = job.clone();
+    if let Ok(Some(progress)) = app.queue.progress_of(&job).await {
+        job.progress = progress;
+    }
+    let mut session = session::Session::new(app, &job, req);
+    let result: Result<(), session::Stop> = Err(session::Stop::Internal(why.to_string()));
+    let _ = check::conclude(&mut session, result).await;
 }
 
 pub fn retry_or_fail(app: &App, job: &ClaimedJob, error: &ForgeError) -> JobResult {

@@ -25,6 +25,8 @@ pub struct Policies {
     /// For the check run: "built-in pack + acme/policies@1a2b3c4".
     pub source: String,
     pub org: OrgConfig,
+    /// Built-ins the repository disabled: their templates are loaded, their constraints dropped.
+    pub disabled: Vec<String>,
 }
 
 /// Why policies could not be loaded.
@@ -47,6 +49,8 @@ pub struct PolicyCache {
     installation: Mutex<Option<InstallationId>>,
     files: Mutex<HashMap<String, Arc<PolicyFiles>>>,
     sets: Mutex<HashMap<SetKey, Arc<PolicySet>>>,
+    /// Single flight: workers that need the same commit wait for one fetch instead of each fetching.
+    flight: tokio::sync::Mutex<()>,
 }
 
 impl PolicyCache {
@@ -82,6 +86,7 @@ impl PolicyCache {
             None => github.default_branch(&inst, &repo.repo).await?,
         };
         let commit = github.commit_sha(&inst, &repo.repo, &reference).await?;
+        let _flight = self.flight.lock().await;
         if let Some(files) = self.files.lock().expect("policy cache").get(&commit.0) {
             return Ok(files.clone());
         }
@@ -105,18 +110,25 @@ impl PolicyCache {
             Some(set) => set,
             None => {
                 let groups = files.as_ref().map(|f| vec![f.files.clone()]).unwrap_or_default();
+                // Every built-in template loads (a policy repository may hold a Constraint of a kind
+                // a repository disables); the disabled ones' constraints are dropped, as in the CLI.
                 let opts = policy::LoadOptions {
-                    builtin: !builtins.is_empty(),
-                    only_builtin: builtins.to_vec(),
+                    builtin: true,
                     k8s_native_validation: !self.rego_over_cel,
                     ..Default::default()
                 };
-                let set = tokio::task::spawn_blocking(move || PolicySet::from_sources(&groups, &opts))
-                    .await
-                    .map_err(|e| PolicyLoadError::Broken(format!("loading policies panicked: {e}")))?
-                    .map_err(|errors| {
-                        PolicyLoadError::Broken(errors.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))
-                    })?;
+                let enabled = builtins.to_vec();
+                let set = tokio::task::spawn_blocking(move || {
+                    PolicySet::from_sources(&groups, &opts).map(|mut set| {
+                        crate::report::catalog::disable_builtins(&mut set, &enabled);
+                        set
+                    })
+                })
+                .await
+                .map_err(|e| PolicyLoadError::Broken(format!("loading policies panicked: {e}")))?
+                .map_err(|errors| {
+                    PolicyLoadError::Broken(errors.iter().map(|e| format!("- {e}")).collect::<Vec<_>>().join("\n"))
+                })?;
                 let set = Arc::new(set);
                 self.sets.lock().expect("policy cache").insert(key, set.clone());
                 set
@@ -132,7 +144,12 @@ impl PolicyCache {
             ),
             _ => format!("built-in pack ({} enabled)", builtins.len()),
         };
-        Ok(Policies { set, source, org: files.map(|f| f.org.clone()).unwrap_or_default() })
+        let disabled = policy::builtin_names()
+            .into_iter()
+            .filter(|n| !builtins.iter().any(|b| b == n))
+            .map(String::from)
+            .collect();
+        Ok(Policies { set, source, org: files.map(|f| f.org.clone()).unwrap_or_default(), disabled })
     }
 }
 

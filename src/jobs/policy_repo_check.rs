@@ -2,20 +2,15 @@
 //! suites and Rego `test_*` rules) at the head commit, in a scratch folder that the suites cannot
 //! read out of. The policies are never used for other repositories until they are merged.
 
-use super::check::{send_report, Progress, Stop};
-use super::App;
+use super::session::{Session, Stop};
 use crate::forge::github::FileText;
-use crate::intake::CheckPullRequest;
-use crate::queue::ClaimedJob;
 use crate::report::checkrun::{self, CheckRunReport};
 
-pub(super) async fn run(
-    app: &App,
-    job: &ClaimedJob,
-    req: &CheckPullRequest,
-    progress: &mut Progress,
-    check_run_id: u64,
-) -> Result<(), Stop> {
+/// The steps after the trusted configuration: fetch the policy tree at the head, run its tests,
+/// report.
+pub(super) async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
+    let app = session.app;
+    let req = session.req.clone();
     let repo = app.policy_repo.as_ref().expect("called for the policy repository");
     let gh = &app.github;
     let tree = gh.tree(&req.installation, &req.repo, &req.head_sha, &repo.path).await?;
@@ -45,11 +40,8 @@ pub(super) async fn run(
         Ok(summary)
     })
     .await
-    .map_err(|e| Stop::Broken { title: "guardrail failed".into(), message: format!("policy tests panicked: {e}") })?
-    .map_err(|e| Stop::Broken {
-        title: "guardrail failed".into(),
-        message: format!("could not prepare the policy tests: {e}"),
-    })?;
+    .map_err(|e| Stop::Internal(format!("policy tests panicked: {e}")))?
+    .map_err(|e| Stop::Internal(format!("could not prepare the policy tests: {e}")))?;
 
     let failed: Vec<String> = summary
         .results
@@ -75,7 +67,7 @@ pub(super) async fn run(
         text: checkrun::truncate(&text, checkrun::MAX_OUTPUT),
         annotations: Vec::new(),
     };
-    send_report(app, job, req, progress, check_run_id, &report).await
+    session.send_report(&report).await
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, String> {

@@ -33,6 +33,10 @@ pub struct NewJob {
     pub payload: String,
     /// Run it again even if it is done (a re-run button, a re-requested check suite).
     pub force: bool,
+    /// How new the state this job is about is, in ms since the epoch (for a pull request: when its
+    /// head last changed, as the webhook payload says). Within a group, a queued job is superseded
+    /// only by a job with a larger recency, never by insertion order (deliveries arrive out of order).
+    pub recency: i64,
 }
 
 /// A job a worker holds. `progress` is the job's own notes from earlier attempts (e.g. the check run
@@ -47,6 +51,28 @@ pub struct ClaimedJob {
     pub progress: String,
     /// The worker holding the lease.
     pub worker: String,
+    /// This claim's fencing token: every progress save, completion and forge write checks that the
+    /// job still carries it, so a worker whose lease was taken over cannot write any more.
+    pub token: String,
+    pub recency: i64,
+    pub group_key: String,
+}
+
+/// A write refused because the job is no longer ours (its lease ran out and another worker took it,
+/// or it was handed back).
+#[derive(Debug, thiserror::Error)]
+pub enum FenceError {
+    #[error("the job's lease is gone (another worker holds it now)")]
+    LeaseLost,
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+}
+
+/// What retention removed.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub jobs: u64,
 }
 
 /// What happened to a delivery at intake.
@@ -104,6 +130,18 @@ const SCHEMA: &[&str] = &[
     "CREATE INDEX IF NOT EXISTS jobs_ready ON jobs (state, run_at)",
     "CREATE INDEX IF NOT EXISTS jobs_group ON jobs (group_key, state)",
     "CREATE TABLE IF NOT EXISTS minimized_comments (node_id TEXT PRIMARY KEY, minimized_at BIGINT NOT NULL)",
+    // One holder at a time for work that one replica should do (retention).
+    "CREATE TABLE IF NOT EXISTS singletons (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL)",
+    // Secondary rate limits seen by any replica, per installation.
+    "CREATE TABLE IF NOT EXISTS rate_limits (installation BIGINT PRIMARY KEY, until_ms BIGINT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at)",
+];
+
+/// Columns added after the first release: (column, definition). Added when missing.
+const ADDED_COLUMNS: &[(&str, &str)] = &[
+    ("claim_token", "TEXT NOT NULL DEFAULT ''"),
+    ("instance", "TEXT NOT NULL DEFAULT ''"),
+    ("recency", "BIGINT NOT NULL DEFAULT 0"),
 ];
 
 /// A job is ready when it is queued and due, or running under a lease that ran out (its worker died).
@@ -132,6 +170,17 @@ impl Queue {
         };
         for statement in SCHEMA {
             sqlx::query(sqlx::AssertSqlSafe(statement.replace("{ID}", id))).execute(&pool).await?;
+        }
+        for (column, definition) in ADDED_COLUMNS {
+            let present = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {column} FROM jobs LIMIT 1")))
+                .fetch_optional(&pool)
+                .await
+                .is_ok();
+            if !present {
+                sqlx::query(sqlx::AssertSqlSafe(format!("ALTER TABLE jobs ADD COLUMN {column} {definition}")))
+                    .execute(&pool)
+                    .await?;
+            }
         }
         Ok(Queue { pool, backend })
     }
@@ -178,8 +227,8 @@ impl Queue {
         for job in jobs {
             let force = i64::from(job.force);
             sqlx::query(
-                "INSERT INTO jobs (dedupe_key, group_key, kind, payload, state, run_at, created_at, updated_at)
-                 VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5)
+                "INSERT INTO jobs (dedupe_key, group_key, kind, payload, state, run_at, created_at, updated_at, recency)
+                 VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5, $7)
                  ON CONFLICT (dedupe_key) DO UPDATE SET
                    rerun = CASE WHEN $6 = 1 AND jobs.state = 'running' THEN 1 ELSE jobs.rerun END,
                    progress = CASE WHEN $6 = 1 AND jobs.state IN ('done', 'failed', 'superseded')
@@ -191,6 +240,7 @@ impl Queue {
                                  THEN $5 ELSE jobs.run_at END,
                    state = CASE WHEN $6 = 1 AND jobs.state IN ('done', 'failed', 'superseded')
                                 THEN 'queued' ELSE jobs.state END,
+                   recency = CASE WHEN excluded.recency > jobs.recency THEN excluded.recency ELSE jobs.recency END,
                    updated_at = $5",
             )
             .bind(&job.dedupe_key)
@@ -199,43 +249,39 @@ impl Queue {
             .bind(&job.payload)
             .bind(now)
             .bind(force)
+            .bind(job.recency)
             .execute(&mut *tx)
             .await?;
-            // A newer head supersedes queued jobs for older heads of the same pull request; a late
-            // delivery about an older head must not supersede a newer one, hence the id comparison.
-            sqlx::query(
-                "UPDATE jobs SET state = 'superseded', updated_at = $1
-                 WHERE group_key = $2 AND dedupe_key <> $3 AND state = 'queued'
-                   AND id < (SELECT id FROM jobs WHERE dedupe_key = $3)",
-            )
-            .bind(now)
-            .bind(&job.group_key)
-            .bind(&job.dedupe_key)
-            .execute(&mut *tx)
-            .await?;
+            supersede(&mut tx, &job.group_key, now).await?;
         }
         tx.commit().await?;
         Ok(Recorded::New)
     }
 
-    /// Takes the next ready job for `lease`, or `None` when nothing is ready.
+    /// Takes the next ready job for `lease`, or `None` when nothing is ready. `worker` is
+    /// `INSTANCE/n`: the instance part lets a restarted process take back its own jobs at once.
     pub async fn claim(&self, worker: &str, lease: Duration) -> Result<Option<ClaimedJob>, QueueError> {
         let lock = match self.backend {
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
             Backend::Sqlite => "",
         };
+        let instance = worker.rsplit_once('/').map_or(worker, |(i, _)| i);
         let sql = format!(
-            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, worker = $3, updated_at = $1
+            "UPDATE jobs SET state = 'running', attempts = attempts + 1, lease_until = $2, worker = $3, updated_at = $1,
+               claim_token = $4, instance = $5
              WHERE id = (SELECT id FROM jobs WHERE {READY} ORDER BY run_at, id LIMIT 1{lock}) AND {READY}
-             RETURNING id, kind, dedupe_key, payload, attempts, progress"
+             RETURNING id, kind, dedupe_key, payload, attempts, progress, recency, group_key"
         );
         // Two workers can race for the same row; the loser's UPDATE matches nothing, so try a few times.
         for _ in 0..5 {
             let now = now_ms();
+            let token = new_token();
             let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
                 .bind(now)
                 .bind(now + lease.as_millis() as i64)
                 .bind(worker)
+                .bind(&token)
+                .bind(instance)
                 .fetch_optional(&self.pool)
                 .await?;
             if let Some(row) = row {
@@ -247,6 +293,9 @@ impl Queue {
                     attempts: row.try_get("attempts")?,
                     progress: row.try_get("progress")?,
                     worker: worker.to_string(),
+                    token,
+                    recency: row.try_get("recency")?,
+                    group_key: row.try_get("group_key")?,
                 }));
             }
             if !self.has_ready().await? {
@@ -254,6 +303,22 @@ impl Queue {
             }
         }
         Ok(None)
+    }
+
+    /// A process that starts takes back the jobs its previous life (same instance id) held: they are
+    /// ready at once instead of after their lease. Returns how many.
+    pub async fn reclaim_instance(&self, instance: &str) -> Result<u64, QueueError> {
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, claim_token = '', updated_at = $1
+             WHERE state = 'running' AND instance = $2",
+        )
+        .bind(now)
+        .bind(instance)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     async fn has_ready(&self) -> Result<bool, QueueError> {
@@ -264,95 +329,233 @@ impl Queue {
         Ok(n > 0)
     }
 
-    /// Keeps the job's notes for a later attempt and extends the lease (a heartbeat).
-    pub async fn save_progress(&self, job: &ClaimedJob, progress: &str, lease: Duration) -> Result<(), QueueError> {
+    /// Keeps the job's notes for a later attempt and extends the lease (a heartbeat). Refused when
+    /// the claim is no longer this job's.
+    pub async fn save_progress(&self, job: &ClaimedJob, progress: &str, lease: Duration) -> Result<(), FenceError> {
         let now = now_ms();
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE jobs SET progress = $1, lease_until = $2, updated_at = $3
-             WHERE id = $4 AND worker = $5 AND state = 'running'",
+             WHERE id = $4 AND claim_token = $5 AND state = 'running'",
         )
         .bind(progress)
         .bind(now + lease.as_millis() as i64)
         .bind(now)
         .bind(job.id)
-        .bind(&job.worker)
+        .bind(&job.token)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
+        .map_err(QueueError)?
+        .rows_affected();
+        fenced(n)
     }
 
-    /// Heartbeat: the worker is still on it.
-    pub async fn extend_lease(&self, job: &ClaimedJob, worker: &str, lease: Duration) -> Result<(), QueueError> {
+    /// The fence before a forge write: the claim is still ours and its lease has not run out (the
+    /// lease is extended). A worker paused past its lease gets `LeaseLost` here, before it writes.
+    pub async fn fence(&self, job: &ClaimedJob, lease: Duration) -> Result<(), FenceError> {
         let now = now_ms();
-        sqlx::query("UPDATE jobs SET lease_until = $1 WHERE id = $2 AND worker = $3 AND state = 'running'")
-            .bind(now + lease.as_millis() as i64)
-            .bind(job.id)
-            .bind(worker)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        let n = sqlx::query(
+            "UPDATE jobs SET lease_until = $1
+             WHERE id = $2 AND claim_token = $3 AND state = 'running' AND lease_until >= $4",
+        )
+        .bind(now + lease.as_millis() as i64)
+        .bind(job.id)
+        .bind(&job.token)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError)?
+        .rows_affected();
+        fenced(n)
+    }
+
+    /// Heartbeat: the worker is still on it. `LeaseLost` when another worker took the job over.
+    pub async fn extend_lease(&self, job: &ClaimedJob, lease: Duration) -> Result<(), FenceError> {
+        self.fence(job, lease).await
     }
 
     /// The job is finished. If a re-run was asked for while it ran, it goes back to the queue.
-    pub async fn complete(&self, job: &ClaimedJob, worker: &str) -> Result<(), QueueError> {
+    pub async fn complete(&self, job: &ClaimedJob) -> Result<(), FenceError> {
         let now = now_ms();
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE jobs SET
                state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END,
                attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END,
                progress = CASE WHEN rerun = 1 THEN '{}' ELSE progress END,
-               rerun = 0, lease_until = 0, run_at = $1, updated_at = $1, last_error = ''
-             WHERE id = $2 AND worker = $3 AND state = 'running'",
+               rerun = 0, lease_until = 0, run_at = $1, updated_at = $1, last_error = '', claim_token = ''
+             WHERE id = $2 AND claim_token = $3 AND state = 'running'",
         )
         .bind(now)
         .bind(job.id)
-        .bind(worker)
+        .bind(&job.token)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
+        .map_err(QueueError)?
+        .rows_affected();
+        fenced(n)
     }
 
     /// Puts the job back to run again after `delay`.
-    pub async fn retry(&self, job: &ClaimedJob, worker: &str, delay: Duration, error: &str) -> Result<(), QueueError> {
+    pub async fn retry(&self, job: &ClaimedJob, delay: Duration, error: &str) -> Result<(), FenceError> {
         let now = now_ms();
-        sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, last_error = $2, updated_at = $3
-             WHERE id = $4 AND worker = $5 AND state = 'running'",
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, last_error = $2, updated_at = $3,
+               claim_token = ''
+             WHERE id = $4 AND claim_token = $5 AND state = 'running'",
         )
         .bind(now + delay.as_millis() as i64)
         .bind(error)
         .bind(now)
         .bind(job.id)
-        .bind(worker)
+        .bind(&job.token)
         .execute(&self.pool)
-        .await?;
-        Ok(())
+        .await
+        .map_err(QueueError)?
+        .rows_affected();
+        fenced(n)
+    }
+
+    /// Hands the job back unfinished (shutdown): it is ready at once for any worker, and this
+    /// attempt does not count.
+    pub async fn release(&self, job: &ClaimedJob) -> Result<(), FenceError> {
+        let now = now_ms();
+        let n = sqlx::query(
+            "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, updated_at = $1, claim_token = '',
+               attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+             WHERE id = $2 AND claim_token = $3 AND state = 'running'",
+        )
+        .bind(now)
+        .bind(job.id)
+        .bind(&job.token)
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError)?
+        .rows_affected();
+        fenced(n)
     }
 
     /// Gives up on the job; the error is kept for operators.
-    pub async fn fail(&self, job: &ClaimedJob, worker: &str, error: &str) -> Result<(), QueueError> {
+    pub async fn fail(&self, job: &ClaimedJob, error: &str) -> Result<(), FenceError> {
         let now = now_ms();
-        sqlx::query(
+        let n = sqlx::query(
             "UPDATE jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'failed' END,
                attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END,
-               rerun = 0, lease_until = 0, last_error = $1, updated_at = $2, run_at = $2
-             WHERE id = $3 AND worker = $4 AND state = 'running'",
+               rerun = 0, lease_until = 0, last_error = $1, updated_at = $2, run_at = $2, claim_token = ''
+             WHERE id = $3 AND claim_token = $4 AND state = 'running'",
         )
         .bind(error)
         .bind(now)
         .bind(job.id)
-        .bind(worker)
+        .bind(&job.token)
+        .execute(&self.pool)
+        .await
+        .map_err(QueueError)?
+        .rows_affected();
+        fenced(n)
+    }
+
+    /// Makes sure a job exists and will run for `job` (a pull request's current head that a job for
+    /// an older head found): inserted if new, brought back if it was superseded. Returns whether
+    /// anything changed.
+    pub async fn ensure(&self, job: &NewJob) -> Result<bool, QueueError> {
+        let now = now_ms();
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "INSERT INTO jobs (dedupe_key, group_key, kind, payload, state, run_at, created_at, updated_at, recency)
+             VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5, $6)
+             ON CONFLICT (dedupe_key) DO UPDATE SET
+               state = 'queued', run_at = $5, updated_at = $5, attempts = 0, progress = '{}',
+               recency = CASE WHEN excluded.recency > jobs.recency THEN excluded.recency ELSE jobs.recency END
+             WHERE jobs.state = 'superseded'",
+        )
+        .bind(&job.dedupe_key)
+        .bind(&job.group_key)
+        .bind(&job.kind)
+        .bind(&job.payload)
+        .bind(now)
+        .bind(job.recency)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n > 0 {
+            supersede(&mut tx, &job.group_key, now).await?;
+        }
+        tx.commit().await?;
+        Ok(n > 0)
+    }
+
+    /// Deletes deliveries, and jobs that are done, failed or superseded, last touched before
+    /// `before_ms`. Queued and running jobs are never pruned.
+    pub async fn prune(&self, before_ms: i64) -> Result<Pruned, QueueError> {
+        let deliveries = sqlx::query("DELETE FROM deliveries WHERE received_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        let jobs = sqlx::query("DELETE FROM jobs WHERE state IN ('done', 'failed', 'superseded') AND updated_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        sqlx::query("DELETE FROM minimized_comments WHERE minimized_at < $1")
+            .bind(before_ms)
+            .execute(&self.pool)
+            .await?;
+        Ok(Pruned { deliveries, jobs })
+    }
+
+    /// Takes (or keeps) the named singleton for `hold`: true when `holder` has it now. Replicas that
+    /// call this at the same time: one gets it.
+    pub async fn hold_singleton(&self, name: &str, holder: &str, hold: Duration) -> Result<bool, QueueError> {
+        let now = now_ms();
+        let n = sqlx::query(
+            "INSERT INTO singletons (name, holder, until_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
+             WHERE singletons.until_ms < $4 OR singletons.holder = excluded.holder",
+        )
+        .bind(name)
+        .bind(holder)
+        .bind(now + hold.as_millis() as i64)
+        .bind(now)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n > 0)
+    }
+
+    /// Records that GitHub asked an installation to wait (a secondary rate limit), so every replica
+    /// waits too.
+    pub async fn set_rate_limit(&self, installation: u64, until_ms: i64) -> Result<(), QueueError> {
+        sqlx::query(
+            "INSERT INTO rate_limits (installation, until_ms) VALUES ($1, $2)
+             ON CONFLICT (installation) DO UPDATE SET until_ms = excluded.until_ms
+             WHERE rate_limits.until_ms < excluded.until_ms",
+        )
+        .bind(installation as i64)
+        .bind(until_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Whether the job is still the newest for its pull request (a newer head supersedes it).
+    /// Until when an installation must wait, if a replica recorded a rate limit that still holds.
+    pub async fn rate_limit(&self, installation: u64) -> Result<Option<i64>, QueueError> {
+        let until: Option<i64> =
+            sqlx::query_scalar("SELECT until_ms FROM rate_limits WHERE installation = $1 AND until_ms > $2")
+                .bind(installation as i64)
+                .bind(now_ms())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(until)
+    }
+
+    /// Whether a job about newer state of the same pull request exists (by recency, not by id).
     pub async fn is_superseded(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
         let n: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM jobs WHERE group_key = (SELECT group_key FROM jobs WHERE id = $1) AND id > $1",
+            "SELECT COUNT(*) FROM jobs WHERE group_key = $1 AND id <> $2 AND recency > $3 AND state <> 'superseded'",
         )
+        .bind(&job.group_key)
         .bind(job.id)
+        .bind(job.recency)
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)
@@ -383,6 +586,25 @@ impl Queue {
             .await?;
         rows.into_iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(QueueError)
+    }
+
+    /// The notes a job holds now (a handler's copy may be older).
+    pub async fn progress_of(&self, job: &ClaimedJob) -> Result<Option<String>, QueueError> {
+        Ok(sqlx::query_scalar("SELECT progress FROM jobs WHERE id = $1")
+            .bind(job.id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// Running jobs as (dedupe_key, worker): for operators and tests.
+    pub async fn running(&self) -> Result<Vec<(String, String)>, QueueError> {
+        let rows = sqlx::query("SELECT dedupe_key, worker FROM jobs WHERE state = 'running' ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.into_iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
             .collect::<Result<_, sqlx::Error>>()
             .map_err(QueueError)
     }
@@ -430,4 +652,41 @@ impl Queue {
         .await?;
         Ok(at)
     }
+}
+
+fn fenced(rows: u64) -> Result<(), FenceError> {
+    if rows == 0 {
+        Err(FenceError::LeaseLost)
+    } else {
+        Ok(())
+    }
+}
+
+/// A fresh fencing token.
+fn new_token() -> String {
+    let mut bytes = [0u8; 16];
+    if getrandom::fill(&mut bytes).is_err() {
+        // No entropy: the time and a counter still make tokens unique within the process.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        bytes[..8].copy_from_slice(&now_ms().to_le_bytes());
+        bytes[8..].copy_from_slice(&n.to_le_bytes());
+    }
+    hex::encode(bytes)
+}
+
+/// Within `group`, queued jobs about older state than the newest job are superseded. Recency comes
+/// from the pull request (its head's time), so a late delivery about an older head supersedes nothing
+/// and is itself superseded; jobs of equal recency are left alone (each finds out from GitHub).
+async fn supersede(tx: &mut sqlx::Transaction<'_, sqlx::Any>, group: &str, now: i64) -> Result<(), QueueError> {
+    sqlx::query(
+        "UPDATE jobs SET state = 'superseded', updated_at = $1
+         WHERE group_key = $2 AND state = 'queued' AND rerun = 0
+           AND recency < (SELECT MAX(recency) FROM jobs WHERE group_key = $2 AND state <> 'superseded')",
+    )
+    .bind(now)
+    .bind(group)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }

@@ -165,6 +165,45 @@ pub fn describe(set: &PolicySet, disabled: &[String]) -> Vec<PolicyInfo> {
     out
 }
 
+/// Drops the constraints of the built-ins not in `enabled` (a repository's `disable:`), keeping
+/// their templates so that a Constraint of such a kind elsewhere still loads. Returns the disabled
+/// built-ins' names. Shared by the CLI and the App.
+pub fn disable_builtins(set: &mut PolicySet, enabled: &[String]) -> Vec<String> {
+    let disabled: Vec<String> = crate::policy::builtin_names()
+        .into_iter()
+        .filter(|n| !enabled.iter().any(|e| e == n))
+        .map(String::from)
+        .collect();
+    let disabled_kinds: Vec<String> = set
+        .builtin_of
+        .iter()
+        .filter(|(_, name)| disabled.contains(name))
+        .map(|(i, _)| set.templates[*i].kind.clone())
+        .collect();
+    set.constraints.retain(|c| !disabled_kinds.contains(&c.kind));
+    disabled
+}
+
+/// One note for the built-ins that wait for the organisation's data (`None` when none does).
+/// Shared by the CLI's output and the App's check-run summary.
+pub fn unconfigured_note(described: &[PolicyInfo]) -> Option<String> {
+    let waiting: Vec<&PolicyInfo> = described.iter().filter(|p| p.status == Status::NotConfigured).collect();
+    if waiting.is_empty() {
+        return None;
+    }
+    let how: Vec<String> = waiting
+        .iter()
+        .map(|p| {
+            let params: Vec<&str> = p.parameters.iter().map(|q| q.name.as_str()).collect();
+            format!("{} (a {} Constraint with `{}`)", p.name, p.constraint_kind, params.join("`, `"))
+        })
+        .collect();
+    Some(format!(
+        "not configured, so not checked: {}. These built-ins need your organisation's data: add the Constraint to the policy repository or a --policy folder (see docs/builtin-policies.md)",
+        how.join("; ")
+    ))
+}
+
 /// Constraints that a run evaluates: each active constraint, and each rule of a Rego module.
 pub fn active_count(policies: &[PolicyInfo]) -> usize {
     policies

@@ -1,8 +1,10 @@
 //! The HTTP side of the App: where a webhook enters. Body limit -> signature -> delivery id -> intake
 //! -> one database transaction -> 202. Nothing is processed inside the request; workers do that.
 
+pub mod listen;
 mod webhook;
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -30,12 +32,34 @@ pub struct ServerState {
     pub metrics: Metrics,
     /// Wakes idle workers when a delivery enqueued work.
     pub wake: Arc<Notify>,
+    /// Set on SIGTERM: `/readyz` answers 503 (webhooks are still stored while the listener is open).
+    pub draining: AtomicBool,
+    /// Bytes of request bodies read but not yet authenticated, over all requests.
+    pub unverified: AtomicUsize,
+    pub limits: crate::settings::ServerLimits,
+}
+
+impl ServerState {
+    /// Reserves `n` unauthenticated bytes; `false` when that would go over the cap.
+    fn reserve(&self, n: usize) -> bool {
+        let max = self.limits.max_unverified_bytes;
+        self.unverified
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |cur| cur.checked_add(n).filter(|t| *t <= max))
+            .is_ok()
+    }
+
+    fn unreserve(&self, n: usize) {
+        self.unverified.fetch_sub(n, Ordering::AcqRel);
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
 }
 
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/webhooks/github", post(webhook::github))
-        .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
@@ -43,6 +67,9 @@ pub fn router(state: Arc<ServerState>) -> Router {
 }
 
 async fn ready(State(state): State<Arc<ServerState>>) -> impl IntoResponse {
+    if state.draining.load(Ordering::SeqCst) {
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down".to_string());
+    }
     match state.queue.ping().await {
         Ok(()) => (StatusCode::OK, "ready".to_string()),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("database unreachable: {e}")),

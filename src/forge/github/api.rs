@@ -1,6 +1,8 @@
 //! The GitHub operations guardrail uses, typed: pull requests and their files, file contents at a
 //! commit (batched through GraphQL, REST blobs for what GraphQL truncates), check runs, reviews.
 
+use std::time::Duration;
+
 use base64::Engine;
 use http::Method;
 use serde_json::{json, Value};
@@ -23,6 +25,27 @@ pub struct PullRequest {
     /// Set when the head lives in another repository (a fork).
     pub head_repo: Option<RepoSlug>,
     pub base_default_branch: String,
+    /// `updated_at` in ms since the epoch (0 when absent): how recent the head is.
+    pub updated_at: i64,
+}
+
+/// One of our check runs as GitHub holds it: what reconciliation needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CheckRunState {
+    pub id: u64,
+    pub external_id: String,
+    pub started_at: String,
+    pub status: String,
+    pub annotations: u64,
+}
+
+/// A review thread and its first comment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReviewThread {
+    pub id: String,
+    pub resolved: bool,
+    pub comment_node_id: String,
+    pub minimized: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -95,6 +118,7 @@ impl GitHub {
                 b if b.is_empty() => "main".into(),
                 b => b,
             },
+            updated_at: crate::intake::time_ms(v.get("updated_at").and_then(Value::as_str)),
         })
     }
 
@@ -270,6 +294,16 @@ impl GitHub {
         let v = self.call(inst, Method::POST, &url, Some(&body), operation).await?.json(operation)?;
         if let Some(errors) = v.get("errors").and_then(Value::as_array).filter(|e| !e.is_empty()) {
             let message = errors.iter().filter_map(|e| e.get("message")?.as_str()).collect::<Vec<_>>().join("; ");
+            // Typed before any retry decision: a rate limit waits, a missing node is permanent.
+            let kind = |t: &str| errors.iter().any(|e| e.get("type").and_then(Value::as_str) == Some(t));
+            if kind("RATE_LIMITED") {
+                let wait = Duration::from_secs(60);
+                self.limit(inst, wait);
+                return Err(ForgeError::RateLimited { operation: operation.into(), wait });
+            }
+            if kind("NOT_FOUND") {
+                return Err(ForgeError::Status { operation: operation.into(), status: 404, message });
+            }
             return Err(decode(operation, message));
         }
         Ok(v.get("data").cloned().unwrap_or(Value::Null))
@@ -294,6 +328,124 @@ impl GitHub {
         body: &Value,
     ) -> Result<(), ForgeError> {
         self.call(inst, Method::PATCH, &format!("/repos/{repo}/check-runs/{id}"), Some(body), "checks/update").await?;
+        Ok(())
+    }
+
+    fn run_state(v: &Value) -> CheckRunState {
+        CheckRunState {
+            id: v.get("id").and_then(Value::as_u64).unwrap_or(0),
+            external_id: s(v, "/external_id"),
+            started_at: s(v, "/started_at"),
+            status: s(v, "/status"),
+            annotations: v.pointer("/output/annotations_count").and_then(Value::as_u64).unwrap_or(0),
+        }
+    }
+
+    /// The check runs named `name` on a commit, newest first (every run, not only the latest).
+    pub async fn check_runs_for(
+        &self,
+        inst: &InstallationId,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+        name: &str,
+    ) -> Result<Vec<CheckRunState>, ForgeError> {
+        let op = "checks/list-for-ref";
+        let mut out = Vec::new();
+        let mut next = Some(format!(
+            "/repos/{repo}/commits/{sha}/check-runs?check_name={}&filter=all&per_page=100",
+            query_escape(name)
+        ));
+        while let Some(url) = next.take() {
+            let reply = self.call(inst, Method::GET, &url, None, op).await?;
+            let v = reply.json(op)?;
+            let runs = v.get("check_runs").and_then(Value::as_array).ok_or_else(|| decode(op, "no check_runs"))?;
+            out.extend(runs.iter().map(Self::run_state));
+            if out.len() >= 1000 {
+                break;
+            }
+            next = next_link(&reply.headers);
+        }
+        Ok(out)
+    }
+
+    pub async fn check_run(
+        &self,
+        inst: &InstallationId,
+        repo: &RepoSlug,
+        id: u64,
+    ) -> Result<CheckRunState, ForgeError> {
+        let op = "checks/get";
+        let v = self.get_json(inst, &format!("/repos/{repo}/check-runs/{id}"), op).await?;
+        Ok(Self::run_state(&v))
+    }
+
+    /// Every review thread of a pull request with its first comment.
+    pub async fn review_threads(
+        &self,
+        inst: &InstallationId,
+        repo: &RepoSlug,
+        n: &PrNumber,
+    ) -> Result<Vec<ReviewThread>, ForgeError> {
+        let query = "query($owner: String!, $name: String!, $number: Int!, $after: String) {
+  repository(owner: $owner, name: $name) { pullRequest(number: $number) {
+    reviewThreads(first: 100, after: $after) { pageInfo { hasNextPage endCursor }
+      nodes { id isResolved comments(first: 1) { nodes { id isMinimized } } } } } } }";
+        let mut out = Vec::new();
+        let mut after = Value::Null;
+        for _ in 0..100 {
+            let vars = json!({"owner": repo.owner, "name": repo.name, "number": n.0, "after": after});
+            let data = self.graphql(inst, query, vars, "graphql/review-threads").await?;
+            let threads = data.pointer("/repository/pullRequest/reviewThreads").cloned().unwrap_or(Value::Null);
+            for t in threads.pointer("/nodes").and_then(Value::as_array).into_iter().flatten() {
+                let comment = t.pointer("/comments/nodes/0").cloned().unwrap_or(Value::Null);
+                out.push(ReviewThread {
+                    id: s(t, "/id"),
+                    resolved: t.get("isResolved").and_then(Value::as_bool).unwrap_or(false),
+                    comment_node_id: s(&comment, "/id"),
+                    minimized: comment.get("isMinimized").and_then(Value::as_bool).unwrap_or(false),
+                });
+            }
+            if threads.pointer("/pageInfo/hasNextPage").and_then(Value::as_bool) != Some(true) {
+                break;
+            }
+            after = threads.pointer("/pageInfo/endCursor").cloned().unwrap_or(Value::Null);
+        }
+        Ok(out)
+    }
+
+    /// Resolves (or, with `resolve` false, reopens) review threads, several per mutation.
+    pub async fn resolve_threads(
+        &self,
+        inst: &InstallationId,
+        thread_ids: &[String],
+        resolve: bool,
+    ) -> Result<(), ForgeError> {
+        let field = if resolve { "resolveReviewThread" } else { "unresolveReviewThread" };
+        for chunk in thread_ids.chunks(20) {
+            let mut query = String::from("mutation {");
+            for (i, id) in chunk.iter().enumerate() {
+                let id = serde_json::to_string(id).expect("string");
+                query.push_str(&format!(" r{i}: {field}(input: {{threadId: {id}}}) {{ thread {{ isResolved }} }}"));
+            }
+            query.push_str(" }");
+            self.graphql(inst, &query, json!({}), "graphql/resolve-review-thread").await?;
+        }
+        Ok(())
+    }
+
+    /// Shows minimised comments again (a finding that came back).
+    pub async fn unminimize(&self, inst: &InstallationId, node_ids: &[String]) -> Result<(), ForgeError> {
+        for chunk in node_ids.chunks(20) {
+            let mut query = String::from("mutation {");
+            for (i, id) in chunk.iter().enumerate() {
+                let id = serde_json::to_string(id).expect("string");
+                query.push_str(&format!(
+                    " u{i}: unminimizeComment(input: {{subjectId: {id}}}) {{ unminimizedComment {{ isMinimized }} }}"
+                ));
+            }
+            query.push_str(" }");
+            self.graphql(inst, &query, json!({}), "graphql/unminimize-comment").await?;
+        }
         Ok(())
     }
 
@@ -339,4 +491,14 @@ impl GitHub {
         }
         Ok(())
     }
+}
+
+/// A query-string value: letters, digits and `-_.~` stay, the rest is percent-encoded.
+fn query_escape(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }

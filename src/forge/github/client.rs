@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::{HeaderMap, Method};
 use octocrab::Octocrab;
@@ -64,6 +64,9 @@ pub struct GitHub {
     pub graphql_url: String,
     installations: Mutex<HashMap<u64, Arc<Octocrab>>>,
     writes: Mutex<HashMap<u64, Arc<tokio::sync::Mutex<()>>>>,
+    /// One rate-limit state per installation, shared by every worker of the process: once GitHub
+    /// asks an installation to wait, no call for it goes out before the time is up.
+    limits: Mutex<HashMap<u64, Instant>>,
     metrics: Metrics,
     pub policy: CallPolicy,
 }
@@ -108,6 +111,7 @@ impl GitHub {
             graphql_url: graphql_url.to_string(),
             installations: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
+            limits: Mutex::new(HashMap::new()),
             metrics,
             policy,
         })
@@ -133,6 +137,22 @@ impl GitHub {
         self.installations.lock().expect("installation map").remove(&id.0);
     }
 
+    /// How long calls for `id` must still wait, if GitHub asked it to.
+    pub fn limited_for(&self, id: &InstallationId) -> Option<Duration> {
+        let until = *self.limits.lock().expect("rate limits").get(&id.0)?;
+        until.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// Records that GitHub asked `id` to wait `wait` (from a reply, or from another replica).
+    pub fn limit(&self, id: &InstallationId, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut limits = self.limits.lock().expect("rate limits");
+        let slot = limits.entry(id.0).or_insert(until);
+        if *slot < until {
+            *slot = until;
+        }
+    }
+
     fn write_lock(&self, id: &InstallationId) -> Arc<tokio::sync::Mutex<()>> {
         self.writes.lock().expect("write locks").entry(id.0).or_default().clone()
     }
@@ -148,7 +168,7 @@ impl GitHub {
 
     /// One call as the App itself (JWT), e.g. to find the installation of a repository.
     pub async fn app_get(&self, path: &str, operation: &str) -> Result<Value, ForgeError> {
-        let reply = self.send_with(None, Method::GET, &self.url(path), None, operation).await?;
+        let reply = self.send_with(None, Method::GET, &self.url(path), None, operation, false).await?;
         self.check(reply, operation)?.json(operation)
     }
 
@@ -181,7 +201,13 @@ impl GitHub {
         };
         let mut refreshed = false;
         loop {
-            let reply = self.send_with(Some(installation), method.clone(), &url, body, operation).await;
+            if let Some(wait) = self.limited_for(installation) {
+                if wait > self.policy.max_inline_wait {
+                    return Err(ForgeError::RateLimited { operation: operation.into(), wait });
+                }
+                tokio::time::sleep(wait).await;
+            }
+            let reply = self.send_with(Some(installation), method.clone(), &url, body, operation, is_write).await;
             match reply {
                 Ok(r) if r.status == 401 && !refreshed => {
                     // The token expired early or was revoked: get a new one, once.
@@ -208,11 +234,14 @@ impl GitHub {
                 let errors = v.get("errors").map(|e| format!(" {e}")).unwrap_or_default();
                 Some(format!("{m}{errors}"))
             })
-            .unwrap_or_else(|| String::from_utf8_lossy(&reply.body).chars().take(300).collect());
+            // Never an upstream HTML page: its text ends up in check runs and logs.
+            .unwrap_or_else(|| format!("a response that is not JSON ({} bytes)", reply.body.len()));
         Err(ForgeError::Status { operation: operation.into(), status: reply.status, message })
     }
 
     /// Sends with retries for rate limits (waited out inline when short), 5xx and transport errors.
+    /// A write is not repeated after a 5xx or a transport error: GitHub may have applied it, so the
+    /// job reconciles with what GitHub holds before it writes again.
     async fn send_with(
         &self,
         installation: Option<&InstallationId>,
@@ -220,6 +249,7 @@ impl GitHub {
         url: &str,
         body: Option<&Value>,
         operation: &str,
+        is_write: bool,
     ) -> Result<Reply, ForgeError> {
         let mut attempt = 0;
         loop {
@@ -228,6 +258,9 @@ impl GitHub {
             let retryable = match &result {
                 Ok(reply) => {
                     if let Some(wait) = rate_limit_wait(reply) {
+                        if let Some(id) = installation {
+                            self.limit(id, wait);
+                        }
                         if wait > self.policy.max_inline_wait || attempt > self.policy.attempts + 2 {
                             return Err(ForgeError::RateLimited { operation: operation.into(), wait });
                         }
@@ -236,9 +269,9 @@ impl GitHub {
                         tokio::time::sleep(wait).await;
                         continue;
                     }
-                    reply.status >= 500
+                    reply.status >= 500 && !is_write
                 }
-                Err(ForgeError::Transport { .. }) => true,
+                Err(ForgeError::Transport { .. }) => !is_write,
                 Err(_) => false,
             };
             if !retryable || attempt >= self.policy.attempts {
@@ -256,6 +289,15 @@ impl GitHub {
             Some(id) => {
                 let client = self.installation(id)?;
                 let token = client.installation_token().await.map_err(|e| match e {
+                    // The installation is gone (uninstalled) or suspended: retrying cannot help.
+                    octocrab::Error::GitHub { source, .. }
+                        if source.status_code.as_u16() == 404 || source.status_code.as_u16() == 403 =>
+                    {
+                        ForgeError::Uninstalled(format!(
+                            "installation {id}: {} ({})",
+                            source.message, source.status_code
+                        ))
+                    }
                     octocrab::Error::GitHub { source, .. } => {
                         ForgeError::Auth(format!("installation token: {} ({})", source.message, source.status_code))
                     }

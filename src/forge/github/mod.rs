@@ -4,5 +4,5 @@
 mod api;
 mod client;
 
-pub use api::{FileText, PullFile, PullRequest, BLOBS_PER_QUERY, MAX_PULL_FILES};
+pub use api::{CheckRunState, FileText, PullFile, PullRequest, ReviewThread, BLOBS_PER_QUERY, MAX_PULL_FILES};
 pub use client::{next_link, rate_limit_wait, CallPolicy, GitHub, Reply};

@@ -171,7 +171,7 @@ async fn a_pull_request_to_the_policy_repository_runs_its_tests() {
 }
 
 /// PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); each run uses its own database.
-async fn postgres_url() -> String {
+pub(super) async fn postgres_url() -> String {
     let admin = "postgres://postgres@127.0.0.1:5432/test";
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(admin).await.expect("PostgreSQL runs at 127.0.0.1:5432 (see .ci/run)");

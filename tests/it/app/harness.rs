@@ -32,6 +32,7 @@ pub struct Harness {
     next_delivery: AtomicU64,
     http: reqwest::Client,
     extra_args: Vec<String>,
+    calls: CallPolicy,
 }
 
 /// Quick retries: the fake answers in microseconds and tests must not sleep for seconds.
@@ -55,12 +56,17 @@ impl Harness {
 
     /// `args` are extra `guardrail serve` flags, e.g. `["--policy-repo", "acme/policies"]`.
     pub async fn with_args(args: &[&str]) -> Harness {
+        Harness::with_calls(args, call_policy()).await
+    }
+
+    /// `with_args` with the GitHub client's own call policy (e.g. a short timeout).
+    pub async fn with_calls(args: &[&str], calls: CallPolicy) -> Harness {
         let gh = FakeGitHub::start().await;
         gh.add_repo(REPO, INSTALLATION);
         let db = tempfile::tempdir().expect("tempdir");
         let database_url = format!("sqlite://{}", db.path().join("guardrail.db").display());
         let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let service = build_service(&gh, &database_url, &extra_args).await;
+        let service = build_service(&gh, &database_url, &extra_args, &calls).await;
         let url = serve(&service).await;
         Harness {
             gh,
@@ -71,17 +77,25 @@ impl Harness {
             next_delivery: AtomicU64::new(1),
             http: reqwest::Client::new(),
             extra_args,
+            calls,
         }
     }
 
     /// Another replica: its own Service (workers, caches, metrics) on the same database and GitHub.
     pub async fn replica(&self) -> Service {
-        build_service(&self.gh, &self.database_url, &self.extra_args).await
+        build_service(&self.gh, &self.database_url, &self.extra_args, &self.calls).await
+    }
+
+    /// Another replica with its own instance id (pass no `--instance-id` to the harness then).
+    pub async fn replica_as(&self, instance: &str) -> Service {
+        let mut args = self.extra_args.clone();
+        args.extend(["--instance-id".to_string(), instance.to_string()]);
+        build_service(&self.gh, &self.database_url, &args, &self.calls).await
     }
 
     /// A new process on the same database and fake GitHub (a restart).
     pub async fn restart(&mut self) {
-        self.service = build_service(&self.gh, &self.database_url, &self.extra_args).await;
+        self.service = build_service(&self.gh, &self.database_url, &self.extra_args, &self.calls).await;
         self.url = serve(&self.service).await;
     }
 
@@ -149,7 +163,7 @@ impl Harness {
     }
 }
 
-async fn build_service(gh: &FakeGitHub, database_url: &str, extra: &[String]) -> Service {
+async fn build_service(gh: &FakeGitHub, database_url: &str, extra: &[String], calls: &CallPolicy) -> Service {
     let mut argv = vec![
         "guardrail".to_string(),
         "--app-id".into(),
@@ -172,7 +186,7 @@ async fn build_service(gh: &FakeGitHub, database_url: &str, extra: &[String]) ->
     argv.extend(extra.iter().cloned());
     let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("serve flags do not parse: {}", e.kind()));
     let settings = Settings::from_args(&args.serve).expect("settings are valid");
-    Service::build(&settings, call_policy(), job_retry()).await.expect("service builds")
+    Service::build(&settings, calls.clone(), job_retry()).await.expect("service builds")
 }
 
 async fn serve(service: &Service) -> String {

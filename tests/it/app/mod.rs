@@ -3,8 +3,11 @@
 //! what the fake recorded. Every story ends with `finish()`: no request GitHub would refuse or the
 //! fake does not know, and no job left queued, running or failed.
 
+mod abuse;
 mod binary;
+mod builtins;
 mod durability;
+mod faults;
 mod harness;
 mod more;
 mod scale;

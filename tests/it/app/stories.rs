@@ -104,14 +104,25 @@ async fn a_fix_pushed_later_marks_the_old_comments_outdated() {
     assert_eq!(latest.conclusion.as_deref(), Some("success"));
     let comments = h.gh.review_comments(REPO, 3);
     assert_eq!(comments.len(), 2, "nothing new posted");
-    assert!(comments.iter().all(|c| c.minimized.as_deref() == Some("OUTDATED")), "{comments:#?}");
-    // Checking the fixed head again minimises nothing a second time.
+    // Outdated comments are resolved as review threads, the way reviewers expect, not hidden.
+    assert_eq!(h.gh.threads_resolved(REPO, 3), vec![true, true]);
+    assert!(comments.iter().all(|c| c.minimized.is_none()), "{comments:#?}");
+    // Checking the fixed head again resolves nothing a second time: two GraphQL reads (review
+    // threads, file contents), no mutation.
     let run_id = latest.id;
-    let minimize_calls = || h.gh.calls().iter().filter(|c| c.kind == "graphql" && c.method == "POST").count();
-    let before = minimize_calls();
+    let graphql_calls = || h.gh.calls().iter().filter(|c| c.kind == "graphql" && c.method == "POST").count();
+    let before = graphql_calls();
     h.deliver("check_run", &h.gh.check_run("rerequested", REPO, run_id)).await;
     h.drain().await;
-    assert_eq!(minimize_calls(), before + 1, "one GraphQL call (the file contents), no second minimize");
+    assert_eq!(graphql_calls(), before + 2, "threads and contents read, nothing resolved again");
+
+    // The finding comes back: its thread is reopened, and still no second comment.
+    let again = h.gh.commit(REPO, Some(&fixed), &[("deploy/web.yaml", Some(PRIVILEGED))]);
+    h.gh.push_pull(REPO, 3, &again);
+    h.deliver("pull_request", &h.gh.pull_request("synchronize", REPO, 3)).await;
+    h.drain().await;
+    assert_eq!(h.gh.review_comments(REPO, 3).len(), 2, "nothing posted twice");
+    assert_eq!(h.gh.threads_resolved(REPO, 3), vec![false, false], "a re-introduced finding is visible again");
     h.finish().await;
 }
 
@@ -264,7 +275,7 @@ async fn github_failing_after_every_retry_completes_the_check_with_a_message() {
     let run = &h.gh.check_runs(REPO)[0];
     assert_eq!(run.status, "completed");
     assert_eq!(run.conclusion.as_deref(), Some("failure"));
-    assert_eq!(run.title.as_deref(), Some("guardrail could not reach GitHub"));
+    assert_eq!(run.title.as_deref(), Some("GitHub is failing"));
     let jobs = h.service.app.queue.jobs().await.unwrap();
     assert_eq!(jobs[0].1, "failed", "the job gave up after its attempts: {jobs:?}");
     assert!(h.gh.problems().is_empty(), "{:?}", h.gh.problems());

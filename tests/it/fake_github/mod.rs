@@ -122,6 +122,24 @@ pub struct Fault {
     pub times: usize,
 }
 
+/// What the fake does to the write with index `at` (0 = the App's first write, counted from when
+/// the fault was set): a crash point, seen from GitHub's side.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WriteFault {
+    pub at: usize,
+    pub mode: WriteMode,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteMode {
+    /// Refused before anything is applied (a plain 5xx).
+    Refuse(u16),
+    /// Applied, then answered with this status: the App cannot know it landed.
+    ApplyThenFail(u16),
+    /// Applied, then the answer is held this long (a timeout or a crash while waiting).
+    ApplyThenHold(Duration),
+}
+
 impl FakeGitHub {
     pub const APP_ID: u64 = 4242;
     pub const APP_SLUG: &'static str = "guardrail";
@@ -239,6 +257,7 @@ impl FakeGitHub {
             open: true,
             draft: false,
             created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
         };
         s.pulls.insert((repo.to_string(), number), pull);
     }
@@ -253,6 +272,7 @@ impl FakeGitHub {
         assert!(self.state().commits.contains_key(head_sha), "push_pull: unknown commit {head_sha}");
         self.with_pull(repo, number, |p| {
             p.previous_head = Some(std::mem::replace(&mut p.head_sha, head_sha.to_string()));
+            p.updated_at = chrono::Utc::now();
         });
     }
 
@@ -282,6 +302,12 @@ impl FakeGitHub {
         s.reviews.iter().filter(|(r, n, _)| r == repo && *n == number).map(|(_, _, v)| v.clone()).collect()
     }
 
+    /// Whether each review thread of a pull request is resolved, in comment order.
+    pub fn threads_resolved(&self, repo: &str, number: u64) -> Vec<bool> {
+        let s = self.state();
+        s.comments.iter().filter(|c| c.repo == repo && c.number == number).map(|c| c.resolved).collect()
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         self.state().calls.clone()
     }
@@ -292,6 +318,18 @@ impl FakeGitHub {
 
     pub fn inject(&self, fault: Fault) {
         self.state().faults.push(fault);
+    }
+
+    /// Arms a crash point at the `at`-th write from now.
+    pub fn fail_write(&self, at: usize, mode: WriteMode) {
+        let mut s = self.state();
+        let at = s.writes + at;
+        s.write_faults.push(WriteFault { at, mode });
+    }
+
+    /// Writes the App made so far.
+    pub fn writes(&self) -> usize {
+        self.state().writes
     }
 
     pub fn set_latency(&self, d: Duration) {

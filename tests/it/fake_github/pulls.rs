@@ -29,6 +29,7 @@ pub(crate) fn pull_json(s: &State, pull: &Pull) -> Value {
     let url = format!("{}/repos/{repo}/pulls/{}", s.base_url, pull.number);
     let html = format!("https://github.com/{repo}/pull/{}", pull.number);
     let created = pull.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let updated = pull.updated_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let body = json!({
         "url": url, "id": pull.id, "node_id": format!("PR_{}", pull.id), "html_url": html,
         "diff_url": format!("{html}.diff"), "patch_url": format!("{html}.patch"),
@@ -40,7 +41,7 @@ pub(crate) fn pull_json(s: &State, pull: &Pull) -> Value {
         "number": pull.number, "state": if pull.open { "open" } else { "closed" }, "locked": false,
         "title": format!("Pull request {}", pull.number), "user": user_json("octocat", 583231, "User"),
         "body": null, "labels": [], "milestone": null, "active_lock_reason": null, "draft": pull.draft,
-        "created_at": created, "updated_at": created, "closed_at": null, "merged_at": null,
+        "created_at": created, "updated_at": updated, "closed_at": null, "merged_at": null,
         "merge_commit_sha": null, "assignee": null, "assignees": [], "requested_reviewers": [],
         "requested_teams": [],
     });

@@ -88,10 +88,34 @@ async fn handle(
     if !latency.is_zero() {
         tokio::time::sleep(latency).await;
     }
-    let reply = {
+    let write = is_write(method.as_str(), uri.path(), &body);
+    let (reply, after) = {
         let mut s = shared.lock();
-        respond(&mut s, method.as_str(), &uri, &headers, &body)
+        let fault = if write {
+            let index = s.writes;
+            s.writes += 1;
+            let at = s.write_faults.iter().position(|f| f.at == index);
+            at.map(|i| s.write_faults.remove(i).mode)
+        } else {
+            None
+        };
+        match fault {
+            Some(super::WriteMode::Refuse(status)) => {
+                (Reply::error(status, "Server Error", "https://docs.github.com/rest"), None)
+            }
+            Some(super::WriteMode::ApplyThenFail(status)) => {
+                respond(&mut s, method.as_str(), &uri, &headers, &body);
+                (Reply::error(status, "Server Error", "https://docs.github.com/rest"), None)
+            }
+            Some(super::WriteMode::ApplyThenHold(hold)) => {
+                (respond(&mut s, method.as_str(), &uri, &headers, &body), Some(hold))
+            }
+            None => (respond(&mut s, method.as_str(), &uri, &headers, &body), None),
+        }
     };
+    if let Some(hold) = after {
+        tokio::time::sleep(hold).await;
+    }
     let mut response =
         (StatusCode::from_u16(reply.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), { axum::Json(reply.body) })
             .into_response();
@@ -138,6 +162,16 @@ fn respond(s: &mut State, method: &str, uri: &Uri, headers: &HeaderMap, body: &[
         kind,
     });
     reply
+}
+
+/// A REST write, or a GraphQL mutation.
+fn is_write(method: &str, path: &str, body: &[u8]) -> bool {
+    if path == "/graphql" {
+        let query = serde_json::from_slice::<Value>(body).ok();
+        let query = query.as_ref().and_then(|v| v.get("query")).and_then(Value::as_str).unwrap_or_default();
+        return query.trim_start().starts_with("mutation");
+    }
+    method != "GET" && !path.contains("/access_tokens")
 }
 
 fn take_fault(s: &mut State, method: &str, path: &str) -> Option<Reply> {

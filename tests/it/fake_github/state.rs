@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 use sha1::{Digest, Sha1};
 
-use super::{Call, CheckRun, FakeGitHub, Fault, ReviewComment};
+use super::{Call, CheckRun, FakeGitHub, Fault, ReviewComment, WriteFault};
 
 pub(crate) type Files = BTreeMap<String, String>; // path -> blob sha
 
@@ -41,6 +41,8 @@ pub(crate) struct Pull {
     pub open: bool,
     pub draft: bool,
     pub created_at: DateTime<Utc>,
+    /// Moves on every push, as GitHub's `updated_at` does.
+    pub updated_at: DateTime<Utc>,
 }
 
 pub(crate) struct CheckRunRec {
@@ -82,6 +84,10 @@ pub(crate) struct State {
     pub calls: Vec<Call>,
     pub problems: Vec<String>,
     pub faults: Vec<Fault>,
+    /// What happens to the App's next writes (REST writes and GraphQL mutations), in order.
+    pub write_faults: Vec<WriteFault>,
+    /// Writes seen so far.
+    pub writes: usize,
     pub latency: Duration,
     pub truncate_above: usize,
     pub app_manifests: super::app_manifests::Registry,
@@ -104,6 +110,8 @@ impl State {
             calls: Vec::new(),
             problems: Vec::new(),
             faults: Vec::new(),
+            write_faults: Vec::new(),
+            writes: 0,
             latency: Duration::ZERO,
             truncate_above: 512 * 1024,
             app_manifests: Default::default(),
