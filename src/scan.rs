@@ -123,6 +123,9 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
     let files = manifest::discover(paths, &mut notes)?;
     let files: Vec<_> = files.into_iter().filter(|f| opts.select.wants(&f.display)).collect();
     notes.retain(|n| opts.select.wants(&n.file));
+    // Kustomizations are rendered; the files they reach are checked through them only.
+    let kustomize = manifest::kustomize::plan(&files, &opts.load)?;
+    let files: Vec<_> = files.into_iter().filter(|f| !kustomize.covers(f)).collect();
     let parts = parallel(&files, threads(opts), |file| {
         let mut out = Loaded::default();
         match manifest::read_file(file, &opts.load.limits) {
@@ -132,7 +135,13 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
         out
     });
     let mut loaded = Loaded { findings: notes, ..Loaded::default() };
-    for part in parts {
+    let rendered = match &kustomize.renderer {
+        Some(renderer) => parallel(&kustomize.roots, threads(opts), |root| {
+            manifest::kustomize::render_root(root, renderer, &opts.load)
+        }),
+        None => Vec::new(),
+    };
+    for part in parts.into_iter().chain(rendered) {
         loaded.resources.extend(part.resources);
         loaded.findings.extend(part.findings);
         loaded.sources.extend(part.sources);
@@ -249,6 +258,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         let policy = policies.policy_name(check);
         let constraint = policies.constraint_name(check);
         let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
+        let suffix = resource.origin.overlay().map(|o| format!(" (rendered by overlay {o})")).unwrap_or_default();
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
                 for hit in &hits {
@@ -262,12 +272,13 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         Method::Searched => 1,
                         Method::Resource => 2,
                     }] += 1;
-                    let (region, pointer) = if located.pointer.is_empty() {
-                        (resource.origin.head(), resource.origin.prefix.clone())
+                    let (file, region, pointer) = if located.pointer.is_empty() {
+                        let (file, region) = resource.origin.place_head();
+                        (file, region, resource.origin.prefix.clone())
                     } else {
-                        resource.origin.locate(&located.pointer)
+                        resource.origin.place(&located.pointer, &hit.message)
                     };
-                    let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
+                    let (mut severity, mut message) = (severity, format!("{prefix}{}{suffix}", hit.message));
                     manifest::terraform::soften_unknown(
                         &resource.object,
                         &located.pointer,
@@ -279,7 +290,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         constraint: constraint.clone(),
                         severity,
                         message,
-                        file: resource.origin.file.to_string(),
+                        file: file.to_string(),
                         region,
                         pointer,
                         resource: Some(resource.reported.clone()),
@@ -291,13 +302,14 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                     EvalError::Timeout => format!("{prefix}policy {policy} did not finish within its time limit on this object; the object was not checked by it"),
                     EvalError::Failed(e) => format!("{prefix}policy {policy} failed on this object, so the object was not checked by it: {e}"),
                 };
+                let (file, region) = resource.origin.place_head();
                 out.findings.push(Finding {
                     policy: policy.clone(),
                     constraint: constraint.clone(),
                     severity: Severity::Deny,
-                    message,
-                    file: resource.origin.file.to_string(),
-                    region: resource.origin.head(),
+                    message: format!("{message}{suffix}"),
+                    file: file.to_string(),
+                    region,
                     pointer: resource.origin.prefix.clone(),
                     resource: Some(resource.reported.clone()),
                 });
