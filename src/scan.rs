@@ -272,11 +272,16 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         Method::Searched => 1,
                         Method::Resource => 2,
                     }] += 1;
-                    let (file, region, pointer) = if located.pointer.is_empty() {
+                    let located_pointer = if located.pointer.is_empty() {
+                        rendered_cause(policies, check, &prepared, ctx, hits.len(), resource.origin.originals())
+                    } else {
+                        located.pointer.clone()
+                    };
+                    let (file, region, pointer) = if located_pointer.is_empty() {
                         let (file, region) = resource.origin.place_head();
                         (file, region, resource.origin.prefix.clone())
                     } else {
-                        resource.origin.place(&located.pointer, &hit.message)
+                        resource.origin.place(&located_pointer, &hit.message)
                     };
                     let (mut severity, mut message) = (severity, format!("{prefix}{}{suffix}", hit.message));
                     manifest::terraform::soften_unknown(
@@ -317,4 +322,24 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         }
     }
     out
+}
+
+/// For a finding about a whole rendered object: the field an overlay set (name prefix, namespace,
+/// label) without which the policy reports fewer violations, i.e. why it applies; empty if none.
+fn rendered_cause(
+    policies: &PolicySet,
+    check: crate::policy::Check,
+    prepared: &Prepared,
+    ctx: &Context,
+    hits: usize,
+    originals: &[(String, Option<serde_json::Value>)],
+) -> String {
+    for (pointer, before) in originals {
+        let tokens: Vec<String> = manifest::node::pointer_tokens(pointer).collect();
+        let variant = prepared.edited(&tokens, before.as_ref());
+        if policies.run_prepared(check, &variant, ctx).is_ok_and(|h| h.len() < hits) {
+            return pointer.clone();
+        }
+    }
+    String::new()
 }

@@ -46,6 +46,11 @@ pub trait Placer: Send + Sync + std::fmt::Debug {
     fn head(&self) -> (Arc<str>, Region);
     /// The overlay that rendered the object.
     fn overlay(&self) -> Option<&str>;
+    /// Fields the rendering set on the whole object (name prefix, namespace, labels), each with its
+    /// value before (`None`: absent). They can be why a constraint applies at all.
+    fn originals(&self) -> &[(String, Option<Value>)] {
+        &[]
+    }
 }
 
 /// Where a Kubernetes object's text lives: a file, a document of it, and a pointer prefix inside
@@ -138,6 +143,15 @@ impl Origin {
                 (file, region)
             }
             None => (self.file.clone(), self.head()),
+        }
+    }
+
+    /// For a rendered object (not a part of one), the fields its rendering set on it as a whole,
+    /// with their values before (see `Placer::originals`).
+    pub fn originals(&self) -> &[(String, Option<Value>)] {
+        match &self.document.placer {
+            Some(p) if self.prefix.is_empty() => p.originals(),
+            _ => &[],
         }
     }
 

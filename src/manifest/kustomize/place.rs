@@ -20,6 +20,7 @@ pub struct RenderedPlace {
     pub head: At,
     /// The overlay (its folder) that rendered the object.
     pub overlay: String,
+    pub originals: Vec<(String, Option<Value>)>,
 }
 
 impl RenderedPlace {
@@ -29,6 +30,7 @@ impl RenderedPlace {
             head: obj.map(|o| o.head.clone()).unwrap_or(fallback),
             rendered,
             overlay,
+            originals: obj.map(|o| o.originals.clone()).unwrap_or_default(),
         }
     }
 }
@@ -89,5 +91,9 @@ impl Placer for RenderedPlace {
 
     fn overlay(&self) -> Option<&str> {
         Some(&self.overlay)
+    }
+
+    fn originals(&self) -> &[(String, Option<Value>)] {
+        &self.originals
     }
 }

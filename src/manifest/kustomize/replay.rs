@@ -25,6 +25,9 @@ pub struct Obj {
     pub names: Vec<String>,
     /// Made by a generator: kustomize appends a content hash to the name.
     pub hashed: bool,
+    /// Fields an overlay set on the object as a whole (name, namespace, labels), each with the value
+    /// it had before (`None`: absent): these decide whether a constraint applies at all.
+    pub originals: Vec<(String, Option<Value>)>,
 }
 
 impl Obj {
@@ -43,6 +46,14 @@ impl Obj {
     pub fn namespace(&self) -> &str {
         self.field("metadata", "namespace")
     }
+    /// Remembers a field's value before an overlay first changes it.
+    fn remember(&mut self, pointer: &str) {
+        if self.originals.iter().all(|(p, _)| p != pointer) {
+            let before = self.attr.to_json().pointer(pointer).cloned();
+            self.originals.push((pointer.to_string(), before));
+        }
+    }
+
     fn called(&self, name: &str) -> bool {
         self.name() == name || self.names.iter().any(|n| n == name)
     }
@@ -130,6 +141,7 @@ impl<'g, 'l> Replay<'g, 'l> {
         if let Some(ns) = root.get("namespace").filter(|n| n.as_str().is_some_and(|s| !s.is_empty())) {
             let value = Value::String(ns.as_str().unwrap_or_default().into());
             for o in objs.iter_mut().filter(|o| !is_cluster_scoped(o.kind())) {
+                o.remember("/metadata/namespace");
                 let a = at(&file, ns);
                 o.attr.entry_map("metadata", &a).set("namespace", Attr::leaf(value.clone(), a));
             }
@@ -140,6 +152,7 @@ impl<'g, 'l> Replay<'g, 'l> {
             let (p, s) = (prefix.and_then(Node::as_str).unwrap_or(""), suffix.and_then(Node::as_str).unwrap_or(""));
             for o in objs.iter_mut().filter(|o| !matches!(o.kind(), "Namespace" | "CustomResourceDefinition")) {
                 let old = o.name().to_string();
+                o.remember("/metadata/name");
                 o.names.push(old.clone());
                 let a = at(&file, node);
                 o.attr.entry_map("metadata", &a).set("name", Attr::leaf(Value::String(format!("{p}{old}{s}")), a));
@@ -196,7 +209,7 @@ impl<'g, 'l> Replay<'g, 'l> {
                     continue;
                 }
                 let head = At { file: file.clone(), region: Region::point(node.span.start.line, node.span.start.column) };
-                out.push(Obj { attr: Attr::from_node(node, &file, Shift::default()), head, names: Vec::new(), hashed: false });
+                out.push(Obj { attr: Attr::from_node(node, &file, Shift::default()), head, names: Vec::new(), hashed: false, originals: Vec::new() });
             }
         }
         out
@@ -232,6 +245,8 @@ impl<'g, 'l> Replay<'g, 'l> {
                 }
             }
         };
+        // A value at the very end of a block scalar (`|-`) needs its line ended to get its span.
+        let text = if text.ends_with('\n') { text.to_string() } else { format!("{text}\n") };
         let mut out = Vec::new();
         for doc in yaml::parse_stream(&text, &self.graph.limits.yaml) {
             let Some(root) = doc.root else { continue };
@@ -246,16 +261,14 @@ impl<'g, 'l> Replay<'g, 'l> {
     }
 }
 
-/// Positions of a block scalar's content (`patch: |` then indented lines) in the enclosing file.
+/// Positions of a block scalar's content (`patch: |` then indented lines) in the enclosing file:
+/// the indicator is on the key's line (or, for a list item, the nearest line above the text).
 fn block_shift(text: &str, node: &Node) -> Option<Shift> {
-    let line = node.span.start.line as usize;
-    let first = text.lines().nth(line.checked_sub(1)?)?;
-    let col = (node.span.start.column as usize).checked_sub(1)?;
-    let indicator: String = first.chars().skip(col).take(1).collect();
-    if indicator != "|" && indicator != ">" {
-        return None;
-    }
-    let indent = text.lines().skip(line).find(|l| !l.trim().is_empty())?.chars().take_while(|c| *c == ' ').count();
+    let lines: Vec<&str> = text.lines().collect();
+    let from = node.key_span.map_or(node.span.start.line, |k| k.start.line) as usize;
+    let indicator = regex::Regex::new(r"(^|[:\-]\s)\s*[|>][0-9+-]*\s*(#.*)?$").ok()?;
+    let line = (1..=from.min(lines.len())).rev().find(|l| indicator.is_match(lines[l - 1]))?;
+    let indent = lines.iter().skip(line).find(|l| !l.trim().is_empty())?.chars().take_while(|c| *c == ' ').count();
     Some(Shift { lines: line as u32, columns: indent as u32 })
 }
 
@@ -288,7 +301,7 @@ fn generate(root: &Node, g: &Node, kind: &str, file: &Arc<str>) -> Obj {
         n.and_then(|o| o.get("disableNameSuffixHash")).is_some_and(|b| matches!(b.kind, NodeKind::Bool(true)))
     };
     let hashed = !(no_hash(g.get("options")) || no_hash(root.get("generatorOptions")));
-    Obj { attr, head, names: Vec::new(), hashed }
+    Obj { attr, head, names: Vec::new(), hashed, originals: Vec::new() }
 }
 
 /// Adds `pairs` to metadata (and to selectors and pod templates, as kustomize's label transformer does).
@@ -313,6 +326,9 @@ fn add_labels(objs: &mut [Obj], file: &Arc<str>, pairs: &Node, selectors: bool, 
             if kind == "Service" || kind == "ReplicationController" {
                 selector_maps.push(vec!["spec", "selector"]);
             }
+        }
+        for (k, _) in entries {
+            o.remember(&crate::manifest::node::pointer_push(&format!("/metadata/{field}"), k));
         }
         for path in targets.iter().map(|p| (p, true)).chain(selector_maps.iter().map(|p| (p, false))) {
             let (path, meta) = path;
