@@ -74,7 +74,9 @@ pub fn plan(files: &[InputFile], opts: &LoadOptions) -> Result<Plan, LoadError> 
     let mut candidates: Vec<PathBuf> = files
         .iter()
         .filter(|f| graph::FILE_NAMES.iter().any(|n| f.path.file_name().is_some_and(|x| x == *n)))
-        .filter_map(|f| f.path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() }))
+        .filter_map(|f| {
+            f.path.parent().map(|p| if p.as_os_str().is_empty() { PathBuf::from(".") } else { p.to_path_buf() })
+        })
         .collect();
     candidates.dedup();
     let mut plan = Plan::default();
@@ -147,7 +149,12 @@ pub fn render_root(root: &Root, renderer: &Renderer, opts: &LoadOptions) -> Load
     let overlay = display_path(&root.dir);
     let refused = !root.reach.refusals.is_empty() || !root.reach.helm.is_empty();
     for r in &root.reach.refusals {
-        out.findings.push(finding(&r.file, r.region, Severity::Deny, format!("{} (overlay {overlay} was not rendered)", r.message)));
+        out.findings.push(finding(
+            &r.file,
+            r.region,
+            Severity::Deny,
+            format!("{} (overlay {overlay} was not rendered)", r.message),
+        ));
     }
     for r in &root.reach.helm {
         let mut f = finding(&r.file, r.region, Severity::Info, r.message.clone());
@@ -200,7 +207,8 @@ fn render_in_copy(root: &Root, renderer: &Renderer, opts: &RenderOptions) -> Res
     let tree = tmp.0.join("tree");
     render::copy_tree(&root.boundary, &files, &tree).map_err(|e| format!("cannot copy the kustomization: {e}"))?;
     let real = root.dir.canonicalize().map_err(|e| e.to_string())?;
-    let rel = real.strip_prefix(&root.boundary).map_err(|_| "the kustomization is outside the repository".to_string())?;
+    let rel =
+        real.strip_prefix(&root.boundary).map_err(|_| "the kustomization is outside the repository".to_string())?;
     let dir = tree.join(rel);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let home = tmp.0.join("home");

@@ -41,9 +41,7 @@ fn find_in(path: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
 /// The `kustomize` binary, else `kubectl`; `None` when neither is on the search path.
 pub fn find_renderer(opts: &RenderOptions) -> Option<Renderer> {
     let path = opts.search_path.clone().or_else(|| std::env::var_os("PATH")).unwrap_or_default();
-    find_in(&path, "kustomize")
-        .map(Renderer::Kustomize)
-        .or_else(|| find_in(&path, "kubectl").map(Renderer::Kubectl))
+    find_in(&path, "kustomize").map(Renderer::Kustomize).or_else(|| find_in(&path, "kubectl").map(Renderer::Kubectl))
 }
 
 /// Copies `files` (canonical paths under `boundary`) to the same relative places under `to`.

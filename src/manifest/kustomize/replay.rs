@@ -208,8 +208,15 @@ impl<'g, 'l> Replay<'g, 'l> {
                 if node.get("kind").is_none() {
                     continue;
                 }
-                let head = At { file: file.clone(), region: Region::point(node.span.start.line, node.span.start.column) };
-                out.push(Obj { attr: Attr::from_node(node, &file, Shift::default()), head, names: Vec::new(), hashed: false, originals: Vec::new() });
+                let head =
+                    At { file: file.clone(), region: Region::point(node.span.start.line, node.span.start.column) };
+                out.push(Obj {
+                    attr: Attr::from_node(node, &file, Shift::default()),
+                    head,
+                    names: Vec::new(),
+                    hashed: false,
+                    originals: Vec::new(),
+                });
             }
         }
         out
@@ -230,7 +237,11 @@ impl<'g, 'l> Replay<'g, 'l> {
     /// or a multi-line string), each attributed to its own lines.
     fn patch_docs(&mut self, k: &Kustomization, entry: &Node, inline_key: Option<&str>) -> Vec<Attr> {
         let (file, text, node_shift) = if let Some(inline) = inline_key.and_then(|key| entry.get(key)) {
-            (k.display.clone(), Arc::from(inline.as_str().unwrap_or_default()), Some((inline, block_shift(&k.text, inline))))
+            (
+                k.display.clone(),
+                Arc::from(inline.as_str().unwrap_or_default()),
+                Some((inline, block_shift(&k.text, inline))),
+            )
         } else {
             let rel = match entry.get("path").or(Some(entry)).and_then(Node::as_str) {
                 Some(rel) => rel,
@@ -463,7 +474,9 @@ fn merge(target: &mut Attr, patch: &Attr) {
                 let key = merge_key(k).unwrap_or("name");
                 for pe in patch_items {
                     let id = pe.get(key).map(Attr::to_json);
-                    let found = id.as_ref().and_then(|id| items.iter().position(|te| te.get(key).map(Attr::to_json).as_ref() == Some(id)));
+                    let found = id
+                        .as_ref()
+                        .and_then(|id| items.iter().position(|te| te.get(key).map(Attr::to_json).as_ref() == Some(id)));
                     match (found, directive(pe)) {
                         (Some(i), Some("delete")) => {
                             items.remove(i);
@@ -490,7 +503,8 @@ fn json6902(target: &mut Attr, op: &Attr) {
     let value = match kind {
         "add" | "replace" => op.get("value").cloned(),
         "copy" | "move" => {
-            let from: Vec<String> = op.get("from").and_then(Attr::as_str).map(|f| pointer_tokens(f).collect()).unwrap_or_default();
+            let from: Vec<String> =
+                op.get("from").and_then(Attr::as_str).map(|f| pointer_tokens(f).collect()).unwrap_or_default();
             let v = target.walk_mut(&from).map(|a| a.clone());
             if kind == "move" {
                 remove_at(target, &from);
@@ -581,7 +595,11 @@ fn rewrite_image(image: &mut Attr, name: &str, entry: &Node, file: &Arc<str>) {
     if old_name != name {
         return;
     }
-    let get = |k: &str| entry.get(k).filter(|n| n.as_str().is_some_and(|s| !s.is_empty()) || matches!(n.kind, NodeKind::Int(_) | NodeKind::Float(_)));
+    let get = |k: &str| {
+        entry.get(k).filter(|n| {
+            n.as_str().is_some_and(|s| !s.is_empty()) || matches!(n.kind, NodeKind::Int(_) | NodeKind::Float(_))
+        })
+    };
     let (new_name, new_tag, digest) = (get("newName"), get("newTag"), get("digest"));
     let text = |n: &Node| n.as_str().map(str::to_string).unwrap_or_else(|| n.to_json().to_string());
     let name_part = new_name.map(text).unwrap_or_else(|| old_name.to_string());
