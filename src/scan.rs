@@ -272,11 +272,8 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         Method::Searched => 1,
                         Method::Resource => 2,
                     }] += 1;
-                    let located_pointer = if located.pointer.is_empty() {
-                        rendered_cause(policies, check, &prepared, ctx, hits.len(), resource.origin.originals())
-                    } else {
-                        located.pointer.clone()
-                    };
+                    let located_pointer =
+                        rendered_cause(policies, check, &prepared, ctx, hit, &hits, resource, &located.pointer);
                     let (file, region, pointer) = if located_pointer.is_empty() {
                         let (file, region) = resource.origin.place_head();
                         (file, region, resource.origin.prefix.clone())
@@ -324,22 +321,70 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
     out
 }
 
-/// For a finding about a whole rendered object: the field an overlay set (name prefix, namespace,
-/// label) without which the policy reports fewer violations, i.e. why it applies; empty if none.
+/// For a rendered object, the field an overlay changed that made the violation: under the located
+/// field, the one whose value from before the overlay takes the violation away; for a finding about
+/// the whole object, the name prefix, namespace or label without which the policy applies less.
+/// Otherwise the located pointer as it is.
+#[allow(clippy::too_many_arguments)]
 fn rendered_cause(
     policies: &PolicySet,
     check: crate::policy::Check,
     prepared: &Prepared,
     ctx: &Context,
-    hits: usize,
-    originals: &[(String, Option<serde_json::Value>)],
+    hit: &crate::policy::Hit,
+    hits: &[crate::policy::Hit],
+    resource: &Resource,
+    located: &str,
 ) -> String {
-    for (pointer, before) in originals {
+    let fewer = |pointer: &str, with: Option<&serde_json::Value>, or_gone: bool| {
         let tokens: Vec<String> = manifest::node::pointer_tokens(pointer).collect();
-        let variant = prepared.edited(&tokens, before.as_ref());
-        if policies.run_prepared(check, &variant, ctx).is_ok_and(|h| h.len() < hits) {
-            return pointer.clone();
+        let variant = prepared.edited(&tokens, with);
+        policies.run_prepared(check, &variant, ctx).is_ok_and(|h| {
+            h.len() < hits.len() || (or_gone && h.len() <= hits.len() && h.iter().all(|x| x.message != hit.message))
+        })
+    };
+    if !located.is_empty() {
+        let changes = resource.origin.changed_under(located);
+        if changes.iter().any(|(p, _)| p == located) {
+            return located.to_string();
+        }
+        return changes
+            .into_iter()
+            .find(|(p, before)| fewer(p, Some(before), false))
+            .map_or(located.to_string(), |(p, _)| p);
+    }
+    let originals = resource.origin.originals();
+    // Labels first: their change alters the message; a name change alters every message.
+    let order = |p: &str| {
+        if p.starts_with("/metadata/labels") {
+            0
+        } else if p == "/metadata/namespace" {
+            1
+        } else {
+            2
+        }
+    };
+    let mut ordered: Vec<_> = originals.iter().collect();
+    ordered.sort_by_key(|(p, _)| order(p));
+    for (p, before) in ordered {
+        if fewer(p, before.as_ref(), order(p) < 2) {
+            return p.clone();
+        }
+        // A label whose value is wrong (a pattern): removing it is a violation too, a plain value is not.
+        let value = prepared_value(resource, p);
+        if order(p) == 0 && value.is_some() {
+            let plain: String =
+                value.unwrap_or_default().to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+            for v in [plain, "a".to_string()].into_iter().filter(|v| !v.is_empty()) {
+                if fewer(p, Some(&serde_json::Value::String(v)), true) {
+                    return p.clone();
+                }
+            }
         }
     }
     String::new()
+}
+
+fn prepared_value(resource: &Resource, pointer: &str) -> Option<String> {
+    resource.object.pointer(pointer).and_then(serde_json::Value::as_str).map(str::to_string)
 }

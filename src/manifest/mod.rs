@@ -51,6 +51,10 @@ pub trait Placer: Send + Sync + std::fmt::Debug {
     fn originals(&self) -> &[(String, Option<Value>)] {
         &[]
     }
+    /// The fields at or under `pointer` that an overlay changed, each with its value before.
+    fn changed_under(&self, _pointer: &str) -> Vec<(String, Value)> {
+        Vec::new()
+    }
 }
 
 /// Where a Kubernetes object's text lives: a file, a document of it, and a pointer prefix inside
@@ -153,6 +157,16 @@ impl Origin {
             Some(p) if self.prefix.is_empty() => p.originals(),
             _ => &[],
         }
+    }
+
+    /// The fields at or under `pointer` (into the object) that an overlay changed, with their values
+    /// before, as pointers into the object.
+    pub fn changed_under(&self, pointer: &str) -> Vec<(String, Value)> {
+        let Some(p) = &self.document.placer else { return Vec::new() };
+        p.changed_under(&format!("{}{}", self.prefix, pointer))
+            .into_iter()
+            .filter_map(|(full, before)| full.strip_prefix(&self.prefix).map(|rel| (rel.to_string(), before)))
+            .collect()
     }
 
     /// The overlay that rendered the object, if it was rendered.

@@ -96,4 +96,50 @@ impl Placer for RenderedPlace {
     fn originals(&self) -> &[(String, Option<Value>)] {
         &self.originals
     }
+
+    fn changed_under(&self, pointer: &str) -> Vec<(String, Value)> {
+        let mut value = &self.rendered;
+        let Some(mut attr) = self.attr.as_ref() else { return Vec::new() };
+        for token in pointer_tokens(pointer) {
+            let (next_value, next_attr) = match (value, &attr.kids) {
+                (Value::Object(m), Kids::Map(_)) => (m.get(&token), attr.get(&token)),
+                (Value::Array(items), Kids::Seq(attrs)) => {
+                    let i = token.parse::<usize>().ok();
+                    (i.and_then(|i| items.get(i)), i.and_then(|i| element(attrs, items, i)))
+                }
+                _ => (None, None),
+            };
+            match (next_value, next_attr) {
+                (Some(v), Some(a)) => (value, attr) = (v, a),
+                _ => return Vec::new(),
+            }
+        }
+        let mut out = Vec::new();
+        collect_changes(value, attr, pointer.to_string(), &mut out);
+        out
+    }
+}
+
+/// Every field under `value` that an overlay changed, with the value it had before.
+fn collect_changes(value: &Value, attr: &Attr, pointer: String, out: &mut Vec<(String, Value)>) {
+    if let Some(before) = &attr.before {
+        out.push((pointer.clone(), (**before).clone()));
+    }
+    match (value, &attr.kids) {
+        (Value::Object(m), Kids::Map(_)) => {
+            for (k, v) in m {
+                if let Some(a) = attr.get(k) {
+                    collect_changes(v, a, pointer_push(&pointer, k), out);
+                }
+            }
+        }
+        (Value::Array(items), Kids::Seq(attrs)) => {
+            for (i, v) in items.iter().enumerate() {
+                if let Some(a) = element(attrs, items, i) {
+                    collect_changes(v, a, pointer_push(&pointer, &i.to_string()), out);
+                }
+            }
+        }
+        _ => {}
+    }
 }

@@ -467,7 +467,7 @@ fn merge(target: &mut Attr, patch: &Attr) {
         match (&mut tv.kids, &pv.kids) {
             (Kids::Map(_), Kids::Map(_)) => match directive(pv) {
                 Some("delete") => target.remove(k),
-                Some("replace") => *tv = clean(pv),
+                Some("replace") => tv.replace(clean(pv)),
                 _ => merge(tv, pv),
             },
             (Kids::Seq(items), Kids::Seq(patch_items)) if merge_key(k).is_some() => {
@@ -488,7 +488,7 @@ fn merge(target: &mut Attr, patch: &Attr) {
                     }
                 }
             }
-            _ => *tv = clean(pv),
+            _ => tv.replace(clean(pv)),
         }
     }
 }
@@ -525,7 +525,7 @@ fn json6902(target: &mut Attr, op: &Attr) {
                 items.push(value);
             } else if let Ok(i) = last.parse::<usize>() {
                 if kind == "replace" && i < items.len() {
-                    items[i] = value;
+                    items[i].replace(value);
                 } else if i <= items.len() {
                     items.insert(i, value);
                 }
@@ -590,8 +590,8 @@ fn set_images(attr: &mut Attr, entry: &Node, file: &Arc<str>) {
 }
 
 fn rewrite_image(image: &mut Attr, name: &str, entry: &Node, file: &Arc<str>) {
-    let Some(current) = image.as_str() else { return };
-    let (old_name, rest) = split_image(current);
+    let Some(current) = image.as_str().map(str::to_string) else { return };
+    let (old_name, rest) = split_image(&current);
     if old_name != name {
         return;
     }
@@ -619,6 +619,9 @@ fn rewrite_image(image: &mut Attr, name: &str, entry: &Node, file: &Arc<str>) {
     if let Some(d) = digest {
         sources.digest = Some(at(file, d));
         sources.tag = None;
+    }
+    if image.before.is_none() {
+        image.before = Some(Box::new(Value::String(current.clone())));
     }
     image.kids = Kids::Leaf(Value::String(format!("{name_part}{rest}")));
     image.image = Some(Box::new(sources));

@@ -38,6 +38,8 @@ pub struct Attr {
     pub kids: Kids,
     /// Set on an image string an `images:` entry rewrote.
     pub image: Option<Box<ImageSources>>,
+    /// The value a base had here before an overlay replaced it.
+    pub before: Option<Box<Value>>,
 }
 
 /// Shifts positions of text that was parsed out of a block scalar (an inline patch).
@@ -49,11 +51,11 @@ pub struct Shift {
 
 impl Attr {
     pub fn leaf(value: Value, at: At) -> Attr {
-        Attr { at, kids: Kids::Leaf(value), image: None }
+        Attr { at, kids: Kids::Leaf(value), image: None, before: None }
     }
 
     pub fn map(at: At) -> Attr {
-        Attr { at, kids: Kids::Map(Vec::new()), image: None }
+        Attr { at, kids: Kids::Map(Vec::new()), image: None, before: None }
     }
 
     /// Every node of `node` attributed to its own position in `file`.
@@ -71,7 +73,7 @@ impl Attr {
             NodeKind::Seq(items) => Kids::Seq(items.iter().map(|v| Attr::from_node(v, file, shift)).collect()),
             _ => Kids::Leaf(node.to_json()),
         };
-        Attr { at, kids, image: None }
+        Attr { at, kids, image: None, before: None }
     }
 
     /// The same value everywhere attributed to one place (a value a transformation computed).
@@ -81,7 +83,7 @@ impl Attr {
             Value::Array(a) => Kids::Seq(a.iter().map(|v| Attr::from_json(v, at)).collect()),
             v => Kids::Leaf(v.clone()),
         };
-        Attr { at: at.clone(), kids, image: None }
+        Attr { at: at.clone(), kids, image: None, before: None }
     }
 
     pub fn to_json(&self) -> Value {
@@ -120,10 +122,21 @@ impl Attr {
         }
         if let Kids::Map(entries) = &mut self.kids {
             match entries.iter_mut().find(|(k, _)| k == key) {
-                Some((_, v)) => *v = value,
+                Some((_, v)) => v.replace(value),
                 None => entries.push((key.to_string(), value)),
             }
         }
+    }
+
+    /// Replaces this value, remembering the first value a scalar had (see `before`).
+    pub fn replace(&mut self, mut value: Attr) {
+        if matches!(value.kids, Kids::Leaf(_)) {
+            value.before = self.before.take().or_else(|| match &self.kids {
+                Kids::Leaf(v) => Some(Box::new(v.clone())),
+                _ => None,
+            });
+        }
+        *self = value;
     }
 
     pub fn remove(&mut self, key: &str) {
