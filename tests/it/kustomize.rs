@@ -117,6 +117,39 @@ const TMP: [&str; 3] = [
     "K8sTestNoDefaultNamespace@overlays/tmp/kustomization.yaml:4:12",
 ];
 
+/// Older spellings: `patchesStrategicMerge` (a file and inline text), `labels:` pairs, `nameSuffix`,
+/// an inline `patchesJson6902` with a flow mapping value, `newName` alone, a `secretGenerator` file.
+const LEGACY: [&str; 6] = [
+    "K8sTestAllowedRepos@overlays/legacy/kustomization.yaml:28:12",
+    "K8sTestDisallowedTags@base/extra/worker.yaml:17:18",
+    "K8sTestLabelFormat@overlays/legacy/kustomization.yaml:7:11",
+    "K8sTestPrivileged@overlays/legacy/kustomization.yaml:25:27",
+    "K8sTestReplicaLimits@overlays/legacy/kustomization.yaml:17:15",
+    "K8sTestReplicaLimits@overlays/legacy/smp.yaml:6:13",
+];
+
+#[test]
+fn legacy_fields_report_at_their_sources() {
+    let repo = copy_fixtures();
+    let run = check(repo.path(), "overlays/legacy");
+    assert_eq!(places(&run), set(&LEGACY), "{}", run.stderr);
+    assert_eq!(run.code, 1);
+}
+
+#[test]
+fn proof_legacy_lines() {
+    let cases = [
+        ("quay.io/proxy", "registry.example.com/proxy2", LEGACY[0]),
+        ("team: BadTeam", "team: good", LEGACY[2]),
+        ("{privileged: true}", "{privileged: false}", LEGACY[3]),
+        ("replicas: 12", "replicas: 2", LEGACY[4]),
+    ];
+    for (from, to, gone) in cases {
+        proof("overlays/legacy", "overlays/legacy/kustomization.yaml", from, to, gone);
+    }
+    proof("overlays/legacy", "overlays/legacy/smp.yaml", "replicas: 7", "replicas: 1", LEGACY[5]);
+}
+
 #[test]
 fn every_overlay_reports_at_its_sources_and_nothing_else() {
     let repo = copy_fixtures();
@@ -169,7 +202,7 @@ fn a_folder_of_overlays_renders_each_root_and_never_reads_patches_alone() {
         .filter(|f| f["file"] == "base/extra/worker.yaml" && f["policy"] == "K8sTestDisallowedTags")
         .map(|f| f["message"].as_str().unwrap().rsplit("overlay ").next().unwrap().to_string())
         .collect();
-    assert_eq!(worker, ["overlays/staging)", "overlays/tmp)"]);
+    assert_eq!(worker, ["overlays/legacy)", "overlays/staging)", "overlays/tmp)"]);
     assert_eq!(run.code, 1);
 }
 
@@ -321,3 +354,121 @@ fn fixing_the_shared_base_changes_only_the_overlays_that_saw_it() {
     assert_eq!(places(&check(repo.path(), "overlays/prod")), set(&PROD));
     assert_eq!(places(&check(repo.path(), "overlays/tmp")), set(&TMP[1..]));
 }
+
+/// gatekeeper-library templates as published (from the clone at /tmp/gklib), with constraints of
+/// our own: the same overlays, the same source lines.
+#[test]
+fn gatekeeper_library_templates_report_at_the_same_sources() {
+    let library = Path::new("/tmp/gklib/library");
+    if !library.exists() {
+        println!("skipped: gatekeeper-library is not at /tmp/gklib");
+        return;
+    }
+    let repo = copy_fixtures();
+    let policies = repo.path().join("policies");
+    std::fs::remove_file(policies.join("policies.yaml")).unwrap();
+    for (i, t) in [
+        "general/allowedrepos",
+        "general/disallowedtags",
+        "general/replicalimits",
+        "general/requiredlabels",
+        "pod-security-policy/privileged-containers",
+    ]
+    .iter()
+    .enumerate()
+    {
+        std::fs::copy(library.join(t).join("template.yaml"), policies.join(format!("t{i}.yaml"))).unwrap();
+    }
+    std::fs::write(policies.join("constraints.yaml"), GKLIB_CONSTRAINTS).unwrap();
+    let prod = check(repo.path(), "overlays/prod");
+    assert_eq!(
+        places(&prod),
+        set(&[
+            "K8sReplicaLimits@overlays/prod/kustomization.yaml:18:16",
+            "K8sRequiredLabels@overlays/prod/kustomization.yaml:23:9"
+        ]),
+        "{}",
+        prod.stderr
+    );
+    let on_pods = |run: &Run| -> BTreeSet<String> {
+        run.findings
+            .iter()
+            .filter(|f| f["policy"] != "K8sPSPPrivilegedContainer")
+            .map(|f| {
+                format!(
+                    "{}@{}:{}:{}",
+                    f["policy"].as_str().unwrap(),
+                    f["file"].as_str().unwrap(),
+                    f["line"],
+                    f["column"]
+                )
+            })
+            .collect()
+    };
+    assert!(on_pods(&prod).contains("K8sDisallowedTags@overlays/prod/kustomization.yaml:21:13"));
+    let staging = check(repo.path(), "overlays/staging");
+    assert_eq!(
+        on_pods(&staging),
+        set(&[
+            "K8sAllowedRepos@overlays/staging/kustomization.yaml:6:14",
+            "K8sDisallowedTags@base/extra/worker.yaml:17:18",
+            "K8sReplicaLimits@overlays/staging/kustomization.yaml:10:12",
+        ])
+    );
+    let privileged: Vec<_> = staging.findings.iter().filter(|f| f["policy"] == "K8sPSPPrivilegedContainer").collect();
+    assert_eq!(
+        (privileged.len(), privileged[0]["file"].as_str(), privileged[0]["line"].as_u64()),
+        (1, Some("overlays/staging/privileged.yaml"), Some(4))
+    );
+}
+
+const GKLIB_CONSTRAINTS: &str = r#"
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sAllowedRepos
+metadata:
+  name: repos
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: ["Pod"]}]
+  parameters:
+    repos: ["registry.example.com/"]
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sDisallowedTags
+metadata:
+  name: tags
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: ["Pod"]}]
+  parameters:
+    tags: ["latest"]
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sReplicaLimits
+metadata:
+  name: replicas
+spec:
+  match:
+    kinds: [{apiGroups: ["apps"], kinds: ["Deployment"]}]
+  parameters:
+    ranges: [{min_replicas: 1, max_replicas: 5}]
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sRequiredLabels
+metadata:
+  name: team-in-prod
+spec:
+  match:
+    namespaces: ["prod"]
+    kinds: [{apiGroups: ["apps"], kinds: ["Deployment"]}]
+  parameters:
+    labels: [{key: team, allowedRegex: "^[a-z]+$"}]
+---
+apiVersion: constraints.gatekeeper.sh/v1beta1
+kind: K8sPSPPrivilegedContainer
+metadata:
+  name: privileged
+spec:
+  match:
+    kinds: [{apiGroups: [""], kinds: ["Pod"]}]
+"#;
