@@ -92,7 +92,14 @@ pub fn plan(files: &[InputFile], opts: &LoadOptions) -> Result<Plan, LoadError> 
     }
     let is_reached_by_other =
         |real: &PathBuf| reached.iter().any(|(other, root)| other != real && root.reach.dirs.contains(real));
-    let roots: Vec<bool> = reached.iter().map(|(real, _)| !is_reached_by_other(real)).collect();
+    // A component only means something inside a kustomization: never rendered on its own.
+    let is_component = |root: &Root| {
+        Graph::new(root.boundary.clone(), &opts.limits)
+            .load(&root.dir)
+            .is_some_and(|k| k.get("kind").and_then(crate::manifest::Node::as_str) == Some("Component"))
+    };
+    let roots: Vec<bool> =
+        reached.iter().map(|(real, root)| !is_reached_by_other(real) && !is_component(root)).collect();
     plan.roots = reached.into_iter().zip(roots).filter(|(_, root)| *root).map(|((_, r), _)| r).collect();
     if !plan.roots.is_empty() {
         plan.renderer = render::find_renderer(&opts.kustomize);
@@ -186,6 +193,10 @@ pub fn render_root(root: &Root, renderer: &Renderer, opts: &LoadOptions) -> Load
         let Some(node) = doc.root else { continue };
         let object = node.to_json();
         if object.get("kind").and_then(Value::as_str).is_none() {
+            continue;
+        }
+        // Policy documents (a policy repository's own kustomization) are policies, not objects.
+        if object.get("apiVersion").and_then(Value::as_str).is_some_and(|a| a.contains(".gatekeeper.sh/")) {
             continue;
         }
         let matched = find_source(&objs, &used, &object);
