@@ -120,33 +120,34 @@ pub fn apply(findings: &mut Vec<Finding>, resources: &[Resource], exemptions: &E
         let until = annotation(&r.object, UNTIL).unwrap_or("").to_string();
         let owner = annotation(&r.object, OWNER).unwrap_or("").to_string();
         let problem = invalid(&reason, &until, today);
-        let (region, pointer) = r.origin.locate("/metadata/annotations/guardrail.dev~1exempt");
+        let (file, region, pointer) = r.origin.place("/metadata/annotations/guardrail.dev~1exempt", "");
         if let Some(problem) = &problem {
             let message = format!(
                 "exemption from {} does not apply because {problem}: set {REASON} and {UNTIL} (YYYY-MM-DD, not in the past)",
                 policies.join(", ")
             );
-            applied.rejected.push(format!("{} in {}: {message}", r.reported.display(), r.origin.file));
+            applied.rejected.push(format!("{} in {file}: {message}", r.reported.display()));
             warnings.push(Finding {
                 policy: "guardrail/exemption".into(),
                 constraint: String::new(),
                 severity: Severity::Warn,
                 message,
-                file: r.origin.file.to_string(),
+                file: file.to_string(),
                 region,
                 pointer,
                 resource: Some(r.reported.clone()),
             });
         }
         annotated.push(Annotated {
-            file: r.origin.file.to_string(),
+            file: file.to_string(),
+            overlay: r.origin.overlay().map(|o| format!("(rendered by overlay {o})")),
             resource: &r.reported,
             policies,
             valid: problem.is_none(),
             reason,
             owner,
             until,
-            source: format!("annotation in {}:{}", r.origin.file, region.line),
+            source: format!("annotation in {file}:{}", region.line),
         });
     }
     for rule in &exemptions.rules {
@@ -182,7 +183,12 @@ fn covering(f: &Finding, annotated: &[Annotated], exemptions: &Exemptions, today
         return None; // findings about the input itself cannot be exempted
     }
     for a in annotated {
-        if a.valid && a.file == f.file && a.resource == resource && a.policies.iter().any(|p| names_policy(p, f)) {
+        // A rendered object's findings sit in several files (base, patches): its overlay identifies it.
+        let same_object = match &a.overlay {
+            Some(overlay) => f.message.ends_with(overlay.as_str()),
+            None => a.file == f.file,
+        };
+        if a.valid && same_object && a.resource == resource && a.policies.iter().any(|p| names_policy(p, f)) {
             return Some(Suppression {
                 kind: SuppressionKind::Annotation,
                 reason: a.reason.clone(),
@@ -216,6 +222,8 @@ fn covering(f: &Finding, annotated: &[Annotated], exemptions: &Exemptions, today
 /// An exemption written on a resource.
 struct Annotated<'a> {
     file: String,
+    /// For a rendered object, the end of its findings' messages (`(rendered by overlay X)`).
+    overlay: Option<String>,
     resource: &'a ResourceRef,
     policies: Vec<String>,
     valid: bool,

@@ -123,6 +123,9 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
     let files = manifest::discover(paths, &mut notes)?;
     let files: Vec<_> = files.into_iter().filter(|f| opts.select.wants(&f.display)).collect();
     notes.retain(|n| opts.select.wants(&n.file));
+    // Kustomizations are rendered; the files they reach are checked through them only.
+    let kustomize = manifest::kustomize::plan(&files, &opts.load)?;
+    let files: Vec<_> = files.into_iter().filter(|f| !kustomize.covers(f)).collect();
     let parts = parallel(&files, threads(opts), |file| {
         let mut out = Loaded::default();
         match manifest::read_file(file, &opts.load.limits) {
@@ -132,7 +135,13 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
         out
     });
     let mut loaded = Loaded { findings: notes, ..Loaded::default() };
-    for part in parts {
+    let rendered = match &kustomize.renderer {
+        Some(renderer) => parallel(&kustomize.roots, threads(opts), |root| {
+            manifest::kustomize::render_root(root, renderer, &opts.load)
+        }),
+        None => Vec::new(),
+    };
+    for part in parts.into_iter().chain(rendered) {
         loaded.resources.extend(part.resources);
         loaded.findings.extend(part.findings);
         loaded.sources.extend(part.sources);
@@ -261,6 +270,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                 resource: Some(resource.reported.clone()),
             });
         }
+        let suffix = resource.origin.overlay().map(|o| format!(" (rendered by overlay {o})")).unwrap_or_default();
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
                 if let Some(may) = manifest::terraform::unknown_may_violate(&resource.object, hits.len(), |probe| {
@@ -290,12 +300,15 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         Method::Searched => 1,
                         Method::Resource => 2,
                     }] += 1;
-                    let (region, pointer) = if located.pointer.is_empty() {
-                        (resource.origin.head(), resource.origin.prefix.clone())
+                    let located_pointer =
+                        rendered_cause(policies, check, &prepared, ctx, hit, &hits, resource, &located.pointer);
+                    let (file, region, pointer) = if located_pointer.is_empty() {
+                        let (file, region) = resource.origin.place_head();
+                        (file, region, resource.origin.prefix.clone())
                     } else {
-                        resource.origin.locate(&located.pointer)
+                        resource.origin.place(&located_pointer, &hit.message)
                     };
-                    let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
+                    let (mut severity, mut message) = (severity, format!("{prefix}{}{suffix}", hit.message));
                     manifest::terraform::soften_unknown_probed(
                         &resource.object,
                         &located.pointer,
@@ -308,7 +321,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         constraint: constraint.clone(),
                         severity,
                         message,
-                        file: resource.origin.file.to_string(),
+                        file: file.to_string(),
                         region,
                         pointer,
                         resource: Some(resource.reported.clone()),
@@ -320,13 +333,14 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                     EvalError::Timeout => format!("{prefix}policy {policy} did not finish within its time limit on this object; the object was not checked by it"),
                     EvalError::Failed(e) => format!("{prefix}policy {policy} failed on this object, so the object was not checked by it: {e}"),
                 };
+                let (file, region) = resource.origin.place_head();
                 out.findings.push(Finding {
                     policy: policy.clone(),
                     constraint: constraint.clone(),
                     severity: Severity::Deny,
-                    message,
-                    file: resource.origin.file.to_string(),
-                    region: resource.origin.head(),
+                    message: format!("{message}{suffix}"),
+                    file: file.to_string(),
+                    region,
                     pointer: resource.origin.prefix.clone(),
                     resource: Some(resource.reported.clone()),
                 });
@@ -334,4 +348,72 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         }
     }
     out
+}
+
+/// For a rendered object, the field an overlay changed that made the violation: under the located
+/// field, the one whose value from before the overlay takes the violation away; for a finding about
+/// the whole object, the name prefix, namespace or label without which the policy applies less.
+/// Otherwise the located pointer as it is.
+#[allow(clippy::too_many_arguments)]
+fn rendered_cause(
+    policies: &PolicySet,
+    check: crate::policy::Check,
+    prepared: &Prepared,
+    ctx: &Context,
+    hit: &crate::policy::Hit,
+    hits: &[crate::policy::Hit],
+    resource: &Resource,
+    located: &str,
+) -> String {
+    let fewer = |pointer: &str, with: Option<&serde_json::Value>, or_gone: bool| {
+        let tokens: Vec<String> = manifest::node::pointer_tokens(pointer).collect();
+        let variant = prepared.edited(&tokens, with);
+        policies.run_prepared(check, &variant, ctx).is_ok_and(|h| {
+            h.len() < hits.len() || (or_gone && h.len() <= hits.len() && h.iter().all(|x| x.message != hit.message))
+        })
+    };
+    if !located.is_empty() {
+        let changes = resource.origin.changed_under(located);
+        if changes.iter().any(|(p, _)| p == located) {
+            return located.to_string();
+        }
+        return changes
+            .into_iter()
+            .find(|(p, before)| fewer(p, Some(before), false))
+            .map_or(located.to_string(), |(p, _)| p);
+    }
+    let originals = resource.origin.originals();
+    // Labels first: their change alters the message; a name change alters every message.
+    let order = |p: &str| {
+        if p.starts_with("/metadata/labels") {
+            0
+        } else if p == "/metadata/namespace" {
+            1
+        } else {
+            2
+        }
+    };
+    let mut ordered: Vec<_> = originals.iter().collect();
+    ordered.sort_by_key(|(p, _)| order(p));
+    for (p, before) in ordered {
+        if fewer(p, before.as_ref(), order(p) < 2) {
+            return p.clone();
+        }
+        // A label whose value is wrong (a pattern): removing it is a violation too, a plain value is not.
+        let value = prepared_value(resource, p);
+        if order(p) == 0 && value.is_some() {
+            let plain: String =
+                value.unwrap_or_default().to_lowercase().chars().filter(|c| c.is_ascii_alphanumeric()).collect();
+            for v in [plain, "a".to_string()].into_iter().filter(|v| !v.is_empty()) {
+                if fewer(p, Some(&serde_json::Value::String(v)), true) {
+                    return p.clone();
+                }
+            }
+        }
+    }
+    String::new()
+}
+
+fn prepared_value(resource: &Resource, pointer: &str) -> Option<String> {
+    resource.object.pointer(pointer).and_then(serde_json::Value::as_str).map(str::to_string)
 }

@@ -230,7 +230,9 @@ impl Run<'_> {
         let checked =
             Checked { files: scanned.stats.files, objects, policies: catalog::active_count(&self.info.policies) };
         self.info.checked = Some(checked);
-        if checked.objects == 0 && !self.args.allow_empty {
+        // An overlay guardrail refused to render is reported as such, not as an empty input.
+        let refused = outcome.findings.iter().any(|f| f.policy == crate::manifest::kustomize::KUSTOMIZE_POLICY);
+        if checked.objects == 0 && !self.args.allow_empty && !refused {
             outcome.errors.push(self.nothing_checked(checked.files));
         }
         self.outcome = outcome;

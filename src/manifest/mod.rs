@@ -6,6 +6,7 @@
 //! namespace is treated the way Gatekeeper treats a cluster-scoped object: `namespaces` and
 //! `excludedNamespaces` in a constraint's match do not apply to it.
 
+pub mod kustomize;
 pub mod node;
 pub mod terraform;
 pub mod yaml;
@@ -30,6 +31,30 @@ pub enum LoadError {
     Io { path: String, source: std::io::Error },
     #[error("{0}: no such file or directory")]
     Missing(String),
+    /// A kustomization cannot be rendered at all (no renderer installed).
+    #[error("{0}")]
+    Kustomize(String),
+}
+
+/// Places pointers into an object that was rendered from other files (a kustomize overlay): each
+/// field at the file and line that set it.
+pub trait Placer: Send + Sync + std::fmt::Debug {
+    /// The file, region and the part of `pointer` that exists; `message` is the finding's (an image
+    /// is placed at the `images:` line of the part the message is about).
+    fn place(&self, pointer: &str, message: &str) -> (Arc<str>, Region, String);
+    /// The object's first line.
+    fn head(&self) -> (Arc<str>, Region);
+    /// The overlay that rendered the object.
+    fn overlay(&self) -> Option<&str>;
+    /// Fields the rendering set on the whole object (name prefix, namespace, labels), each with its
+    /// value before (`None`: absent). They can be why a constraint applies at all.
+    fn originals(&self) -> &[(String, Option<Value>)] {
+        &[]
+    }
+    /// The fields at or under `pointer` that an overlay changed, each with its value before.
+    fn changed_under(&self, _pointer: &str) -> Vec<(String, Value)> {
+        Vec::new()
+    }
 }
 
 /// Where a Kubernetes object's text lives: a file, a document of it, and a pointer prefix inside
@@ -51,11 +76,24 @@ pub struct DocTree {
     limits: YamlLimits,
     /// Built on first use; dropped by `release` when the text can build it again.
     node: std::sync::Mutex<Option<Arc<Option<Node>>>>,
+    /// Set for rendered objects: positions come from their sources, not from this document.
+    placer: Option<Arc<dyn Placer>>,
 }
 
 impl DocTree {
     pub fn lazy(text: Arc<str>, source: yaml::DocSource, limits: YamlLimits) -> Self {
-        DocTree { text: Some(text), source, limits, node: Default::default() }
+        DocTree { text: Some(text), source, limits, node: Default::default(), placer: None }
+    }
+
+    /// A rendered object's document: `placer` says where each field came from.
+    pub fn rendered(placer: Arc<dyn Placer>) -> Self {
+        DocTree {
+            text: None,
+            source: Default::default(),
+            limits: Default::default(),
+            node: std::sync::Mutex::new(Some(Arc::new(None))),
+            placer: Some(placer),
+        }
     }
 
     /// A tree that is already built (objects without a file, e.g. a test suite's AdmissionReview).
@@ -65,6 +103,7 @@ impl DocTree {
             source: Default::default(),
             limits: Default::default(),
             node: std::sync::Mutex::new(Some(Arc::new(Some(node)))),
+            placer: None,
         }
     }
 
@@ -87,6 +126,54 @@ impl DocTree {
 }
 
 impl Origin {
+    /// The file, region and found pointer for a pointer into the object (see `locate`); for a
+    /// rendered object, the source that set the field. `message` is the finding's.
+    pub fn place(&self, pointer: &str, message: &str) -> (Arc<str>, Region, String) {
+        match &self.document.placer {
+            Some(p) => p.place(&format!("{}{}", self.prefix, pointer), message),
+            None => {
+                let (region, found) = self.locate(pointer);
+                (self.file.clone(), region, found)
+            }
+        }
+    }
+
+    /// The file and first line of the object (see `head`).
+    pub fn place_head(&self) -> (Arc<str>, Region) {
+        match &self.document.placer {
+            Some(p) if self.prefix.is_empty() => p.head(),
+            Some(p) => {
+                let (file, region, _) = p.place(&self.prefix, "");
+                (file, region)
+            }
+            None => (self.file.clone(), self.head()),
+        }
+    }
+
+    /// For a rendered object (not a part of one), the fields its rendering set on it as a whole,
+    /// with their values before (see `Placer::originals`).
+    pub fn originals(&self) -> &[(String, Option<Value>)] {
+        match &self.document.placer {
+            Some(p) if self.prefix.is_empty() => p.originals(),
+            _ => &[],
+        }
+    }
+
+    /// The fields at or under `pointer` (into the object) that an overlay changed, with their values
+    /// before, as pointers into the object.
+    pub fn changed_under(&self, pointer: &str) -> Vec<(String, Value)> {
+        let Some(p) = &self.document.placer else { return Vec::new() };
+        p.changed_under(&format!("{}{}", self.prefix, pointer))
+            .into_iter()
+            .filter_map(|(full, before)| full.strip_prefix(&self.prefix).map(|rel| (rel.to_string(), before)))
+            .collect()
+    }
+
+    /// The overlay that rendered the object, if it was rendered.
+    pub fn overlay(&self) -> Option<&str> {
+        self.document.placer.as_deref().and_then(|p| p.overlay())
+    }
+
     /// The region for a pointer into the object: the field itself if it exists, else its nearest
     /// existing parent. Returns the region and the document pointer actually found.
     pub fn locate(&self, pointer: &str) -> (Region, String) {
@@ -180,6 +267,8 @@ pub struct LoadOptions {
     /// Namespace for namespaced objects that do not set one.
     pub default_namespace: Option<String>,
     pub limits: Limits,
+    /// Where kustomize is and how it may run.
+    pub kustomize: kustomize::RenderOptions,
 }
 
 #[derive(Clone, Copy, Debug)]

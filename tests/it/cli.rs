@@ -134,7 +134,8 @@ fn no_builtin_with_a_namespace_default() {
     .unwrap();
     let policy = dir.path().to_str().unwrap();
     let findings = |namespace: &[&str]| {
-        let mut args = vec!["check", "examples/base", "--no-builtin", "-p", policy, "-f", "json"];
+        // The file alone: the folder is a kustomization, which sets `namespace: payments` itself.
+        let mut args = vec!["check", "examples/base/deployment.yaml", "--no-builtin", "-p", policy, "-f", "json"];
         args.extend(namespace);
         let (code, stdout, stderr) = guardrail(&args);
         let json: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}{stderr}"));

@@ -12,6 +12,7 @@ mod fuzz;
 mod gitlab;
 mod gitlab_intake;
 mod integrations;
+mod kustomize;
 mod manifest;
 mod policy;
 mod report;
