@@ -526,3 +526,52 @@ async fn the_policy_project_is_named_with_the_gitlab_prefix_and_listed_through_k
     assert!(none.is_empty());
     no_problems(&fake);
 }
+
+#[tokio::test]
+async fn new_discussions_are_capped_per_run_and_the_rest_come_on_the_next() {
+    let fake = FakeGitLab::start().await;
+    let (project, _) = fake.add_project("g/cap", &[("f.yaml", "a: 1\n")]);
+    fake.commit(project, "b", &[("f.yaml", Some("a: 1\nb: 2\nc: 3\nd: 4\n"))]);
+    let iid = fake.open_mr(project, project, "b", "Three findings");
+    let gl = client(&fake);
+    let path = ProjectRef("g/cap".into());
+    let head = fake.mr_head(project, iid);
+    let version = gl.version_for(&path, MrIid(iid), &head).await.unwrap().unwrap();
+    let (diffs, _) = gl.diffs(&path, MrIid(iid)).await.unwrap();
+    let lines = diffs[0].lines().unwrap();
+    let wanted: Vec<WantedDiscussion> = (2..=4)
+        .map(|line| WantedDiscussion {
+            marker: Marker::finding(&format!("line{line}")),
+            body: format!("finding at {line}"),
+            position: lines.position(&version, line, line).unwrap(),
+        })
+        .collect();
+    let bot = gl.current_user().await.unwrap().id;
+    let first = gl.sync_discussions(&path, MrIid(iid), bot, &wanted, 2).await.unwrap();
+    assert_eq!((first.created, first.over_limit.len()), (2, 1));
+    assert_eq!(first.over_limit[0], Marker::finding("line4"));
+    let second = gl.sync_discussions(&path, MrIid(iid), bot, &wanted, 2).await.unwrap();
+    assert_eq!((second.created, second.kept, second.over_limit.len()), (1, 2, 0));
+    assert_eq!(fake.discussions(project, iid).len(), 3);
+    no_problems(&fake);
+}
+
+#[test]
+fn instance_urls_may_have_a_sub_path_and_project_paths_are_one_segment() {
+    for (given, api) in [
+        ("https://gitlab.com", "https://gitlab.com/api/v4"),
+        ("https://git.example.com/gitlab/", "https://git.example.com/gitlab/api/v4"),
+        ("https://git.example.com/gitlab/api/v4", "https://git.example.com/gitlab/api/v4"),
+    ] {
+        let gl =
+            GitLab::new(given, SecretString::from("t".to_string()), Metrics::new(), CallPolicy::default()).unwrap();
+        assert_eq!(gl.api_url, api);
+    }
+    assert!(
+        GitLab::new("gitlab.com", SecretString::from("t".to_string()), Metrics::new(), CallPolicy::default()).is_err()
+    );
+    assert_eq!(ProjectRef("group/sub.x/name".into()).segment(), "group%2Fsub%2Ex%2Fname");
+    assert_eq!(ProjectRef::id(42).segment(), "42");
+    assert_eq!(ProjectRef::parse_path("single"), None);
+    assert_eq!(ProjectRef::parse_path("a/../b"), None);
+}

@@ -1,6 +1,5 @@
 //! The HTTP side of the GitLab client: one token (a bot user's, project or group access token with `api`
-//! scope), sent as `Authorization: Bearer`, which GitLab accepts for personal, project, group and OAuth
-//! tokens alike. Reads are retried (rate limits waited out when short, 5xx and transport errors with
+//! scope), sent as `PRIVATE-TOKEN`, the header GitLab documents for every kind of access token. Reads are retried (rate limits waited out when short, 5xx and transport errors with
 //! backoff); writes are sent once, except after a 429, which GitLab's rate limiter answers before the
 //! request reaches the application. A write that failed otherwise may have landed: the typed operations
 //! in `api` reconcile with GitLab's state before they try again.
@@ -199,7 +198,7 @@ impl GitLab {
         let mut request = self
             .http
             .request(method, url)
-            .header("authorization", format!("Bearer {}", self.token.expose_secret()))
+            .header("private-token", self.token.expose_secret())
             .header("accept", "application/json");
         if let Some(body) = body {
             request = request.json(body);
