@@ -273,10 +273,14 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         let suffix = resource.origin.overlay().map(|o| format!(" (rendered by overlay {o})")).unwrap_or_default();
         match policies.run_prepared(check, &prepared, ctx) {
             Ok(hits) => {
-                if let Some(may) = manifest::terraform::unknown_may_violate(&resource.object, hits.len(), |probe| {
+                // Terraform objects with values only known at apply time: the policy is run
+                // again with probe values in their place (once per policy and object).
+                let run = |probe: &serde_json::Value| {
                     let run = policies.run_prepared(check, &Prepared::new(probe), ctx).ok()?;
-                    Some(run.into_iter().map(|h| h.message).collect())
-                }) {
+                    Some(run.into_iter().map(|h| h.message).collect::<Vec<_>>())
+                };
+                let probes = manifest::terraform::Probes::run(&resource.object, &run);
+                if let Some(may) = probes.as_ref().and_then(|p| p.may_violate(&resource.object, hits.len(), &run)) {
                     let (region, pointer) = resource.origin.locate(&may.pointer);
                     out.findings.push(Finding {
                         policy: policy.clone(),
@@ -309,13 +313,16 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         resource.origin.place(&located_pointer, &hit.message)
                     };
                     let (mut severity, mut message) = (severity, format!("{prefix}{}{suffix}", hit.message));
-                    manifest::terraform::soften_unknown_probed(
-                        &resource.object,
-                        &located.pointer,
-                        &mut severity,
-                        &mut message,
-                        |probe| policies.run_prepared(check, &Prepared::new(probe), ctx).ok().map(|h| h.len()),
-                    );
+                    if let Some(probes) = &probes {
+                        probes.soften(
+                            &resource.object,
+                            hits.len(),
+                            &located.pointer,
+                            &mut severity,
+                            &mut message,
+                            &run,
+                        );
+                    }
                     out.findings.push(Finding {
                         policy: policy.clone(),
                         constraint: constraint.clone(),

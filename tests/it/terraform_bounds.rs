@@ -111,12 +111,12 @@ fn a_nested_for_of_a_billion_elements_stops_at_the_evaluation_bounds() {
 }
 
 #[test]
-fn count_beyond_the_per_resource_bound_is_a_deny_at_the_count_and_the_first_instances_are_checked() {
+fn count_beyond_the_per_resource_bound_is_a_deny_at_the_block_and_the_first_instances_are_checked() {
     let text = CONTROL
         .replace("\"control\" {\n", "\"many\" {\n  count = 5000\n")
         .replace("name = \"control\"", "name = \"many-${count.index}\"");
     let run = check(&[("control.tf", CONTROL.into()), ("many.tf", text)]);
-    assert_bound(&run, "many.tf", 3, "more than guardrail's bound of 1000 per resource");
+    assert_bound(&run, "many.tf", 2, "more than guardrail's bound of 1000 per resource");
     assert!(run.findings.iter().any(|f| f["resource"]["name"] == "many-999"), "instance 999 is checked");
     assert!(!run.findings.iter().any(|f| f["resource"]["name"] == "many-1000"));
 }
@@ -152,4 +152,23 @@ fn a_one_line_terraform_file_of_600_kb_loads_with_exact_columns() {
     assert_eq!(run.code, Some(1), "{}", summary(&run));
     assert!(has(&run, "pod.tf", 9, "Privileged"), "{}", summary(&run));
     assert!(control_denied(&run));
+}
+
+#[test]
+fn for_each_beyond_the_per_resource_bound_is_a_deny_at_the_block() {
+    let text = CONTROL
+        .replace("\"control\" {\n", "\"keyed\" {\n  for_each = toset([for i in range(1024) : tostring(i)])\n")
+        .replace("name = \"control\"", "name = \"keyed-${each.key}\"");
+    let run = check(&[("control.tf", CONTROL.into()), ("keyed.tf", text)]);
+    assert_bound(
+        &run,
+        "keyed.tf",
+        2,
+        "for_each makes 1024 instances, more than guardrail's bound of 1000 per resource",
+    );
+    let keyed = run
+        .findings
+        .iter()
+        .filter(|f| f["file"] == "keyed.tf" && f["message"].as_str().unwrap().starts_with("Privileged"));
+    assert_eq!(keyed.count(), 1000, "the first 1,000 instances are checked");
 }

@@ -370,20 +370,11 @@ fn expression_in(text: &str) -> Option<String> {
     Some(rest[..rest.find('}').unwrap_or(rest.len())].to_string())
 }
 
-/// Values tried in place of an unknown: one of each type a field can have.
+/// Values tried in place of an unknown: a boolean either way, a number at zero (`runAsUser: 0`),
+/// an empty string and a string no allow-list holds.
 fn probes() -> Vec<Value> {
     use serde_json::json;
-    vec![
-        json!(false),
-        json!(true),
-        json!(0),
-        json!(1),
-        json!(""),
-        json!("guardrail-probe"),
-        json!(null),
-        json!({}),
-        json!([]),
-    ]
+    vec![json!(false), json!(true), json!(0), json!(""), json!("guardrail-probe")]
 }
 
 /// JSON pointers of the string values that hold a placeholder.
@@ -441,89 +432,116 @@ fn replace_placeholders(text: &str, replacement: &str) -> String {
     out
 }
 
-/// Most unknowns tried one at a time to name the one a violation depends on.
+/// Most unknowns tried one at a time to name the one a verdict depends on.
 const MAX_PROBED_ONE_BY_ONE: usize = 8;
 
-/// A violation found on an object with values guardrail could not know (`${unknown: …}`) is a
-/// warning only when it depends on them: when, for some concrete value in their place, the
-/// policy no longer reports it. `hits(object)` runs the same policy and counts its violations
-/// (`None`: it failed). A violation that stays for every probe stays a deny.
-pub fn soften_unknown_probed(
-    object: &Value,
-    pointer: &str,
-    severity: &mut Severity,
-    message: &mut String,
-    hits: impl Fn(&Value) -> Option<usize>,
-) {
-    let mut pointers = Vec::new();
-    unknown_pointers(object, String::new(), &mut pointers);
-    if pointers.is_empty() {
-        return;
-    }
-    let Some(original) = hits(object) else { return };
-    let gone =
-        |pointers: &[String], probe: &Value| hits(&probed(object, pointers, probe)).is_some_and(|n| n < original);
-    let Some(probe) = probes().into_iter().find(|p| gone(&pointers, p)) else { return };
-    // Name the unknown it depends on: the located field's, one alone that removes it, or the first.
-    let alone = pointers.iter().take(MAX_PROBED_ONE_BY_ONE).find(|p| {
-        let one = std::slice::from_ref(*p);
-        gone(one, &probe) || probes().iter().any(|other| gone(one, other))
-    });
-    let expression = alone
-        .and_then(|p| object.pointer(p).and_then(Value::as_str).and_then(expression_in))
-        .or_else(|| unknown_dependency(object, pointer, message))
-        .or_else(|| object.pointer(&pointers[0]).and_then(Value::as_str).and_then(expression_in))
-        .unwrap_or_default();
-    if *severity == Severity::Deny {
-        *severity = Severity::Warn;
-    }
-    message.push_str(&format!(
-        " (this depends on `{expression}`, which is not known before Terraform runs; check the value it will have)"
-    ));
+/// One policy's verdicts on an object with values guardrail could not know (`${unknown: …}`),
+/// with each probe value in place of all of them at once: what decides whether a violation
+/// depends on an unknown, and whether a pass does. Made once per policy and object.
+pub struct Probes {
+    pointers: Vec<String>,
+    /// The policy's messages per probe (`None`: it failed on that probe).
+    results: Vec<(Value, Option<Vec<String>>)>,
 }
 
-/// A policy that passes an object with unknown values may fail it once they are known: when a
-/// probe value in place of one of them makes the policy report more violations, the answer is
-/// "not known", a warning at that value naming its expression and the policy's message (never
-/// a silent pass). `violations(object)` runs the policy and returns its messages.
+/// A policy that passes an object with unknown values but reports a violation for some value of
+/// one of them: a warning at that value.
 pub struct MayViolate {
     pub pointer: String,
     pub message: String,
 }
 
-pub fn unknown_may_violate(
-    object: &Value,
-    original: usize,
-    violations: impl Fn(&Value) -> Option<Vec<String>>,
-) -> Option<MayViolate> {
-    let mut pointers = Vec::new();
-    unknown_pointers(object, String::new(), &mut pointers);
-    if pointers.is_empty() {
-        return None;
+impl Probes {
+    /// `None` when the object holds no unknown value. `run(object)` evaluates the policy.
+    pub fn run(object: &Value, run: &dyn Fn(&Value) -> Option<Vec<String>>) -> Option<Probes> {
+        let mut pointers = Vec::new();
+        unknown_pointers(object, String::new(), &mut pointers);
+        if pointers.is_empty() {
+            return None;
+        }
+        let results = probes()
+            .into_iter()
+            .map(|p| {
+                let verdict = run(&probed(object, &pointers, &p));
+                (p, verdict)
+            })
+            .collect();
+        Some(Probes { pointers, results })
     }
-    let more = |pointers: &[String], probe: &Value| {
-        violations(&probed(object, pointers, probe)).filter(|v| v.len() > original)
-    };
-    let probes = probes();
-    let (probe, found) = probes.iter().find_map(|p| more(&pointers, p).map(|v| (p, v)))?;
-    let pointer = pointers
-        .iter()
-        .take(MAX_PROBED_ONE_BY_ONE)
-        .find(|p| more(std::slice::from_ref(*p), probe).is_some())
-        .unwrap_or(&pointers[0])
-        .clone();
-    let expression = object.pointer(&pointer).and_then(Value::as_str).and_then(expression_in).unwrap_or_default();
-    let example = found.last().cloned().unwrap_or_default();
-    Some(MayViolate {
-        message: format!(
-            "this may be a violation: `{expression}` is not known before Terraform runs, and with the value {probe} the policy reports: {example}"
-        ),
-        pointer,
-    })
+
+    /// The unknown (named by its expression) whose probe alone changes the count of violations
+    /// the way `changed` says; the first one when none does alone.
+    fn name(
+        &self,
+        object: &Value,
+        probe: &Value,
+        run: &dyn Fn(&Value) -> Option<Vec<String>>,
+        changed: &dyn Fn(usize) -> bool,
+    ) -> (String, String) {
+        let pointer = if self.pointers.len() == 1 {
+            &self.pointers[0]
+        } else {
+            self.pointers
+                .iter()
+                .take(MAX_PROBED_ONE_BY_ONE)
+                .find(|p| run(&probed(object, std::slice::from_ref(*p), probe)).is_some_and(|v| changed(v.len())))
+                .unwrap_or(&self.pointers[0])
+        };
+        let expression = object.pointer(pointer).and_then(Value::as_str).and_then(expression_in).unwrap_or_default();
+        (pointer.clone(), expression)
+    }
+
+    /// A violation is a warning only when it depends on an unknown: when, for some probe value,
+    /// the policy reports fewer violations. One that stays for every probe stays a deny.
+    pub fn soften(
+        &self,
+        object: &Value,
+        original: usize,
+        located: &str,
+        severity: &mut Severity,
+        message: &mut String,
+        run: &dyn Fn(&Value) -> Option<Vec<String>>,
+    ) {
+        let fewer = |n: usize| n < original;
+        let Some((probe, _)) = self.results.iter().find(|(_, r)| r.as_ref().is_some_and(|v| fewer(v.len()))) else {
+            return;
+        };
+        // The located field's own unknown names it without more evaluations.
+        let expression = match object.pointer(located).and_then(Value::as_str).and_then(expression_in) {
+            Some(e) if !located.is_empty() => e,
+            _ => self.name(object, probe, run, &fewer).1,
+        };
+        if *severity == Severity::Deny {
+            *severity = Severity::Warn;
+        }
+        message.push_str(&format!(
+            " (this depends on `{expression}`, which is not known before Terraform runs; check the value it will have)"
+        ));
+    }
+
+    /// A pass that turns into a violation for some probe value: "not known", never a silent pass.
+    pub fn may_violate(
+        &self,
+        object: &Value,
+        original: usize,
+        run: &dyn Fn(&Value) -> Option<Vec<String>>,
+    ) -> Option<MayViolate> {
+        let more = |n: usize| n > original;
+        let (probe, found) =
+            self.results.iter().find_map(|(p, r)| r.as_ref().filter(|v| more(v.len())).map(|v| (p, v)))?;
+        let (pointer, expression) = self.name(object, probe, run, &more);
+        let example = found.last().cloned().unwrap_or_default();
+        Some(MayViolate {
+            message: format!(
+                "this may be a violation: `{expression}` is not known before Terraform runs, and with the value {probe} the policy reports: {example}"
+            ),
+            pointer,
+        })
+    }
 }
 
 /// A violation that rests on a value guardrail could not know is a warning, not a verdict.
-/// (Without a policy to re-run; `soften_unknown_probed` decides by trying values.)
+/// (Without a policy to re-run; `Probes::soften` decides by trying values.)
 pub fn soften_unknown(object: &Value, pointer: &str, severity: &mut Severity, message: &mut String) {
     if let Some(expression) = unknown_dependency(object, pointer, message) {
         if *severity == Severity::Deny {

@@ -348,8 +348,8 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
 }
 
 /// `count` / `for_each` -> one (address suffix, bindings) per instance. More than
-/// `MAX_INSTANCES`, or more than the root module's total allows, is a deny finding at the
-/// argument; the instances within the bound are still checked.
+/// `MAX_INSTANCES` is a deny finding at the block, more than the root module's total allows one
+/// at the argument where the total was passed; the instances within the bounds are still checked.
 fn expand(
     scope: &Scope<'_>,
     f: &HclFile,
@@ -362,9 +362,10 @@ fn expand(
     let allow = |n: usize, span: Span, what: &str| -> usize {
         let mut allowed = n;
         if n > MAX_INSTANCES {
+            // At the block: it is the block whose instances are cut.
             scope.module.error(
                 f,
-                span,
+                block_span,
                 format!(
                     "{address}: {what} makes {n} instances, more than guardrail's bound of {MAX_INSTANCES} per resource; only the first {MAX_INSTANCES} were checked"
                 ),
