@@ -10,6 +10,7 @@ mod fake_github;
 mod fuzz;
 mod integrations;
 mod manifest;
+mod opa_compat;
 mod policy;
 mod report;
 mod setup;
