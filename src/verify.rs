@@ -41,11 +41,13 @@ pub struct Options {
     /// and the `--data` document they see.
     pub rego_namespaces: Vec<String>,
     pub data: Option<Value>,
+    /// `--show-builtin-errors`.
+    pub builtin_errors: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { k8s_native_validation: true, rego_namespaces: Vec::new(), data: None }
+        Options { k8s_native_validation: true, rego_namespaces: Vec::new(), data: None, builtin_errors: false }
     }
 }
 

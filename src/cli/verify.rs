@@ -25,6 +25,7 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         k8s_native_validation: args.engine.enable_k8s_native_validation,
         rego_namespaces: args.rego.rego_namespace.clone(),
         data: rego.data,
+        builtin_errors: rego.builtin_errors,
     };
     let summary = crate::verify::run_with(&paths, options);
     for r in &summary.results {

@@ -145,8 +145,12 @@ fn run_set(files: &[RegoFile], set: &BTreeSet<usize>, tested: &[usize], opts: &O
     if tests.is_empty() {
         return;
     }
-    let conftest_opts =
-        policy::conftest::Options { all_namespaces: true, data: opts.data.clone(), ..Default::default() };
+    let conftest_opts = policy::conftest::Options {
+        all_namespaces: true,
+        data: opts.data.clone(),
+        builtin_errors: opts.builtin_errors,
+        ..Default::default()
+    };
     let module = match policy::conftest::load_with(&sources, policy::engine::DEFAULT_TIME_LIMIT, &conftest_opts) {
         Ok(m) => m,
         Err(e) => {

@@ -14,6 +14,7 @@ mod gitlab_intake;
 mod integrations;
 mod kustomize;
 mod manifest;
+mod opa_compat;
 mod policy;
 mod report;
 mod setup;

@@ -216,9 +216,18 @@ exception contains rules if {
             "main Warn b.yaml:10 image uses :latest",
         ]
     );
+    // A package other than `main` runs when asked for (`--rego-namespace`, as conftest's `--namespace`).
     let v0 = "package k8s\ndeny[msg] {\n  input.kind == \"Service\"\n  input.spec.type == \"NodePort\"\n  msg := \"NodePort services are not allowed\"\n}\n";
-    let set = policies(false, &[("svc.rego", v0)]);
     let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec:\n  ports: [{port: 80}]\n  type: NodePort\n";
+    let set = policies(false, &[("svc.rego", v0)]);
+    assert!(crate::support::scan(&set, &[("svc.yaml", svc)]).outcome.findings.is_empty());
+    let opts = guardrail::policy::LoadOptions {
+        builtin: false,
+        conftest: guardrail::policy::conftest::Options { namespaces: vec!["k8s".into()], ..Default::default() },
+        ..Default::default()
+    };
+    let set =
+        guardrail::policy::PolicySet::from_sources(&[vec![("svc.rego".to_string(), v0.to_string())]], &opts).unwrap();
     let svc_scan = crate::support::scan(&set, &[("svc.yaml", svc)]);
     assert_eq!(summary(&svc_scan.outcome.findings), ["k8s@svc.yaml:6:9 /spec/type"]);
 }

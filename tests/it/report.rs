@@ -277,7 +277,7 @@ fn json_output_is_flat_and_complete() {
 
     let doc: Value = serde_json::from_str(&text).unwrap();
     let keys: Vec<&String> = doc.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["findings", "suppressed", "errors", "notes", "summary"]);
+    assert_eq!(keys, ["findings", "suppressed", "exceptions", "errors", "notes", "summary"]);
     assert_eq!(doc["summary"]["deny"], 2);
     assert_eq!(doc["summary"]["errors"], 2);
     let findings = doc["findings"].as_array().unwrap();

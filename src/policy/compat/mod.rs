@@ -157,6 +157,26 @@ fn split_args(args: &str) -> Option<Vec<String>> {
 /// wildcards or operators: the kind OPA binds before a negated call.
 fn is_reference(arg: &str) -> bool {
     let first = arg.chars().next().unwrap_or(' ');
+    if arg.contains('[') {
+        // `data.inventory.namespace[o.metadata.namespace]`: indices that are references or
+        // literals, never `_` (which would iterate)
+        let mut depth = 0i32;
+        for c in arg.chars() {
+            match c {
+                '[' => depth += 1,
+                ']' => depth -= 1,
+                _ => {}
+            }
+            if depth < 0 {
+                return false;
+            }
+        }
+        let inner = arg.replace(['[', ']'], ".");
+        return (first.is_ascii_alphabetic() || first == '_')
+            && depth == 0
+            && !arg.contains("[_]")
+            && inner.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '"' | '-' | '/'));
+    }
     (first.is_ascii_alphabetic() || first == '_')
         && arg.contains('.')
         && arg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
@@ -388,6 +408,7 @@ fn format_verb(verb: char, arg: &regorus::Value, precision: Option<usize>) -> St
             _ => s.to_string(),
         },
         ('q', regorus::Value::String(s)) => serde_json::to_string(&**s).unwrap_or_default(),
+        ('d', regorus::Value::String(s)) => format!("%!d(string={s})"),
         ('d', regorus::Value::Number(_)) => {
             let f = number_f64(arg);
             if f.fract() == 0.0 {
@@ -473,6 +494,8 @@ mod tests {
     fn negated_calls_bind_references_first() {
         let src = "  not accept(rule, v, params.ranges)\n";
         assert_eq!(rewrite_v1(src), "  __gr0 := params.ranges\n  not accept(rule, v, __gr0)\n");
+        let indexed = "  not f(d, data.inv.ns[o.metadata.namespace])\n";
+        assert_eq!(rewrite_v1(indexed), "  __gr0 := data.inv.ns[o.metadata.namespace]\n  not f(d, __gr0)\n");
         let untouched = "  not accept(rule, x[_])\n  not f(\"a.b\")\n";
         assert_eq!(rewrite_v1(untouched), untouched);
     }
@@ -481,6 +504,7 @@ mod tests {
     fn sprintf_matches_go() {
         let args = vec![regorus::Value::from("a"), regorus::Value::from(3i64)];
         assert_eq!(go_sprintf("%v-%d-%v", &args), "a-3-%!v(MISSING)");
+        assert_eq!(go_sprintf("(%d)", &args[..1]), "(%!d(string=a))");
         assert_eq!(go_sprintf("%q %%", &args[..1]), "\"a\" %");
         let obj = regorus::Value::from_json_str(r#"{"privileged": true, "x": ["a", 1]}"#).unwrap();
         assert_eq!(go_sprintf("%v", &[obj]), r#"{"privileged": true, "x": ["a", 1]}"#);
