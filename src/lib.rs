@@ -13,6 +13,7 @@ pub mod exempt;
 pub mod findings;
 pub mod forge;
 pub mod intake;
+pub mod isolate;
 pub mod jobs;
 pub mod locate;
 pub mod manifest;

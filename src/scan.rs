@@ -249,7 +249,15 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
         let policy = policies.policy_name(check);
         let constraint = policies.constraint_name(check);
         let prefix = resource.implied_by.as_ref().map(|i| format!("[Implied by {}] ", i.template)).unwrap_or_default();
-        match policies.run_prepared(check, &prepared, ctx) {
+        // One time budget for the evaluation and the locating of this policy on this object; a
+        // policy that ran out of time once is not run again in this run.
+        let _budget = crate::policy::engine::Budget::start();
+        let result =
+            if ctx.timed_out(&policy) { Err(EvalError::Timeout) } else { policies.run_prepared(check, &prepared, ctx) };
+        if matches!(result, Err(EvalError::Timeout)) {
+            ctx.give_up(&policy);
+        }
+        match result {
             Ok(hits) => {
                 for hit in &hits {
                     out.violations += 1;
@@ -289,6 +297,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
             Err(err) => {
                 let message = match err {
                     EvalError::Timeout => format!("{prefix}policy {policy} did not finish within its time limit on this object; the object was not checked by it"),
+                    EvalError::Limit(limit) => format!("{prefix}policy {policy} went over a limit on this object ({limit}); the object was not checked by it"),
                     EvalError::Failed(e) => format!("{prefix}policy {policy} failed on this object, so the object was not checked by it: {e}"),
                 };
                 out.findings.push(Finding {

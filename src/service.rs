@@ -48,6 +48,7 @@ impl Service {
             retry,
             worker_id,
             lease: settings.lease,
+            isolation: settings.isolation.clone(),
         });
         let server = Arc::new(ServerState {
             queue,

@@ -244,6 +244,7 @@ fn review(set: &PolicySet, object: &Value, ctx: &policy::Context) -> Result<Vec<
     let mut messages = Vec::new();
     let fail = |e: EvalError| match e {
         EvalError::Timeout => "evaluation timed out".to_string(),
+        EvalError::Limit(l) => format!("over a limit: {l}"),
         EvalError::Failed(m) => m,
     };
     if is_admission {
@@ -362,6 +363,7 @@ fn run_rego_tests(dir: &Path, summary: &mut Summary) {
                 Ok(true) => None,
                 Ok(false) => Some("test rule is false or undefined".to_string()),
                 Err(EvalError::Timeout) => Some("timed out".to_string()),
+                Err(EvalError::Limit(l)) => Some(format!("over a limit: {l}")),
                 Err(EvalError::Failed(e)) => Some(e),
             };
             summary.results.push(CaseResult { name: format!("{file} › {name}"), error });

@@ -10,7 +10,11 @@ use crate::report::terminal::{escape, escape_line};
 pub fn run(args: &VerifyArgs) -> ExitCode {
     let paths = if args.paths.is_empty() { vec![PathBuf::from(".")] } else { args.paths.clone() };
     let options = crate::verify::Options { k8s_native_validation: args.engine.enable_k8s_native_validation };
-    let summary = crate::verify::run_with(&paths, options);
+    // In a worker process: a policy that crashes the engine fails the run, with a message.
+    let isolation = crate::isolate::Isolation { memory_bytes: args.memory_limit << 20, ..Default::default() };
+    let request =
+        crate::isolate::Request::Verify { paths, within: false, k8s_native_validation: options.k8s_native_validation };
+    let summary = crate::isolate::verify(&isolation, request);
     for r in &summary.results {
         match &r.error {
             Some(e) => println!("FAIL {}\n     {}", escape_line(&r.name), escape(e).replace('\n', "\n     ")),

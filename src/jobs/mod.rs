@@ -60,6 +60,8 @@ pub struct App {
     /// The id this process's workers write into the queue's `worker` column.
     pub worker_id: String,
     pub lease: Duration,
+    /// Where policy-repository tests run (a worker process a crash cannot take the service down with).
+    pub isolation: crate::isolate::Isolation,
 }
 
 pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {

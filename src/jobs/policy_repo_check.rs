@@ -25,7 +25,8 @@ pub(super) async fn run(
         .map(|(p, _)| p.clone())
         .collect();
     let files = gh.files_at(&req.installation, &req.repo, &req.head_sha, &paths, 4 * 1024 * 1024).await?;
-    let engine = crate::verify::Options { k8s_native_validation: !app.policies.rego_over_cel };
+    let k8s_native_validation = !app.policies.rego_over_cel;
+    let isolation = app.isolation.clone();
     let summary = tokio::task::spawn_blocking(move || -> Result<crate::verify::Summary, String> {
         let dir = tempfile_dir()?;
         for (path, text) in &files {
@@ -40,7 +41,9 @@ pub(super) async fn run(
             }
             std::fs::write(&target, text).map_err(|e| e.to_string())?;
         }
-        let summary = crate::verify::run_within_with(&dir, engine);
+        // A pull request's policies may crash the engine: they run in a worker process.
+        let request = crate::isolate::Request::Verify { paths: vec![dir.clone()], within: true, k8s_native_validation };
+        let summary = crate::isolate::verify(&isolation, request);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(summary)
     })

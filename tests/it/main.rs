@@ -8,6 +8,7 @@ mod deploy;
 mod docs;
 mod fake_github;
 mod fuzz;
+mod hostile_policy;
 mod integrations;
 mod manifest;
 mod policy;

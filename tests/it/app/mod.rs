@@ -6,6 +6,7 @@
 mod binary;
 mod durability;
 mod harness;
+mod isolation;
 mod more;
 mod scale;
 mod stories;
