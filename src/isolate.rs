@@ -71,6 +71,8 @@ impl Isolation {
         });
         let output = child.wait_with_output().map_err(|e| WorkerError::Spawn(e.to_string()))?;
         let _ = writer.join();
+        // The worker's log lines are this process's.
+        let _ = std::io::stderr().write_all(&output.stderr);
         if output.status.success() {
             if let Ok(response) = serde_json::from_slice(&output.stdout) {
                 return Ok(response);
