@@ -27,6 +27,8 @@ struct Definition {
     bodies: Vec<(String, String, bool)>,
     /// Argument names (functions) and the head's key expression text.
     args: Vec<String>,
+    /// A function's parameters by position (their text), for comparing definitions.
+    params: Vec<String>,
     head_text: String,
 }
 
@@ -100,8 +102,10 @@ impl Analysis {
             }
             by_path.entry(&def.path).or_default().push(def);
         }
-        for (path, defs) in by_path {
-            if let Some(why) = can_conflict(&defs) {
+        for (path, defs) in &by_path {
+            let package = path.rsplit_once('.').map(|(p, _)| p).unwrap_or_default();
+            let helper = |name: &str| by_path.get(format!("{package}.{name}").as_str()).map(Vec::as_slice);
+            if let Some(why) = can_conflict(defs, &helper) {
                 analysis.conflicting.insert(path.to_string(), why);
             }
         }
@@ -197,7 +201,11 @@ fn definition(package: &str, rule: &Ref<Rule>) -> Option<Definition> {
     } else {
         bodies.iter().map(|b| body_parts(b, &default_value)).collect()
     };
-    Some(Definition { path: format!("{package}.{name}"), kind, bodies, args, head_text })
+    let params = match head {
+        RuleHead::Func { args, .. } => args.iter().map(|a| a.span().text().trim().to_string()).collect(),
+        _ => Vec::new(),
+    };
+    Some(Definition { path: format!("{package}.{name}"), kind, bodies, args, params, head_text })
 }
 
 fn body_parts(body: &RuleBody, head_value: &str) -> (String, String, bool) {
@@ -213,7 +221,7 @@ fn body_parts(body: &RuleBody, head_value: &str) -> (String, String, bool) {
 }
 
 /// Why a rule's definitions can produce two values for one input, if they can.
-fn can_conflict(defs: &[&Definition]) -> Option<String> {
+fn can_conflict<'a>(defs: &[&Definition], helper: &dyn Fn(&str) -> Option<&'a [&'a Definition]>) -> Option<String> {
     if defs.iter().any(|d| d.kind == Kind::Set) {
         return None;
     }
@@ -224,7 +232,7 @@ fn can_conflict(defs: &[&Definition]) -> Option<String> {
     if all_same_constant {
         return None;
     }
-    if defs.len() > 1 && !pairwise_exclusive(defs) {
+    if defs.len() > 1 && !pairwise_exclusive(defs, helper) {
         return Some("it has definitions with different values".into());
     }
     for def in defs {
@@ -238,19 +246,24 @@ fn can_conflict(defs: &[&Definition]) -> Option<String> {
     None
 }
 
-/// Definitions that cannot hold together: for each pair, one has a statement `S` and the other
-/// `not S` (`is_number(x)` / `not is_number(x)`), the shape of helpers that split by type.
-fn pairwise_exclusive(defs: &[&Definition]) -> bool {
-    let statements = |d: &Definition| -> BTreeSet<String> {
-        d.bodies.first().map(|(_, b, _)| b.lines().map(|l| l.trim().to_string()).collect()).unwrap_or_default()
+/// Definitions that cannot hold together, the shapes helpers that split by case are written in:
+/// for each pair, one has a statement and the other its negation: `S` / `not S`, `a <= b` /
+/// `a > b`, or `not h(x)` where the other holds every statement of the helper `h`'s body.
+fn pairwise_exclusive<'a>(defs: &[&Definition], helper: &dyn Fn(&str) -> Option<&'a [&'a Definition]>) -> bool {
+    // Parameters renamed by position: `f(s, i, _)` and `f(s, _, g)` compare as one function.
+    let positional = |d: &Definition| -> String {
+        let mut text = d.bodies.first().map_or(String::new(), |b| b.1.clone());
+        for (i, p) in d.params.iter().enumerate() {
+            if p != "_" && p.chars().all(|c| c.is_alphanumeric() || c == '_') {
+                text = replace_word(&text, p, &format!("__arg{i}"));
+            }
+        }
+        text
     };
-    let sets: Vec<BTreeSet<String>> = defs.iter().map(|d| statements(d)).collect();
+    let sets: Vec<BTreeSet<String>> = defs.iter().map(|d| statements(&positional(d))).collect();
     for (i, a) in sets.iter().enumerate() {
         for b in &sets[i + 1..] {
-            let negates = |x: &BTreeSet<String>, y: &BTreeSet<String>| {
-                x.iter().any(|s| s.strip_prefix("not ").is_some_and(|rest| y.contains(rest.trim())))
-            };
-            if !negates(a, b) && !negates(b, a) {
+            if !negates(a, b, helper) && !negates(b, a, helper) {
                 return false;
             }
         }
@@ -258,10 +271,120 @@ fn pairwise_exclusive(defs: &[&Definition]) -> bool {
     true
 }
 
+/// A body's statements, normalised: spaces collapsed, `is_T(object.get(x, "k", null))` read as
+/// `is_T(x.k)` (the same truth).
+fn statements(body: &str) -> BTreeSet<String> {
+    static GET: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let get = GET.get_or_init(|| {
+        regex::Regex::new(
+            r#"^(not )?(is_[a-z]+)\(object\.get\(([A-Za-z_][A-Za-z0-9_.]*), "([A-Za-z_][A-Za-z0-9_]*)", null\)\)$"#,
+        )
+        .expect("valid regex")
+    });
+    let lines: Vec<String> = body
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| !l.is_empty())
+        .map(|l| get.replace(&l, "${1}${2}(${3}.${4})").into_owned())
+        .collect();
+    // `p := x.y` then `is_string(p)` also reads as `is_string(x.y)`.
+    let mut out: BTreeSet<String> = lines.iter().cloned().collect();
+    for line in &lines {
+        let Some((var, value)) = line.split_once(" := ") else { continue };
+        let simple = |t: &str| !t.is_empty() && t.chars().all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+        if simple(var) && simple(value) {
+            out.extend(lines.iter().filter(|l| *l != line).map(|l| replace_word(l, var, value)));
+        }
+    }
+    out
+}
+
+fn replace_word(text: &str, word: &str, with: &str) -> String {
+    let re = regex::Regex::new(&format!(r"\b{}\b", regex::escape(word))).expect("valid regex");
+    re.replace_all(text, regex::NoExpand(with)).into_owned()
+}
+
+/// `x op n` with a number `n`: the numbers `x` may be, as an interval (low, high, inclusive each).
+fn interval(statement: &str) -> Option<(&str, (f64, bool), (f64, bool))> {
+    for op in [" <= ", " >= ", " == ", " < ", " > "] {
+        let Some((l, r)) = statement.split_once(op) else { continue };
+        let (Ok(n), false) = (r.parse::<f64>(), l.contains(' ')) else { return None };
+        let inf = f64::INFINITY;
+        return Some(match op {
+            " <= " => (l, (-inf, false), (n, true)),
+            " >= " => (l, (n, true), (inf, false)),
+            " == " => (l, (n, true), (n, true)),
+            " < " => (l, (-inf, false), (n, false)),
+            _ => (l, (n, false), (inf, false)),
+        });
+    }
+    None
+}
+
+/// Whether two intervals on the same variable share no number.
+fn disjoint(a: &str, b: &str) -> bool {
+    let (Some((x, alo, ahi)), Some((y, blo, bhi))) = (interval(a), interval(b)) else { return false };
+    let below = |hi: (f64, bool), lo: (f64, bool)| hi.0 < lo.0 || (hi.0 == lo.0 && !(hi.1 && lo.1));
+    x == y && (below(ahi, blo) || below(bhi, alo))
+}
+
+/// `is_string(x)` and `is_number(x)`: one value has one type.
+fn other_types(a: &str, b: &str) -> bool {
+    let split = |s: &str| -> Option<(String, String)> {
+        let rest = s.strip_prefix("is_")?;
+        let (ty, arg) = rest.split_once('(')?;
+        matches!(ty, "string" | "number" | "boolean" | "array" | "object" | "set" | "null")
+            .then(|| (ty.to_string(), arg.to_string()))
+    };
+    matches!((split(a), split(b)), (Some((t1, a1)), Some((t2, a2))) if t1 != t2 && a1 == a2)
+}
+
+/// Whether a statement of `x` contradicts `y`.
+fn negates<'a>(
+    x: &BTreeSet<String>,
+    y: &BTreeSet<String>,
+    helper: &dyn Fn(&str) -> Option<&'a [&'a Definition]>,
+) -> bool {
+    const OPPOSITE: [(&str, &str); 6] =
+        [(" <= ", " > "), (" > ", " <= "), (" < ", " >= "), (" >= ", " < "), (" == ", " != "), (" != ", " == ")];
+    x.iter().any(|s| {
+        if let Some(rest) = s.strip_prefix("not ") {
+            return y.contains(rest) || helper_holds(rest, y, helper);
+        }
+        if y.iter().any(|t| disjoint(s, t) || other_types(s, t)) {
+            return true;
+        }
+        OPPOSITE.iter().any(|(op, opposite)| match s.split_once(op) {
+            Some((l, r)) if !l.contains(' ') && !r.contains(' ') => y.contains(&format!("{l}{opposite}{r}")),
+            _ => false,
+        })
+    })
+}
+
+/// Whether `call` (`h` or `h(a, b)`) names a helper with one body, every statement of which
+/// (its parameters replaced by the arguments) is in `y`.
+fn helper_holds<'a>(call: &str, y: &BTreeSet<String>, helper: &dyn Fn(&str) -> Option<&'a [&'a Definition]>) -> bool {
+    let (name, args) = match call.split_once('(') {
+        Some((n, rest)) => match rest.strip_suffix(')').and_then(super::compat::split_call_args) {
+            Some(a) => (n, a),
+            None => return false,
+        },
+        None => (call, Vec::new()),
+    };
+    let Some([def]) = helper(name) else { return false };
+    let ([(_, body, _)], true) = (def.bodies.as_slice(), def.args.len() == args.len()) else { return false };
+    let mut text = body.clone();
+    for (param, arg) in def.args.iter().zip(&args) {
+        text = replace_word(&text, param, arg.trim());
+    }
+    let needed = statements(&text);
+    !needed.is_empty() && needed.is_subset(y)
+}
+
 /// Whether a body can bind its variables more than once: `x[_]`, or an index by a variable the
 /// body does not assign and the rule does not take as an argument.
 fn iterates(body: &str, args: &BTreeSet<String>) -> bool {
-    let code = code_only(body);
+    let code = without_comprehensions(&code_only(body));
     let assigned = assigned(body);
     let bytes = code.as_bytes();
     let mut i = 0;
@@ -279,6 +402,36 @@ fn iterates(body: &str, args: &BTreeSet<String>) -> bool {
         }
     }
     false
+}
+
+/// `code` with comprehensions (`[x | …]`, `{x | …}`, `{k: v | …}`) blanked: what they
+/// iterate stays inside them.
+fn without_comprehensions(code: &str) -> String {
+    let mut bytes = code.as_bytes().to_vec();
+    let mut stack: Vec<(usize, bool)> = Vec::new(); // (open index, saw a top-level `|`)
+    let mut spans = Vec::new();
+    for (i, &b) in code.as_bytes().iter().enumerate() {
+        match b {
+            b'[' | b'{' | b'(' => stack.push((i, false)),
+            b'|' => {
+                if let Some(top) = stack.last_mut() {
+                    top.1 = true;
+                }
+            }
+            b']' | b'}' | b')' => {
+                if let Some((open, bar)) = stack.pop() {
+                    if bar && code.as_bytes()[open] != b'(' {
+                        spans.push((open, i));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    for (open, close) in spans {
+        bytes[open + 1..close].iter_mut().for_each(|b| *b = b' ');
+    }
+    String::from_utf8(bytes).unwrap_or_default()
 }
 
 /// Names assigned in a body (`x := …`, `some x`), which are locals, not rules.

@@ -286,3 +286,54 @@ fn verify_survives_a_policy_that_crashes_the_engine() {
     assert!(stdout.contains("FAIL policy tests") && stdout.contains("policy engine crashed"), "{stdout}");
     assert!(stdout.ends_with("0 passed, 1 failed\n"), "{stdout}");
 }
+
+/// Keeping rules that can conflict on the interpreter must not cost the common case: helpers that
+/// split by case (`S` / `not S`, `a <= b` / `a > b`, `not has_x` beside `has_x`'s statements),
+/// comprehensions and `numbers.range(0, count(x))` stay on the bytecode VM, as the whole built-in
+/// pack does.
+#[test]
+fn the_builtin_pack_stays_on_the_bytecode_vm() {
+    let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["check", "examples/", "--format", "json"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("GUARDRAIL_LOG", "guardrail=debug")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let routed: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("rule can conflict") || l.contains("evaluated by the interpreter"))
+        .collect();
+    assert!(routed.is_empty(), "{routed:#?}");
+
+    // The same shapes with the split removed do conflict, and go to the interpreter.
+    let dir = scratch("routing");
+    policy(
+        &dir.join("split"),
+        "HostileSplit",
+        "package hostilesplit\nlimit_text = \"none\" { input.review.object.spec.replicas <= 0 }\nlimit_text = t { input.review.object.spec.replicas > 0; t := \"some\" }\nviolation[{\"msg\": m}] { m := limit_text }",
+    );
+    policy(
+        &dir.join("overlap"),
+        "HostileOverlap",
+        "package hostileoverlap\nlimit_text = \"none\" { input.review.object.spec.replicas <= 0 }\nlimit_text = t { input.review.object.spec.replicas >= 0; t := \"some\" }\nviolation[{\"msg\": m}] { m := limit_text }",
+    );
+    std::fs::write(dir.join("n.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  replicas: 0\n")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
+        .args(["check", "--format", "json", "--no-builtin", "--policy", "split", "--policy", "overlap", "n.yaml"])
+        .current_dir(&dir)
+        .env("GUARDRAIL_LOG", "guardrail=debug")
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let routed: Vec<&str> = stderr.lines().filter(|l| l.contains("rule can conflict")).collect();
+    assert_eq!(routed.len(), 1, "{routed:#?}");
+    assert!(routed[0].contains("HostileOverlap"), "{routed:#?}");
+    let mut m = messages(&stdout);
+    m.sort();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[0], "none");
+    assert!(m[1].contains("HostileOverlap failed on this object") && m[1].contains("conflict"), "{m:?}");
+}

@@ -40,11 +40,17 @@ pub fn install_limits(engine: &mut regorus::Engine) -> anyhow::Result<()> {
 }
 
 /// Sources the VM must not compile because they call a builtin the VM cannot cap.
+/// `numbers.range(0, count(x))` (or between small literals) is bounded by its input and stays on
+/// the VM; any other `numbers.range*` call needs the interpreter's cap.
 pub fn refuse_uncapped(code: &str) -> Result<(), String> {
-    for name in ["numbers.range"] {
-        if code.contains(name) {
-            return Err(format!("{name} (capped on the interpreter only)"));
-        }
+    static BOUNDED: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let bounded = BOUNDED.get_or_init(|| {
+        regex::Regex::new(r"numbers\.range\(\s*-?[0-9]{1,4}\s*,\s*(?:count\([^()]*\)|-?[0-9]{1,4})\s*\)")
+            .expect("valid regex")
+    });
+    let rest = bounded.replace_all(code, "");
+    if rest.contains("numbers.range") {
+        return Err("numbers.range with bounds it cannot size (capped on the interpreter only)".into());
     }
     Ok(())
 }

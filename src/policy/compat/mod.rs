@@ -107,6 +107,11 @@ fn hoist_negated_call_refs(text: &str) -> String {
     out
 }
 
+/// `split_args` for other parts of `policy` (the call-graph analysis).
+pub(crate) fn split_call_args(args: &str) -> Option<Vec<String>> {
+    split_args(args)
+}
+
 /// Splits call arguments at top-level commas; `None` when brackets or strings do not balance.
 fn split_args(args: &str) -> Option<Vec<String>> {
     let mut out = Vec::new();
