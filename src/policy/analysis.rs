@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use regorus::unstable::{Literal, Module, Ref, Rule, RuleBody, RuleHead};
+use regorus::unstable::{Expr, Literal, Module, Ref, Rule, RuleBody, RuleHead};
 
 /// The call graph and the rules that can conflict, by full path (`data.pkg.rule`).
 #[derive(Clone, Debug, Default)]
@@ -202,7 +202,17 @@ fn definition(package: &str, rule: &Ref<Rule>) -> Option<Definition> {
         bodies.iter().map(|b| body_parts(b, &default_value)).collect()
     };
     let params = match head {
-        RuleHead::Func { args, .. } => args.iter().map(|a| a.span().text().trim().to_string()).collect(),
+        // Literals as JSON (a string's span may leave its quotes out), the rest as written.
+        RuleHead::Func { args, .. } => args
+            .iter()
+            .map(|a| match a.as_ref() {
+                Expr::String { value, .. }
+                | Expr::RawString { value, .. }
+                | Expr::Number { value, .. }
+                | Expr::Bool { value, .. } => value.to_json_str().unwrap_or_default(),
+                _ => a.span().text().trim().to_string(),
+            })
+            .collect(),
         _ => Vec::new(),
     };
     Some(Definition { path: format!("{package}.{name}"), kind, bodies, args, params, head_text })
@@ -261,9 +271,14 @@ fn pairwise_exclusive<'a>(defs: &[&Definition], helper: &dyn Fn(&str) -> Option<
         text
     };
     let sets: Vec<BTreeSet<String>> = defs.iter().map(|d| statements(&positional(d))).collect();
+    // `f("E") = …` and `f("P") = …`: different literal arguments never match the same call.
+    let literal = |p: &str| serde_json::from_str::<serde_json::Value>(p).ok();
+    let other_literals = |x: &Definition, y: &Definition| {
+        x.params.iter().zip(&y.params).any(|(p, q)| matches!((literal(p), literal(q)), (Some(a), Some(b)) if a != b))
+    };
     for (i, a) in sets.iter().enumerate() {
-        for b in &sets[i + 1..] {
-            if !negates(a, b, helper) && !negates(b, a, helper) {
+        for (j, b) in sets.iter().enumerate().skip(i + 1) {
+            if !other_literals(defs[i], defs[j]) && !negates(a, b, helper) && !negates(b, a, helper) {
                 return false;
             }
         }

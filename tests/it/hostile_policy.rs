@@ -319,10 +319,27 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
         "HostileOverlap",
         "package hostileoverlap\nlimit_text = \"none\" { input.review.object.spec.replicas <= 0 }\nlimit_text = t { input.review.object.spec.replicas >= 0; t := \"some\" }\nviolation[{\"msg\": m}] { m := limit_text }",
     );
+    policy(
+        &dir.join("literal"),
+        "HostileLiteral",
+        "package hostileliteral\nmult(\"E\") = 10 { true }\nmult(\"P\") = 5 { true }\nviolation[{\"msg\": m}] { m := sprintf(\"%v\", [mult(\"E\")]) }",
+    );
     std::fs::write(dir.join("n.yaml"), "apiVersion: v1\nkind: Pod\nmetadata:\n  name: p\nspec:\n  replicas: 0\n")
         .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
-        .args(["check", "--format", "json", "--no-builtin", "--policy", "split", "--policy", "overlap", "n.yaml"])
+        .args([
+            "check",
+            "--format",
+            "json",
+            "--no-builtin",
+            "--policy",
+            "split",
+            "--policy",
+            "overlap",
+            "--policy",
+            "literal",
+            "n.yaml",
+        ])
         .current_dir(&dir)
         .env("GUARDRAIL_LOG", "guardrail=debug")
         .output()
@@ -333,7 +350,7 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
     assert!(routed[0].contains("HostileOverlap"), "{routed:#?}");
     let mut m = messages(&stdout);
     m.sort();
-    assert_eq!(m.len(), 2, "{m:?}");
-    assert_eq!(m[0], "none");
-    assert!(m[1].contains("HostileOverlap failed on this object") && m[1].contains("conflict"), "{m:?}");
+    assert_eq!(m.len(), 3, "{m:?}");
+    assert_eq!((m[0].as_str(), m[1].as_str()), ("10", "none"));
+    assert!(m[2].contains("HostileOverlap failed on this object") && m[2].contains("conflict"), "{m:?}");
 }
