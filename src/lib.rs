@@ -16,6 +16,7 @@ pub mod forge;
 #[path = "forge/gitlab/mod.rs"]
 pub mod gitlab;
 pub mod intake;
+pub mod isolate;
 pub mod jobs;
 pub mod locate;
 pub mod manifest;

@@ -32,6 +32,12 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Internal: one evaluation request from stdin, in a contained process (`guardrail::isolate`).
+    #[command(name = "__worker", hide = true)]
+    Worker {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,11 +49,16 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()))
         .init();
     match Cli::parse().command {
-        Command::Check(args) => cli::check::run(&args),
+        // In a worker process: a policy that crashes the engine is an error, not a crash.
+        Command::Check(args) => {
+            guardrail::isolate::Isolation { memory_bytes: args.memory_limit << 20, ..Default::default() }
+                .run_command(&std::env::args_os().skip(1).collect::<Vec<_>>())
+        }
         Command::Verify(args) => cli::verify::run(&args),
         Command::Policies(args) => cli::policies::run(&args),
         Command::Setup(args) => cli::setup::run(&args),
         Command::Serve(args) => serve(&args),
+        Command::Worker { args } => guardrail::isolate::worker_main(&args),
         Command::Completions { shell } => {
             clap_complete::generate(shell, &mut Cli::command(), "guardrail", &mut std::io::stdout());
             ExitCode::SUCCESS

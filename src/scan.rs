@@ -271,7 +271,15 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
             });
         }
         let suffix = resource.origin.overlay().map(|o| format!(" (rendered by overlay {o})")).unwrap_or_default();
-        match policies.run_prepared(check, &prepared, ctx) {
+        // One time budget for the evaluation and the locating of this policy on this object; a
+        // policy that ran out of time once is not run again in this run.
+        let _budget = crate::policy::engine::Budget::start();
+        let result =
+            if ctx.timed_out(&policy) { Err(EvalError::Timeout) } else { policies.run_prepared(check, &prepared, ctx) };
+        if matches!(result, Err(EvalError::Timeout)) {
+            ctx.give_up(&policy);
+        }
+        match result {
             Ok(hits) => {
                 // Terraform objects with values only known at apply time: the policy is run
                 // again with probe values in their place (once per policy and object).
@@ -338,6 +346,7 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
             Err(err) => {
                 let message = match err {
                     EvalError::Timeout => format!("{prefix}policy {policy} did not finish within its time limit on this object; the object was not checked by it"),
+                    EvalError::Limit(limit) => format!("{prefix}policy {policy} went over a limit on this object ({limit}); the object was not checked by it"),
                     EvalError::Failed(e) => format!("{prefix}policy {policy} failed on this object, so the object was not checked by it: {e}"),
                 };
                 let (file, region) = resource.origin.place_head();

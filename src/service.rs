@@ -58,6 +58,7 @@ impl Service {
             worker_id,
             lease: settings.lease,
             scanner: jobs::in_process_scanner(),
+            isolation: settings.isolation.clone(),
         });
         let server = Arc::new(ServerState {
             queue,

@@ -74,6 +74,9 @@ pub struct ServeArgs {
     /// Run ConstraintTemplates' K8sNativeValidation (CEL) code where they have it (false: their Rego).
     #[arg(long, env = "GUARDRAIL_ENABLE_K8S_NATIVE_VALIDATION", default_value_t = true, action = clap::ArgAction::Set)]
     pub enable_k8s_native_validation: bool,
+    /// Memory (MiB) each evaluation worker process may use (policy-repository tests run in one). 0: no limit.
+    #[arg(long, env = "GUARDRAIL_MEMORY_LIMIT", value_name = "MIB", default_value_t = crate::isolate::DEFAULT_MEMORY_BYTES >> 20)]
+    pub memory_limit: u64,
 }
 
 /// The organisation's policy repository and where in it the policies are.
@@ -121,6 +124,8 @@ pub struct Settings {
     pub lease: Duration,
     /// Templates run their CEL code where they have it (Gatekeeper's default).
     pub k8s_native_validation: bool,
+    /// How untrusted evaluation is contained (worker processes and their limits).
+    pub isolation: crate::isolate::Isolation,
     pub instance_id: String,
     pub shutdown_grace: Duration,
     pub retention: Duration,
@@ -223,6 +228,7 @@ impl Settings {
             workers: args.workers.max(1),
             lease: Duration::from_secs(args.lease_seconds.max(1)),
             k8s_native_validation: args.enable_k8s_native_validation,
+            isolation: crate::isolate::Isolation { memory_bytes: args.memory_limit << 20, ..Default::default() },
             instance_id: match args.instance_id.as_deref().map(str::trim) {
                 Some(id) if !id.is_empty() => {
                     if id.contains('/') {

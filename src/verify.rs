@@ -32,8 +32,8 @@ impl Summary {
     }
 }
 
-/// How suites are run.
-#[derive(Clone, Debug)]
+/// How suites are run (sent to a worker process as JSON, see `crate::isolate`).
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     /// Templates with `K8sNativeValidation` code run it (gator's `--enable-k8s-native-validation`).
     pub k8s_native_validation: bool,
@@ -254,6 +254,7 @@ fn review(set: &PolicySet, object: &Value, ctx: &policy::Context) -> Result<Vec<
     let mut messages = Vec::new();
     let fail = |e: EvalError| match e {
         EvalError::Timeout => "evaluation timed out".to_string(),
+        EvalError::Limit(l) => format!("over a limit: {l}"),
         EvalError::Failed(m) => m,
     };
     if is_admission {

@@ -98,6 +98,33 @@ pub struct CheckArgs {
     /// conftest's --combine; ConstraintTemplates still check each object.
     #[arg(long)]
     pub combine: bool,
+    /// Memory (MiB) the check may use; over it, the check fails with an error instead of
+    /// exhausting the machine. 0: no limit.
+    #[arg(long, env = "GUARDRAIL_MEMORY_LIMIT", value_name = "MIB", default_value_t = crate::isolate::DEFAULT_MEMORY_BYTES >> 20)]
+    pub memory_limit: u64,
+}
+
+/// The commands a supervising parent runs in a worker process (`guardrail __worker check …`, see
+/// `crate::isolate`): the same arguments, parsed again here.
+pub fn run_supervised(args: &[String]) -> std::process::ExitCode {
+    #[derive(clap::Parser)]
+    #[command(name = "guardrail")]
+    struct Supervised {
+        #[command(subcommand)]
+        command: SupervisedCommand,
+    }
+    #[derive(clap::Subcommand)]
+    enum SupervisedCommand {
+        Check(Box<CheckArgs>),
+    }
+    use clap::Parser;
+    match Supervised::try_parse_from(std::iter::once("guardrail".to_string()).chain(args.iter().cloned())) {
+        Ok(Supervised { command: SupervisedCommand::Check(args) }) => check::run(&args),
+        Err(e) => {
+            let _ = e.print();
+            std::process::ExitCode::from(2)
+        }
+    }
 }
 
 /// `guardrail verify`.
@@ -115,6 +142,10 @@ pub struct VerifyArgs {
     pub policy: Vec<PathBuf>,
     #[command(flatten)]
     pub rego: conftest::RegoArgs,
+    /// Memory (MiB) the process that runs the tests may use; over it, the run fails with an error
+    /// instead of exhausting the machine. 0: no limit.
+    #[arg(long, env = "GUARDRAIL_MEMORY_LIMIT", value_name = "MIB", default_value_t = crate::isolate::DEFAULT_MEMORY_BYTES >> 20)]
+    pub memory_limit: u64,
 }
 
 /// `guardrail policies`.

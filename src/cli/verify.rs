@@ -27,7 +27,9 @@ pub fn run(args: &VerifyArgs) -> ExitCode {
         data: rego.data,
         builtin_errors: rego.builtin_errors,
     };
-    let summary = crate::verify::run_with(&paths, options);
+    // In a worker process: a policy that crashes the engine fails the run, with a message.
+    let isolation = crate::isolate::Isolation { memory_bytes: args.memory_limit << 20, ..Default::default() };
+    let summary = crate::isolate::verify(&isolation, crate::isolate::Request::Verify { paths, within: false, options });
     for r in &summary.results {
         match &r.error {
             Some(e) => println!("FAIL {}\n     {}", escape_line(&r.name), escape(e).replace('\n', "\n     ")),

@@ -74,6 +74,8 @@ pub struct App {
     /// queue, and a restarted process takes back the jobs of its previous life at once.
     pub worker_id: String,
     pub lease: Duration,
+    /// Where policy-repository tests run (a worker process a crash cannot take the service down with).
+    pub isolation: crate::isolate::Isolation,
     pub scanner: Scanner,
 }
 

@@ -21,6 +21,7 @@ pub(super) async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
         .collect();
     let files = gh.files_at(&req.installation, &req.repo, &req.head_sha, &paths, 4 * 1024 * 1024).await?;
     let engine = crate::verify::Options { k8s_native_validation: !app.policies.rego_over_cel, ..Default::default() };
+    let isolation = app.isolation.clone();
     let summary = tokio::task::spawn_blocking(move || -> Result<crate::verify::Summary, String> {
         let dir = tempfile_dir()?;
         for (path, text) in &files {
@@ -35,7 +36,9 @@ pub(super) async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
             }
             std::fs::write(&target, text).map_err(|e| e.to_string())?;
         }
-        let summary = crate::verify::run_within_with(&dir, engine);
+        // A pull request's policies may crash the engine: they run in a worker process.
+        let request = crate::isolate::Request::Verify { paths: vec![dir.clone()], within: true, options: engine };
+        let summary = crate::isolate::verify(&isolation, request);
         let _ = std::fs::remove_dir_all(&dir);
         Ok(summary)
     })

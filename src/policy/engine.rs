@@ -11,16 +11,18 @@
 //! runs both on every evaluation and prints each difference on stderr (the interpreter answers):
 //! how the equivalence is tested on gatekeeper-library, the built-in suites and benchmark corpora.
 
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use regorus::rvm::RegoVM;
 use regorus::utils::limits::ExecutionTimerConfig;
 use serde_json::Value as Json;
 
+use super::analysis::Analysis;
 use super::compat;
 use super::PolicyError;
 
@@ -52,6 +54,8 @@ pub struct Program {
     /// The data document the VMs see (the interpreter holds its own copy).
     data: regorus::Value,
     timer: ExecutionTimerConfig,
+    /// The call graph: which rules reach one that can conflict (those stay on the interpreter).
+    analysis: Arc<Analysis>,
     /// The name used in error findings ("K8sPSPPrivilegedContainer", "policy/deny.rego").
     pub label: String,
 }
@@ -67,6 +71,7 @@ impl Clone for Program {
             vms: Default::default(),
             data: self.data.clone(),
             timer: self.timer,
+            analysis: self.analysis.clone(),
             label: self.label.clone(),
         }
     }
@@ -247,7 +252,33 @@ impl Input {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EvalError {
     Timeout,
+    /// A resource limit (a builtin's output size, memory): the message names it.
+    Limit(String),
     Failed(String),
+}
+
+thread_local! {
+    /// When the budget of the current (policy, object) evaluation started (see `Budget`).
+    static BUDGET_START: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// One time budget for everything done with one policy on one object on this thread: the sampled
+/// evaluation on both evaluators and every evaluation while locating share the policy's limit,
+/// so a limit of 5 s means 5 s. Evaluations outside a budget get the whole limit each.
+pub struct Budget {
+    previous: Option<Instant>,
+}
+
+impl Budget {
+    pub fn start() -> Budget {
+        Budget { previous: BUDGET_START.with(|b| b.replace(Some(Instant::now()))) }
+    }
+}
+
+impl Drop for Budget {
+    fn drop(&mut self) {
+        BUDGET_START.with(|b| b.set(self.previous));
+    }
 }
 
 impl Program {
@@ -265,11 +296,23 @@ impl Program {
         engine.set_execution_timer_config(timer);
         compat::install_extensions(&mut engine)
             .map_err(|e| PolicyError::Rego { policy: label.into(), message: e.to_string() })?;
+        compat::install_limits(&mut engine)
+            .map_err(|e| PolicyError::Rego { policy: label.into(), message: e.to_string() })?;
         for (name, text) in sources {
             let text = if dialect == Dialect::V0 { compat::rewrite_v0(text) } else { compat::rewrite_v1(text) };
             engine
                 .add_policy(name.clone(), text)
                 .map_err(|e| PolicyError::Rego { policy: label.into(), message: first_lines(&e.to_string()) })?;
+        }
+        let analysis = Analysis::of(engine.get_modules());
+        if let Some(cycle) = analysis.cycle() {
+            return Err(PolicyError::Rego {
+                policy: label.into(),
+                message: format!(
+                    "recursion: {} (a rule or function that calls itself, directly or through others, is refused, as OPA refuses it)",
+                    cycle.join(" -> ")
+                ),
+            });
         }
         let vm_engine = vm_engine(label, sources, dialect);
         let mut program = Program {
@@ -281,6 +324,7 @@ impl Program {
             vms: Default::default(),
             data: regorus::Value::new_object(),
             timer,
+            analysis: Arc::new(analysis),
             label: label.into(),
         };
         program.prepare();
@@ -329,6 +373,12 @@ impl Program {
         if let Some(p) = compiled.get(rule) {
             return p.clone();
         }
+        if let Some((conflicting, why)) = self.analysis.conflict_reachable(rule) {
+            // The VM answers "undefined" where OPA raises the conflict error.
+            tracing::debug!(policy = %self.label, rule, conflicting, why, "rule can conflict; using the interpreter");
+            compiled.insert(rule.to_string(), None);
+            return None;
+        }
         let mut engine = self.vm_engine.clone()?;
         let program = engine
             .compile_with_entrypoint(&rule.into())
@@ -362,8 +412,19 @@ impl Program {
         }
     }
 
+    /// The time left for one evaluation: the policy's limit, or what is left of the current
+    /// `Budget`. `None` when nothing is left.
+    fn remaining(&self) -> Option<ExecutionTimerConfig> {
+        let limit = match BUDGET_START.with(Cell::get) {
+            Some(start) => self.timer.limit.checked_sub(start.elapsed())?,
+            None => self.timer.limit,
+        };
+        (!limit.is_zero()).then_some(ExecutionTimerConfig { limit, ..self.timer })
+    }
+
     /// Evaluates on the VM: `None` when it cannot answer (no bytecode, or any error but a timeout).
     fn eval_vm(&self, rule: &str, input: &Input) -> Option<Result<regorus::Value, EvalError>> {
+        let Some(timer) = self.remaining() else { return Some(Err(EvalError::Timeout)) };
         let pooled = {
             let mut vms = self.vms.lock().expect("vms");
             vms.get_mut(rule).and_then(Vec::pop)
@@ -381,6 +442,7 @@ impl Program {
                 vm
             }
         };
+        vm.set_execution_timer_config(Some(timer));
         vm.set_input(input.0.clone());
         let result = vm.execute();
         let mut vms = self.vms.lock().expect("vms");
@@ -404,7 +466,9 @@ impl Program {
 
     fn eval_interpreter(&self, rule: &str, input: &Input) -> Result<regorus::Value, EvalError> {
         INTERPRETED.fetch_add(1, Ordering::Relaxed);
+        let timer = self.remaining().ok_or(EvalError::Timeout)?;
         let mut engine = self.pool.lock().expect("pool").pop().unwrap_or_else(|| self.engine.clone());
+        engine.set_execution_timer_config(timer);
         engine.set_input(input.0.clone());
         let result = engine.eval_rule(rule.to_string());
         self.pool.lock().expect("pool").push(engine);
@@ -424,6 +488,8 @@ impl Program {
                     VM_EVALS.fetch_add(1, Ordering::Relaxed);
                     answer
                 }
+                // Out of time on the VM: the interpreter would not finish in what is left either.
+                Some(Err(EvalError::Timeout)) => Err(EvalError::Timeout),
                 Some(answer) => {
                     // One of the first evaluations of this rule: the interpreter answers too,
                     // and a difference retires the VM for the rule.
@@ -473,7 +539,10 @@ impl Program {
 
 fn classify(message: &str) -> EvalError {
     let lower = message.to_lowercase();
-    if lower.contains("time limit")
+    if let Some(at) = message.find(compat::LIMIT_MARK) {
+        let limit = message[at + compat::LIMIT_MARK.len()..].lines().next().unwrap_or_default();
+        EvalError::Limit(limit.trim().to_string())
+    } else if lower.contains("time limit")
         || lower.contains("execution exceeded")
         || lower.contains("deadline")
         || lower.contains("timed out")

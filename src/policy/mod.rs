@@ -3,6 +3,7 @@
 //! is the only module that talks to regorus (through `engine`) and to CEL (through `cel`); the rest
 //! of guardrail sees `PolicySet`, `Check` and `Hit`.
 
+pub mod analysis;
 pub mod cel;
 pub mod compat;
 pub mod conftest;
@@ -218,13 +219,22 @@ impl PolicySet {
         for object in policy_objects(file, text, errors) {
             if template::is_template(&object) {
                 match template::load(&object, file, opts.time_limit, opts.k8s_native_validation) {
-                    Ok(t) => {
-                        if let Some(i) = self.templates.iter().position(|x| x.kind == t.kind) {
-                            self.templates[i] = t; // a later template of the same kind replaces (policy repo over built-in)
-                        } else {
-                            self.templates.push(t);
+                    Ok(t) => match self.templates.iter().position(|x| x.kind == t.kind) {
+                        // A second definition of a kind replaces the first only when it says so:
+                        // otherwise a policy could switch a built-in (or another policy) off.
+                        Some(i) if overrides(&object) => {
+                            self.builtin_of.remove(&i);
+                            self.templates[i] = t;
                         }
-                    }
+                        Some(i) => errors.push(PolicyError::Invalid {
+                            file: file.into(),
+                            message: format!(
+                                "ConstraintTemplate kind {} is defined twice: in {} and in {}. Rename one, or annotate the one that should win with {OVERRIDE_ANNOTATION}: \"true\" (see docs/policy-authors.md)",
+                                t.kind, self.templates[i].file, file
+                            ),
+                        }),
+                        None => self.templates.push(t),
+                    },
                     Err(e) => errors.push(e),
                 }
             } else if constraint::is_constraint(&object) {
@@ -430,7 +440,7 @@ impl PolicySet {
         let parameters = self.constraints.iter().map(|c| engine::Input::new(&c.parameters)).collect();
         let template_of = self.constraints.iter().map(|c| self.template_for(&c.kind)).collect();
         let kinds = cel::kinds::Kinds::new(objects);
-        Ok(Context { programs, namespaces, parameters, template_of, kinds })
+        Ok(Context { programs, namespaces, parameters, template_of, kinds, timed_out: Default::default() })
     }
 }
 
@@ -473,6 +483,29 @@ pub struct Context {
     template_of: Vec<Option<usize>>,
     /// Resource names of kinds, the inputs' CRDs included (for ValidatingAdmissionPolicies).
     kinds: cel::kinds::Kinds,
+    /// Policies that ran out of time in this run: not run again on further objects.
+    timed_out: std::sync::Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
+}
+
+impl Context {
+    /// Whether `policy` already ran out of time in this run.
+    pub fn timed_out(&self, policy: &str) -> bool {
+        self.timed_out.lock().expect("timed_out").contains(policy)
+    }
+
+    /// Records that `policy` ran out of time: further objects get the error without a run.
+    pub fn give_up(&self, policy: &str) {
+        self.timed_out.lock().expect("timed_out").insert(policy.to_string());
+    }
+}
+
+/// The annotation on a ConstraintTemplate that lets it replace an earlier template of the same
+/// kind (a built-in, or one from another policy folder).
+pub const OVERRIDE_ANNOTATION: &str = "guardrail.dev/override";
+
+fn overrides(object: &Value) -> bool {
+    object.pointer("/metadata/annotations").and_then(|a| a.get(OVERRIDE_ANNOTATION)).and_then(Value::as_str)
+        == Some("true")
 }
 
 /// The input Gatekeeper builds for audit and gator: `operation` stays empty.

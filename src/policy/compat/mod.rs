@@ -14,11 +14,12 @@
 //! The bytecode VM reads some Rego differently again: `vm` prepares the copy it compiles.
 
 mod conftest;
+mod limits;
 mod opa;
 mod vm;
 
 pub use conftest::{combine, combined_entries, conftest_file_paths, install_conftest_builtins};
-
+pub use limits::{install_limits, LIMIT_MARK, MAX_STRING_BYTES};
 pub use vm::prepare_for_vm;
 
 /// A byte-level scan of Rego that knows strings, raw strings and comments.
@@ -109,6 +110,11 @@ fn hoist_negated_call_refs(text: &str) -> String {
         out.push_str(&format!("{indent}not {}({}){}", &cap[2], new_args.join(", "), ending));
     }
     out
+}
+
+/// `split_args` for other parts of `policy` (the call-graph analysis).
+pub(crate) fn split_call_args(args: &str) -> Option<Vec<String>> {
+    split_args(args)
 }
 
 /// Splits call arguments at top-level commas; `None` when brackets or strings do not balance.
@@ -312,7 +318,11 @@ pub fn install_extensions(engine: &mut regorus::Engine) -> anyhow::Result<()> {
                 Some(regorus::Value::Array(a)) => a.iter().cloned().collect::<Vec<_>>(),
                 _ => anyhow::bail!("sprintf: second argument must be an array"),
             };
-            Ok(regorus::Value::from(go_sprintf(&format, &values)))
+            let out = go_sprintf(&format, &values);
+            if out.len() > MAX_STRING_BYTES {
+                return Err(limits::sprintf_too_long(out.len()));
+            }
+            Ok(regorus::Value::from(out))
         }),
     )
 }
@@ -337,20 +347,22 @@ pub fn go_sprintf(format: &str, args: &[regorus::Value]) -> String {
                 break;
             }
         }
-        let mut width = String::new();
-        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-            width.push(d);
-            chars.next();
-        }
+        // Go's `parsenum`: a number past 1e6 is "crazy long", and the rest of the format is taken.
+        let Some(width) = go_parsenum(&mut chars) else {
+            out.push_str("%!(NOVERB)");
+            break;
+        };
         let mut precision: Option<usize> = None;
         if chars.peek() == Some(&'.') {
             chars.next();
-            let mut p = String::new();
-            while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
-                p.push(d);
-                chars.next();
-            }
-            precision = Some(p.parse().unwrap_or(0));
+            let Some(p) = go_parsenum(&mut chars) else {
+                out.push_str("%!(NOVERB)");
+                break;
+            };
+            precision = Some(p);
+        }
+        if out.len() > MAX_STRING_BYTES {
+            break; // the caller refuses the result
         }
         let Some(verb) = chars.next() else {
             out.push_str("%!(NOVERB)");
@@ -366,7 +378,6 @@ pub fn go_sprintf(format: &str, args: &[regorus::Value]) -> String {
         };
         next += 1;
         let text = format_verb(verb, arg, precision);
-        let width: usize = width.parse().unwrap_or(0);
         let len = text.chars().count();
         if len < width {
             let pad: String =
@@ -393,10 +404,40 @@ pub fn go_sprintf(format: &str, args: &[regorus::Value]) -> String {
     out
 }
 
+/// Go's `parsenum`: the digits at the front (0 when none); `None` when the number grows past
+/// 1e6 before its last digit, after consuming the rest of the format as Go does.
+fn go_parsenum(chars: &mut std::iter::Peekable<std::str::Chars>) -> Option<usize> {
+    let mut n = 0usize;
+    while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+        if n > 1_000_000 {
+            chars.for_each(drop);
+            return None;
+        }
+        n = n * 10 + (d as usize - '0' as usize);
+        chars.next();
+    }
+    Some(n)
+}
+
+/// `{:.*}` (or `{:.*e}`) for any precision: Rust's formatter refuses precisions past `u16::MAX`,
+/// and an f64's exact expansion ends within 1100 digits, so the rest are zeros.
+fn fixed(f: f64, precision: usize, exponent: bool) -> String {
+    const EXACT: usize = 1100;
+    let p = precision.min(EXACT);
+    let mut text = if exponent { format!("{:.*e}", p, f) } else { format!("{:.*}", p, f) };
+    if precision > EXACT {
+        let at = if exponent { text.find('e').unwrap_or(text.len()) } else { text.len() };
+        text.insert_str(at, &"0".repeat(precision - EXACT));
+    }
+    text
+}
+
 fn go_type(v: &regorus::Value) -> &'static str {
     match v {
         regorus::Value::String(_) => "string",
-        regorus::Value::Number(_) => "json.Number",
+        // OPA hands Go an int64 for an integer and a float64 otherwise.
+        regorus::Value::Number(_) if number_f64(v).fract() == 0.0 => "int64",
+        regorus::Value::Number(_) => "float64",
         _ => "ast.Value",
     }
 }
@@ -414,15 +455,15 @@ fn format_verb(verb: char, arg: &regorus::Value, precision: Option<usize>) -> St
             if f.fract() == 0.0 {
                 format!("{}", f as i64)
             } else {
-                format!("%!d(json.Number={})", rego_repr(arg, true))
+                format!("%!d(float64={})", rego_repr(arg, true))
             }
         }
         ('f' | 'F' | 'e' | 'g', regorus::Value::Number(_)) => {
             let f = number_f64(arg);
             match (verb, precision) {
-                ('e', p) => format!("{:.*e}", p.unwrap_or(6), f),
+                ('e', p) => fixed(f, p.unwrap_or(6), true),
                 ('g', _) => rego_repr(arg, true),
-                (_, p) => format!("{:.*}", p.unwrap_or(6), f),
+                (_, p) => fixed(f, p.unwrap_or(6), false),
             }
         }
         ('x', regorus::Value::String(s)) => s.bytes().map(|b| format!("{b:02x}")).collect(),

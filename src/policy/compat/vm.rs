@@ -14,6 +14,7 @@ use super::{split_args, Scan};
 ///   fail: only literal formats with literal argument arrays and `%v`/`%s` verbs (which print any
 ///   value) are accepted; verbs beyond the arguments become Go's `%!v(MISSING)` in the format.
 pub fn prepare_for_vm(text: &str) -> Result<String, String> {
+    super::limits::refuse_uncapped(&String::from_utf8_lossy(&code_only(text)))?;
     let text = sprintf_for_vm(text)?;
     let text = bodiless_functions_true(&text);
     Ok(guard_assignments(&text))

@@ -185,7 +185,9 @@ async fn build_service(gh: &FakeGitHub, database_url: &str, extra: &[String], ca
     }
     argv.extend(extra.iter().cloned());
     let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("serve flags do not parse: {}", e.kind()));
-    let settings = Settings::from_args(&args.serve).expect("settings are valid");
+    let mut settings = Settings::from_args(&args.serve).expect("settings are valid");
+    // Workers are the guardrail binary (this process is the test harness).
+    settings.isolation.exe = env!("CARGO_BIN_EXE_guardrail").into();
     Service::build(&settings, calls.clone(), job_retry()).await.expect("service builds")
 }
 

@@ -9,6 +9,7 @@ mod builtins;
 mod durability;
 mod faults;
 mod harness;
+mod isolation;
 mod more;
 mod scale;
 mod stories;
