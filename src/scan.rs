@@ -239,6 +239,19 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
 
 fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluated {
     let mut out = Evaluated::default();
+    if let Some(message) = expansion::removed_api(resource.api_version(), resource.kind()) {
+        let (region, pointer) = resource.origin.locate("/apiVersion");
+        out.findings.push(Finding {
+            policy: "guardrail/removed-api".into(),
+            constraint: String::new(),
+            severity: Severity::Deny,
+            message,
+            file: resource.origin.file.to_string(),
+            region,
+            pointer,
+            resource: Some(resource.reported.clone()),
+        });
+    }
     let checks = policies.checks_for(resource, ctx);
     if checks.is_empty() {
         return out;
@@ -262,28 +275,44 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         Method::Searched => 1,
                         Method::Resource => 2,
                     }] += 1;
-                    let (region, pointer) = if located.pointer.is_empty() {
-                        (resource.origin.head(), resource.origin.prefix.clone())
-                    } else {
-                        resource.origin.locate(&located.pointer)
-                    };
-                    let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
-                    manifest::terraform::soften_unknown(
-                        &resource.object,
-                        &located.pointer,
-                        &mut severity,
-                        &mut message,
-                    );
-                    out.findings.push(Finding {
-                        policy: policy.clone(),
-                        constraint: constraint.clone(),
-                        severity,
-                        message,
-                        file: resource.origin.file.to_string(),
-                        region,
-                        pointer,
-                        resource: Some(resource.reported.clone()),
-                    });
+                    let places = std::iter::once((located.pointer.clone(), located.missing.clone()))
+                        .chain(located.others.iter().cloned());
+                    for (at, missing) in places {
+                        let field = locate::Located::field_pointer(&at, missing.as_deref());
+                        let (region, pointer) = if at.is_empty() {
+                            (resource.origin.head(), resource.origin.prefix.clone())
+                        } else {
+                            resource.origin.locate(&at)
+                        };
+                        // A missing field: reported at its enclosing object, pointing where it would
+                        // go, and named from the nearest object the file has (an implied Pod's
+                        // metadata may exist only in the expansion).
+                        let (pointer, missing) = match missing {
+                            Some(_) => {
+                                let full = format!("{}{field}", resource.origin.prefix);
+                                let named = manifest::node::pointer_tokens(&full[pointer.len().min(full.len())..])
+                                    .collect::<Vec<_>>()
+                                    .join(".");
+                                (full, Some(named))
+                            }
+                            None => (pointer, None),
+                        };
+                        let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
+                        if let Some(missing) = &missing {
+                            message.push_str(&format!(" (missing: {missing})"));
+                        }
+                        manifest::terraform::soften_unknown(&resource.object, &at, &mut severity, &mut message);
+                        out.findings.push(Finding {
+                            policy: policy.clone(),
+                            constraint: constraint.clone(),
+                            severity,
+                            message,
+                            file: resource.origin.file.to_string(),
+                            region,
+                            pointer,
+                            resource: Some(resource.reported.clone()),
+                        });
+                    }
                 }
             }
             Err(err) => {

@@ -17,6 +17,8 @@ pub struct Module {
     /// Packages that declare `exception` rules.
     pub exception_packages: Vec<String>,
     pub files: Vec<String>,
+    /// Field paths the rules read (for locating missing fields), see `locate::reads`.
+    pub reads: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +49,16 @@ pub fn load(files: &[(String, String)], time_limit: Duration) -> Result<Module, 
     let label = files.first().map(|(n, _)| n.clone()).unwrap_or_default();
     let program = match Program::new(&label, files, Dialect::V1, time_limit) {
         Ok(p) => p,
-        Err(v1_err) => Program::new(&label, files, Dialect::V0, time_limit).map_err(|_| v1_err)?,
+        // Code that fails as v1 only for want of v1 keywords is v0 code: its v0 error is the one
+        // that tells what is wrong (a missing `)`, not "`if` keyword is required").
+        Err(v1_err) => Program::new(&label, files, Dialect::V0, time_limit).map_err(|v0_err| {
+            let v1_only = |e: &PolicyError| e.to_string().contains("keyword is required");
+            if v1_only(&v1_err) {
+                v0_err
+            } else {
+                v1_err
+            }
+        })?,
     };
     let mut rules = Vec::new();
     let mut exception_packages = Vec::new();
@@ -72,7 +83,8 @@ pub fn load(files: &[(String, String)], time_limit: Duration) -> Result<Module, 
             }
         }
     }
-    Ok(Module { program, rules, exception_packages, files: files.iter().map(|(n, _)| n.clone()).collect() })
+    let reads = files.iter().flat_map(|(_, text)| crate::locate::reads::field_paths(text)).collect();
+    Ok(Module { program, rules, exception_packages, files: files.iter().map(|(n, _)| n.clone()).collect(), reads })
 }
 
 /// One conftest result: the message and any structured fields that came with it.

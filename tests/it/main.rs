@@ -9,6 +9,7 @@ mod docs;
 mod fake_github;
 mod fuzz;
 mod integrations;
+mod locations;
 mod manifest;
 mod policy;
 mod report;
