@@ -85,16 +85,17 @@ pub fn locate(
 ) -> Located {
     if let Some(pointer) = declared(hit) {
         // A declared field the object lacks is a missing field: at its nearest existing parent.
-        let tokens: Vec<String> = pointer_tokens(&pointer).collect();
+        // A policy may also name the missing field below the path it declares.
+        let mut tokens: Vec<String> = pointer_tokens(&pointer).collect();
+        if let Some(more) = declared_missing(hit, &tokens, object.pointer(&pointer)) {
+            tokens.extend(more.split('.').map(str::to_string));
+        }
         let exists = (0..=tokens.len())
             .rev()
             .find(|&n| object.pointer(&tokens[..n].iter().fold(String::new(), |p, t| pointer_push(&p, t))).is_some())
             .unwrap_or(0);
-        let (pointer, missing) = if exists < tokens.len() {
-            (tokens[..exists].iter().fold(String::new(), |p, t| pointer_push(&p, t)), Some(tokens[exists..].join(".")))
-        } else {
-            (pointer, None)
-        };
+        let pointer = tokens[..exists].iter().fold(String::new(), |p, t| pointer_push(&p, t));
+        let missing = (exists < tokens.len()).then(|| tokens[exists..].join("."));
         return Located { pointer, method: Method::Declared, evaluations: 0, missing, others: Vec::new() };
     }
     let params = parameters(policies, check);
@@ -109,7 +110,12 @@ pub fn locate(
         budget: SEARCH_BUDGET,
         params: &params,
     };
-    let found = search.descend(object, "");
+    // A message about the API version itself (a deprecated or alpha version): its field.
+    let api = object.get("apiVersion").and_then(Value::as_str).filter(|a| a.contains('/'));
+    let mut found = search.descend(object, "");
+    if found.is_none() && api.is_some_and(|a| has_word(&hit.message, a)) {
+        found = Some("/apiVersion".to_string());
+    }
     let method = if found.is_some() { Method::Searched } else { Method::Resource };
     let pointer = found.unwrap_or_default();
     search.budget = search.evaluations + MISSING_BUDGET;
@@ -124,6 +130,27 @@ pub fn locate(
         pointer = others.remove(0).0;
     }
     Located { pointer, method, evaluations: search.evaluations, missing, others }
+}
+
+/// The policy names the missing field itself (`details.missing: resources.limits.cpu`) next to a
+/// path that exists (the container's `resources`): the part of it below that path.
+fn declared_missing(hit: &Hit, tokens: &[String], node: Option<&Value>) -> Option<String> {
+    let missing = hit.details.get("missing").and_then(Value::as_str)?;
+    let parts: Vec<&str> = missing.split('.').filter(|p| !p.is_empty()).collect();
+    let below = (0..parts.len())
+        .rev()
+        .find(|&k| k == 0 || tokens.ends_with(&parts[..k].iter().map(|p| p.to_string()).collect::<Vec<_>>()))?;
+    let rest = &parts[below..];
+    // Only when it really is missing below the declared object.
+    let mut at = node?;
+    for (i, p) in rest.iter().enumerate() {
+        match at.get(*p) {
+            Some(next) if i + 1 < rest.len() => at = next,
+            Some(_) => return None,
+            None => return Some(rest.join(".")),
+        }
+    }
+    None
 }
 
 fn reads_of(policies: &PolicySet, check: Check) -> &[Vec<String>] {

@@ -226,8 +226,11 @@ pub fn in_yaml(error: PolicyError, object: &Value, file: &str, text: &str) -> Po
         return PolicyError::Rego { policy, message };
     };
     let at = format!("{file}:{}:{}", start + line, indent + column);
-    let message = message.replace(&cap[0], &at);
-    PolicyError::Invalid { file: at, message: format!("the Rego of {policy} does not compile: {message}") }
+    // regorus shows the code with the embedded Rego's own line numbers; the YAML file's line is
+    // the one to show instead.
+    let what = message.lines().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&message).trim();
+    let code = text.lines().nth(start + line - 1).unwrap_or("").trim();
+    PolicyError::Invalid { file: at, message: format!("the Rego of {policy} does not compile: {what}, at `{code}`") }
 }
 
 struct Embedded {

@@ -147,6 +147,15 @@ fn removed_workload_versions_are_expanded_and_reported() {
     assert!(!current.iter().any(|f| f.policy == "guardrail/removed-api"), "{current:?}");
 }
 
+/// `file:line:column` at the start of `error`.
+fn position(error: &str, file: &str) -> (usize, usize) {
+    let rest = error.strip_prefix(file).unwrap_or_else(|| panic!("{error} does not start with {file}"));
+    let mut parts = rest.split(':');
+    let line = parts.next().and_then(|p| p.parse().ok()).expect("line");
+    let column = parts.next().and_then(|p| p.parse().ok()).expect("column");
+    (line, column)
+}
+
 fn load_errors(files: &[(&str, &str)]) -> Vec<String> {
     let groups = vec![files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect::<Vec<_>>()];
     match PolicySet::from_sources(&groups, &LoadOptions { builtin: false, ..Default::default() }) {
@@ -166,8 +175,12 @@ fn rego_errors_point_into_the_template_file() {
         .replace("          r > input.parameters.max", "          r > max(input.parameters.max");
     let errors = load_errors(&[("ct.yaml", &broken)]);
     assert_eq!(errors.len(), 1, "{errors:?}");
-    let line = broken.lines().position(|l| l.contains("r > max(")).expect("edited line") + 1;
-    assert!(errors[0].starts_with(&format!("ct.yaml:{line}:")), "{errors:?}");
+    // The parser notices the missing `)` at the next line's `msg`: the YAML file's line and
+    // column of that character.
+    let (line, column) = position(&errors[0], "ct.yaml:");
+    let text = broken.lines().nth(line - 1).expect("line in the file");
+    assert!(text[column - 1..].starts_with("msg := sprintf("), "{line}:{column} is {text:?}: {errors:?}");
+    assert!(errors[0].contains("expecting `)`"), "{errors:?}");
     assert!(!errors[0].contains("ct.yaml#"), "{errors:?}");
     assert!(!errors[0].contains("`if` keyword is required"), "a v0 template gets a v0 message: {errors:?}");
 }
