@@ -47,10 +47,6 @@ fn edit(text: &str, line: usize, with: &str) -> String {
     lines.join("\n") + "\n"
 }
 
-fn key(f: &Finding) -> (u32, u32, String) {
-    (f.region.line, f.region.column, f.message.clone())
-}
-
 /// After `edited`, the finding at `line` is gone and every other finding is still there, at its
 /// place (moved by `shift` lines below the edit when the edit added lines); an edit may raise a
 /// consequence of its own, listed in `raised`.
