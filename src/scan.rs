@@ -251,6 +251,19 @@ pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> 
 
 fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluated {
     let mut out = Evaluated::default();
+    if let Some(message) = expansion::removed_api(resource.api_version(), resource.kind()) {
+        let (region, pointer) = resource.origin.locate("/apiVersion");
+        out.findings.push(Finding {
+            policy: "guardrail/removed-api".into(),
+            constraint: String::new(),
+            severity: Severity::Deny,
+            message,
+            file: resource.origin.file.to_string(),
+            region,
+            pointer,
+            resource: Some(resource.reported.clone()),
+        });
+    }
     let checks = policies.checks_for(resource, ctx);
     if checks.is_empty() {
         return out;
@@ -312,35 +325,54 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                         Method::Searched => 1,
                         Method::Resource => 2,
                     }] += 1;
-                    let located_pointer =
-                        rendered_cause(policies, check, &prepared, ctx, hit, &hits, resource, &located.pointer);
-                    let (file, region, pointer) = if located_pointer.is_empty() {
-                        let (file, region) = resource.origin.place_head();
-                        (file, region, resource.origin.prefix.clone())
-                    } else {
-                        resource.origin.place(&located_pointer, &hit.message)
-                    };
-                    let (mut severity, mut message) = (severity, format!("{prefix}{}{suffix}", hit.message));
-                    if let Some(probes) = &probes {
-                        probes.soften(
-                            &resource.object,
-                            hits.len(),
-                            &located.pointer,
-                            &mut severity,
-                            &mut message,
-                            &run,
-                        );
+                    let places = std::iter::once((located.pointer.clone(), located.missing.clone()))
+                        .chain(located.others.iter().cloned());
+                    for (at, missing) in places {
+                        let field = locate::Located::field_pointer(&at, missing.as_deref());
+                        // A rendered object (kustomize): the field the overlay changed that caused it.
+                        let at = if missing.is_none() {
+                            rendered_cause(policies, check, &prepared, ctx, hit, &hits, resource, &at)
+                        } else {
+                            at
+                        };
+                        let (file, region, pointer) = if at.is_empty() {
+                            let (file, region) = resource.origin.place_head();
+                            (file, region, resource.origin.prefix.clone())
+                        } else {
+                            resource.origin.place(&at, &hit.message)
+                        };
+                        // A missing field: reported at its enclosing object, pointing where it would
+                        // go, and named from the nearest object the file has (an implied Pod's
+                        // metadata may exist only in the expansion).
+                        let (pointer, missing) = match missing {
+                            Some(_) => {
+                                let full = format!("{}{field}", resource.origin.prefix);
+                                let named = manifest::node::pointer_tokens(&full[pointer.len().min(full.len())..])
+                                    .collect::<Vec<_>>()
+                                    .join(".");
+                                (full, Some(named))
+                            }
+                            None => (pointer, None),
+                        };
+                        let (mut severity, mut message) = (severity, format!("{prefix}{}", hit.message));
+                        if let Some(missing) = &missing {
+                            message.push_str(&format!(" (missing: {missing})"));
+                        }
+                        message.push_str(&suffix);
+                        if let Some(probes) = &probes {
+                            probes.soften(&resource.object, hits.len(), &at, &mut severity, &mut message, &run);
+                        }
+                        out.findings.push(Finding {
+                            policy: policy.clone(),
+                            constraint: constraint.clone(),
+                            severity,
+                            message,
+                            file: file.to_string(),
+                            region,
+                            pointer,
+                            resource: Some(resource.reported.clone()),
+                        });
                     }
-                    out.findings.push(Finding {
-                        policy: policy.clone(),
-                        constraint: constraint.clone(),
-                        severity,
-                        message,
-                        file: file.to_string(),
-                        region,
-                        pointer,
-                        resource: Some(resource.reported.clone()),
-                    });
                 }
             }
             Err(err) => {

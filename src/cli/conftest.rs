@@ -147,6 +147,10 @@ pub fn run_combined(modules: &[conftest::Module], sources: &HashMap<String, Stri
                     Severity::Deny,
                     vec![format!("policy {} did not finish within its time limit on the combined input", rule.package)],
                 ),
+                Err(EvalError::Limit(limit)) => (
+                    Severity::Deny,
+                    vec![format!("policy {} went over a limit on the combined input ({limit})", rule.package)],
+                ),
                 Err(EvalError::Failed(e)) => {
                     (Severity::Deny, vec![format!("policy {} failed on the combined input: {e}", rule.package)])
                 }

@@ -128,13 +128,35 @@ impl Node {
         (node, depth)
     }
 
-    /// The range a person should look at for this node: a scalar's own text; for a mapping or
-    /// sequence held by a key, the key (the value starts on another line).
+    /// The range a person should look at for this node: a field from its key to the end of its
+    /// value (`privileged: true`, `resources: {cpu: 1}`); a block mapping or sequence held by a
+    /// key, the key alone (the value starts on another line); a sequence item, its own text.
     pub fn focus(&self) -> Span {
         match (&self.kind, self.key_span) {
-            (NodeKind::Map(_) | NodeKind::Seq(_), Some(key)) => key,
-            (NodeKind::Map(entries), None) => entries.first().and_then(|(_, v)| v.key_span).unwrap_or(self.span),
+            (NodeKind::Map(_) | NodeKind::Seq(_), Some(key)) if self.span.start.line != key.start.line => key,
+            (_, Some(key)) if key.start <= self.span.start && self.flow_end() > key.end => {
+                Span::new(key.start, self.flow_end())
+            }
+            (_, Some(key)) => key,
+            (NodeKind::Map(entries), None) => entries.first().map(|(_, v)| v.focus()).unwrap_or(self.span),
             _ => self.span,
+        }
+    }
+
+    /// Just past the end of a value written on one line: a scalar's own end; a flow mapping or
+    /// sequence ends after its last entry and the closing bracket (written without a space
+    /// before it, as formatters write them).
+    fn flow_end(&self) -> Pos {
+        let last = match &self.kind {
+            NodeKind::Map(entries) => entries.last().map(|(_, v)| v.flow_end()),
+            NodeKind::Seq(items) => items.last().map(Node::flow_end),
+            _ => None,
+        };
+        match last {
+            Some(end) if end.line == self.span.start.line => {
+                Pos { line: end.line, column: end.column + 1 }.max(self.span.end)
+            }
+            _ => self.span.end,
         }
     }
 

@@ -59,6 +59,8 @@ pub struct Module {
     /// Packages that declare `exception` rules.
     pub exception_packages: Vec<String>,
     pub files: Vec<String>,
+    /// Field paths the rules read (for locating missing fields), see `locate::reads`.
+    pub reads: Vec<Vec<String>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,9 +106,15 @@ pub fn load_with(files: &[(String, String)], time_limit: Duration, opts: &Option
     let files = &files[..];
     let mut program = match Program::new(&label, files, Dialect::V1, time_limit) {
         Ok(p) => p,
+        // Code that fails as v1 only for want of v1 keywords is v0 code: its v0 error is the one
+        // that tells what is wrong (a missing `)`, not "`if` keyword is required").
         Err(v1_err) => match Program::new(&label, files, Dialect::V0, time_limit) {
             Ok(p) => p,
-            Err(_) => mixed_dialects(&label, files, time_limit).ok_or(v1_err)?,
+            Err(v0_err) => match mixed_dialects(&label, files, time_limit) {
+                Some(p) => p,
+                None if v1_err.to_string().contains("keyword is required") => return Err(v0_err),
+                None => return Err(v1_err),
+            },
         },
     };
     program.conftest_builtins(opts.builtin_errors)?;
@@ -137,7 +145,8 @@ pub fn load_with(files: &[(String, String)], time_limit: Duration, opts: &Option
         }
     }
     rules.retain(|r| opts.runs(&r.package));
-    Ok(Module { program, rules, exception_packages, files: files.iter().map(|(n, _)| n.clone()).collect() })
+    let reads = files.iter().flat_map(|(_, text)| crate::locate::reads::field_paths(text)).collect();
+    Ok(Module { program, rules, exception_packages, files: files.iter().map(|(n, _)| n.clone()).collect(), reads })
 }
 
 /// A set of v0 and v1 files (as `opa test` loads folders of both, each file in its own syntax):

@@ -288,3 +288,70 @@ mod tests {
         assert_eq!(c.severity, Some(Severity::Warn));
     }
 }
+
+/// "constraint x is of kind K8sRequiredLabel, but no ConstraintTemplate defines that kind; did you
+/// mean K8sRequiredLabels?", at the constraint's `kind:` line when `text` (its file) is known.
+pub fn without_template(c: &Constraint, kinds: &[&str], text: Option<&str>) -> super::PolicyError {
+    let mut message =
+        format!("constraint {} is of kind {}, but no ConstraintTemplate defines that kind", c.name, c.kind);
+    let close = kinds
+        .iter()
+        .map(|k| (distance(&k.to_lowercase(), &c.kind.to_lowercase()), *k))
+        .filter(|(d, k)| *d <= 3.max(k.len() / 4))
+        .min();
+    if let Some((_, kind)) = close {
+        message.push_str(&format!("; did you mean {kind}?"));
+    }
+    let file = match text.and_then(|t| kind_line(t, &c.kind, &c.name)) {
+        Some((line, column)) => format!("{}:{line}:{column}", c.file),
+        None => c.file.clone(),
+    };
+    super::PolicyError::Invalid { file, message }
+}
+
+/// Line and column of `kind: <kind>` in the YAML document of `text` whose name is `name`.
+fn kind_line(text: &str, kind: &str, name: &str) -> Option<(usize, usize)> {
+    let mut doc_kind: Option<(usize, usize)> = None;
+    let mut named = false;
+    let mut found = None;
+    for (i, line) in text.lines().enumerate() {
+        if line.starts_with("---") {
+            if let (Some(at), true) = (doc_kind, named) {
+                return Some(at);
+            }
+            (doc_kind, named) = (None, false);
+            continue;
+        }
+        let trimmed = line.trim_start();
+        let value = |key: &str| {
+            trimmed.strip_prefix(key).map(|v| v.split('#').next().unwrap_or("").trim().trim_matches(['"', '\'']))
+        };
+        if value("kind:") == Some(kind) && line.len() == trimmed.len() {
+            doc_kind = Some((i + 1, 1));
+            found.get_or_insert((i + 1, 1));
+        }
+        if value("name:") == Some(name) {
+            named = true;
+        }
+    }
+    match (doc_kind, named) {
+        (Some(at), true) => Some(at),
+        _ => found,
+    }
+}
+
+/// Levenshtein distance (kinds are short).
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let next = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(row[j + 1] + 1);
+            prev = row[j + 1];
+            row[j + 1] = next;
+        }
+    }
+    row[b.len()]
+}

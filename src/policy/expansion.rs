@@ -82,7 +82,7 @@ pub fn defaults() -> Vec<ExpansionTemplate> {
     vec![
         builtin(
             "expand-workloads",
-            &["apps"],
+            &["apps", "extensions"],
             &["Deployment", "ReplicaSet", "StatefulSet", "DaemonSet"],
             "spec.template",
             ("", "v1", "Pod"),
@@ -151,4 +151,39 @@ pub fn expand(templates: &[ExpansionTemplate], resource: &Resource, depth: usize
         out.push(implied);
     }
     out
+}
+
+/// API versions Kubernetes no longer serves: (apiVersion, kinds, the release that removed them).
+const REMOVED: &[(&str, &[&str], &str)] = &[
+    ("extensions/v1beta1", &["Deployment", "DaemonSet", "ReplicaSet", "NetworkPolicy", "PodSecurityPolicy"], "1.16"),
+    ("extensions/v1beta1", &["Ingress"], "1.22"),
+    ("apps/v1beta1", &["Deployment", "StatefulSet", "ControllerRevision"], "1.16"),
+    ("apps/v1beta2", &["Deployment", "DaemonSet", "ReplicaSet", "StatefulSet", "ControllerRevision"], "1.16"),
+    ("networking.k8s.io/v1beta1", &["Ingress", "IngressClass"], "1.22"),
+    ("batch/v1beta1", &["CronJob"], "1.25"),
+    ("policy/v1beta1", &["PodDisruptionBudget", "PodSecurityPolicy"], "1.25"),
+    ("autoscaling/v2beta1", &["HorizontalPodAutoscaler"], "1.25"),
+    ("autoscaling/v2beta2", &["HorizontalPodAutoscaler"], "1.26"),
+    ("rbac.authorization.k8s.io/v1beta1", &["Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"], "1.22"),
+    ("apiextensions.k8s.io/v1beta1", &["CustomResourceDefinition"], "1.22"),
+    (
+        "admissionregistration.k8s.io/v1beta1",
+        &["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"],
+        "1.22",
+    ),
+];
+
+/// "extensions/v1beta1 DaemonSet was removed in Kubernetes 1.16 ..." for an object of a removed
+/// API version (its workloads are still expanded, so Pod policies apply to them).
+pub fn removed_api(api_version: &str, kind: &str) -> Option<String> {
+    let (_, _, release) = REMOVED.iter().find(|(a, kinds, _)| *a == api_version && kinds.contains(&kind))?;
+    let (group, _) = split_api_version(api_version);
+    let now = match (api_version, kind) {
+        (_, "Ingress" | "IngressClass") | ("extensions/v1beta1", "NetworkPolicy") => "networking.k8s.io/v1".to_string(),
+        (_, "PodSecurityPolicy") => "nothing (Pod Security Admission replaces it)".into(),
+        (_, "HorizontalPodAutoscaler") => "autoscaling/v2".into(),
+        _ if group == "extensions" => "apps/v1".into(),
+        _ => format!("{group}/v1"),
+    };
+    Some(format!("{api_version} {kind} was removed in Kubernetes {release}; use {now}"))
 }

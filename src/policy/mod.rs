@@ -196,15 +196,11 @@ impl PolicySet {
                 });
             }
         }
+        let kinds: Vec<&str> = set.templates.iter().map(|t| t.kind.as_str()).collect();
         for c in &set.constraints {
             if !set.templates.iter().any(|t| t.kind == c.kind) {
-                errors.push(PolicyError::Invalid {
-                    file: c.file.clone(),
-                    message: format!(
-                        "constraint {} is of kind {}, but no ConstraintTemplate defines that kind",
-                        c.name, c.kind
-                    ),
-                });
+                let text = groups.iter().flatten().find(|(n, _)| *n == c.file).map(|(_, t)| t.as_str());
+                errors.push(constraint::without_template(c, &kinds, text));
             }
         }
         if errors.is_empty() {
@@ -235,7 +231,7 @@ impl PolicySet {
                         }),
                         None => self.templates.push(t),
                     },
-                    Err(e) => errors.push(e),
+                    Err(e) => errors.push(template::in_yaml(e, &object, file, text)),
                 }
             } else if constraint::is_constraint(&object) {
                 let c = constraint::load(&object, file);

@@ -26,6 +26,8 @@ pub struct Template {
     pub file: String,
     /// Which objects the Rego reads from `data.inventory`.
     pub inventory: InventoryUse,
+    /// Field paths the code reads (for locating missing fields), see `locate::reads`.
+    pub reads: Vec<Vec<String>>,
 }
 
 /// What part of `data.inventory` a template reads, so a run only builds (and holds) that part.
@@ -154,6 +156,7 @@ pub fn load(object: &Value, file: &str, time_limit: Duration, cel: bool) -> Resu
             remediation,
             file: file.into(),
             inventory: InventoryUse::None,
+            reads: crate::locate::reads::field_paths(&source.to_string()),
         });
     }
     let Some(rego) = rego.filter(|r| !r.trim().is_empty()) else {
@@ -169,10 +172,15 @@ pub fn load(object: &Value, file: &str, time_limit: Duration, cel: bool) -> Resu
             remediation,
             file: file.into(),
             inventory: InventoryUse::None,
+            reads: Vec::new(),
         });
     };
     let inventory =
         inventory_use(&std::iter::once(rego.as_str()).chain(libs.iter().map(String::as_str)).collect::<Vec<_>>());
+    let reads = std::iter::once(rego.as_str())
+        .chain(libs.iter().map(String::as_str))
+        .flat_map(crate::locate::reads::field_paths)
+        .collect();
     let mut sources = vec![(format!("{file}#{kind}"), rego.clone())];
     for (i, lib) in libs.into_iter().enumerate() {
         sources.push((format!("{file}#{kind}/lib{i}"), lib));
@@ -188,6 +196,7 @@ pub fn load(object: &Value, file: &str, time_limit: Duration, cel: bool) -> Resu
         remediation,
         file: file.into(),
         inventory,
+        reads,
     })
 }
 
@@ -196,5 +205,78 @@ pub fn package_of(rego: &str) -> Option<String> {
     rego.lines().find_map(|l| {
         let l = l.trim();
         l.strip_prefix("package ").map(|p| p.split('#').next().unwrap_or("").trim().to_string())
+    })
+}
+
+/// A Rego error of a template's code, moved into the file the author edits: regorus counts lines
+/// from the start of the embedded Rego (`ct.yaml#Kind:8:1`); the YAML file's line and column of
+/// that character are what an editor and an annotation need. Other errors are returned as they are.
+pub fn in_yaml(error: PolicyError, object: &Value, file: &str, text: &str) -> PolicyError {
+    let PolicyError::Rego { policy, message } = error else { return error };
+    let pattern = format!(r"{}#{}(/lib(\d+))?:(\d+):(\d+)", regex::escape(file), regex::escape(&policy));
+    let Ok(re) = regex::Regex::new(&pattern) else { return PolicyError::Rego { policy, message } };
+    let Some(cap) = re.captures(&message) else { return PolicyError::Rego { policy, message } };
+    let (line, column) = (cap[3].parse::<usize>().unwrap_or(1), cap[4].parse::<usize>().unwrap_or(1));
+    let sources = embedded_sources(object);
+    let source = match cap.get(2) {
+        Some(lib) => lib.as_str().parse::<usize>().ok().and_then(|i| sources.libs.get(i)),
+        None => sources.rego.as_ref(),
+    };
+    let Some((start, indent)) = source.and_then(|s| block_start(text, s)) else {
+        return PolicyError::Rego { policy, message };
+    };
+    let at = format!("{file}:{}:{}", start + line, indent + column);
+    // regorus shows the code with the embedded Rego's own line numbers; the YAML file's line is
+    // the one to show instead.
+    let what = message.lines().find_map(|l| l.strip_prefix("error: ")).unwrap_or(&message).trim();
+    let code = text.lines().nth(start + line - 1).unwrap_or("").trim();
+    PolicyError::Invalid { file: at, message: format!("the Rego of {policy} does not compile: {what}, at `{code}`") }
+}
+
+struct Embedded {
+    rego: Option<String>,
+    libs: Vec<String>,
+}
+
+/// The Rego a template runs and its libs, as `load` picks them.
+fn embedded_sources(object: &Value) -> Embedded {
+    let targets = object.pointer("/spec/targets").and_then(Value::as_array).cloned().unwrap_or_default();
+    let target = targets.iter().find(|t| t.get("target").and_then(Value::as_str) == Some(TARGET));
+    let strings = |v: Option<&Value>| -> Vec<String> {
+        v.and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+            .unwrap_or_default()
+    };
+    let mut rego = target.and_then(|t| t.get("rego")).and_then(Value::as_str).map(str::to_string);
+    let mut libs = strings(target.and_then(|t| t.get("libs")));
+    for code in target.and_then(|t| t.get("code")).and_then(Value::as_array).into_iter().flatten() {
+        if code.get("engine").and_then(Value::as_str) == Some("Rego") {
+            let source = code.get("source");
+            if let Some(r) = source.and_then(|s| s.get("rego")).and_then(Value::as_str) {
+                rego = Some(r.to_string());
+                libs = strings(source.and_then(|s| s.get("libs")));
+            }
+        }
+    }
+    Embedded { rego, libs }
+}
+
+/// The 0-based line before the first line of `source` inside `text` (a block scalar), so that
+/// source line N is file line `start + N`, and the block's indentation.
+fn block_start(text: &str, source: &str) -> Option<(usize, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let wanted: Vec<&str> = source.lines().take(4).collect();
+    let first = wanted.iter().position(|l| !l.trim().is_empty())?;
+    (0..lines.len()).find_map(|i| {
+        let matches = wanted[first..]
+            .iter()
+            .enumerate()
+            .all(|(k, w)| lines.get(i + k).is_some_and(|l| l.trim() == w.trim() && l.ends_with(w.trim_start())));
+        if !matches {
+            return None;
+        }
+        let indent =
+            lines[i].len() - lines[i].trim_start().len() - (wanted[first].len() - wanted[first].trim_start().len());
+        (i >= first).then_some((i - first, indent))
     })
 }

@@ -168,6 +168,7 @@ fn run_set(files: &[RegoFile], set: &BTreeSet<usize>, tested: &[usize], opts: &O
             Ok(true) => None,
             Ok(false) => Some("test rule is false or undefined".to_string()),
             Err(EvalError::Timeout) => Some("timed out".to_string()),
+            Err(EvalError::Limit(l)) => Some(format!("over a limit: {l}")),
             Err(EvalError::Failed(e)) => Some(e),
         };
         summary.results.push(CaseResult { name: format!("{} › {shown}", files[i].path.display()), error });

@@ -56,8 +56,9 @@ fn check_on_the_examples_pins_every_finding_position() {
 fn check_human_output_underlines_the_offending_value() {
     let (code, stdout, _) = guardrail(&["check", "examples/deployment.yaml"]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("--> examples/deployment.yaml:34:25"), "{stdout}");
-    assert!(stdout.contains("privileged: true\n   |                         ^^^^"), "{stdout}");
+    assert!(stdout.contains("--> examples/deployment.yaml:34:13"), "{stdout}");
+    // The whole field, key to value.
+    assert!(stdout.contains("privileged: true\n   |             ^^^^^^^^^^^^^^^^"), "{stdout}");
 }
 
 #[test]

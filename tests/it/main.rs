@@ -14,6 +14,7 @@ mod gitlab_intake;
 mod hostile_policy;
 mod integrations;
 mod kustomize;
+mod locations;
 mod manifest;
 mod opa_compat;
 mod policy;

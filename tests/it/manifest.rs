@@ -47,7 +47,7 @@ fn merge_keys_and_aliases_resolve_and_keep_positions() {
     let (region, _) = loaded.resources[0].origin.locate("/spec/containers/1/securityContext/privileged");
     assert_eq!(region.line, 11, "a merged value points at its definition");
     let (region, _) = loaded.resources[0].origin.locate("/spec/containers/1/name");
-    assert_eq!((region.line, region.column), (13, 11));
+    assert_eq!((region.line, region.column), (13, 5));
 }
 
 #[test]
@@ -68,7 +68,7 @@ fn multi_document_files_and_lists_keep_each_objects_lines() {
     assert_eq!(names, ["s", "a", "b"]);
     assert_eq!(loaded.resources[0].origin.head().line, 2);
     let (region, pointer) = loaded.resources[2].origin.locate("/spec/hostIPC");
-    assert_eq!((region.line, region.column, pointer.as_str()), (20, 14, "/items/1/spec/hostIPC"));
+    assert_eq!((region.line, region.column, pointer.as_str()), (20, 5, "/items/1/spec/hostIPC"));
     assert_eq!(loaded.resources[1].origin.head().line, 11);
 }
 

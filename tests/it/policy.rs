@@ -32,7 +32,7 @@ fn message_only_templates_are_located_by_search() {
     let scan = scan(&set, &[("pod.yaml", POD)]);
     assert_eq!(
         summary(&scan.outcome.findings),
-        ["TestPrivileged@pod.yaml:16:21 /spec/containers/1/securityContext/privileged"]
+        ["TestPrivileged@pod.yaml:16:9 /spec/containers/1/securityContext/privileged"]
     );
     assert_eq!(scan.stats.located_searched, 1);
     assert!(scan.stats.locate_evaluations <= 12, "search cost {} evaluations", scan.stats.locate_evaluations);
@@ -45,7 +45,10 @@ fn a_missing_field_lands_on_the_nearest_enclosing_object() {
         POD.replace("      resources:\n        limits:\n          memory: 1Gi\n    - name: bad", "    - name: bad");
     let scan = scan(&set, &[("pod.yaml", &pod)]);
     let found = summary(&scan.outcome.findings);
-    assert!(found.contains(&"TestPrivileged@pod.yaml:8:7 /spec/containers/0".to_string()), "{found:?}");
+    assert!(
+        found.contains(&"TestPrivileged@pod.yaml:8:7 /spec/containers/0/resources/limits/memory".to_string()),
+        "{found:?}"
+    );
 }
 
 #[test]
@@ -72,7 +75,7 @@ spec:
     let f = &scan.outcome.findings;
     assert_eq!(
         summary(f),
-        ["TestPrivileged@cron.yaml:15:45 /spec/jobTemplate/spec/template/spec/containers/0/securityContext/privileged"]
+        ["TestPrivileged@cron.yaml:15:33 /spec/jobTemplate/spec/template/spec/containers/0/securityContext/privileged"]
     );
     assert!(f[0].message.starts_with("[Implied by expand-workloads] Privileged container"), "{}", f[0].message);
     let r = f[0].resource.as_ref().unwrap();
@@ -124,7 +127,7 @@ spec:
     let in_kube = POD.replace("namespace: shop", "namespace: kube-system");
     let scan = scan(&set, &[("ns.yaml", ns), ("shop.yaml", POD), ("dev.yaml", &in_dev), ("kube.yaml", &in_kube)]);
     let f = &scan.outcome.findings;
-    assert_eq!(summary(f), ["TestPrivileged@shop.yaml:16:21 /spec/containers/1/securityContext/privileged"]);
+    assert_eq!(summary(f), ["TestPrivileged@shop.yaml:16:9 /spec/containers/1/securityContext/privileged"]);
     assert_eq!(f[0].severity, Severity::Info, "dryrun is informational");
     assert_eq!(f[0].constraint, "mesh-only");
     assert!(!scan.outcome.has_deny());
@@ -211,7 +214,7 @@ exception contains rules if {
     assert_eq!(
         found,
         [
-            "main Deny a.yaml:1 api must run as non-root",
+            "main Deny a.yaml:7 api must run as non-root (missing: securityContext.runAsNonRoot)",
             "main Warn a.yaml:10 image uses :latest",
             "main Warn b.yaml:10 image uses :latest",
         ]
@@ -229,7 +232,7 @@ exception contains rules if {
     let set =
         guardrail::policy::PolicySet::from_sources(&[vec![("svc.rego".to_string(), v0.to_string())]], &opts).unwrap();
     let svc_scan = crate::support::scan(&set, &[("svc.yaml", svc)]);
-    assert_eq!(summary(&svc_scan.outcome.findings), ["k8s@svc.yaml:6:9 /spec/type"]);
+    assert_eq!(summary(&svc_scan.outcome.findings), ["k8s@svc.yaml:6:3 /spec/type"]);
 }
 
 #[test]
@@ -334,7 +337,7 @@ fn the_builtin_pack_flags_the_bundled_examples() {
     let dep = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/deployment.yaml")).unwrap();
     let scan = scan(&set, &[("examples/deployment.yaml", &dep)]);
     let found = summary(&scan.outcome.findings);
-    assert!(found.contains(&"privileged-containers@examples/deployment.yaml:34:25 /spec/template/spec/containers/1/securityContext/privileged".to_string()), "{found:?}");
+    assert!(found.contains(&"privileged-containers@examples/deployment.yaml:34:13 /spec/template/spec/containers/1/securityContext/privileged".to_string()), "{found:?}");
     assert!(found.iter().any(|f| f.starts_with("capabilities@examples/deployment.yaml:36:")), "{found:?}");
 }
 
@@ -380,7 +383,7 @@ spec:
         &[("web.yaml", &dep("web")), ("api.yaml", &dep("api")), ("pod.yaml", pod), ("cluster.yaml", cluster_pod)],
     );
     // Only the Pod implied by Deployment "web" (named web-pod, Generated, namespaced) matches.
-    assert_eq!(summary(&scan.outcome.findings), ["NoLatest@web.yaml:9:16 /spec/template/spec/containers/0/image"]);
+    assert_eq!(summary(&scan.outcome.findings), ["NoLatest@web.yaml:9:9 /spec/template/spec/containers/0/image"]);
 }
 
 #[test]
@@ -405,7 +408,7 @@ deny_no_owner[msg] {
     assert_eq!(
         msgs,
         [
-            (Severity::Deny, 1, "lb has no owner label".to_string()),
+            (Severity::Deny, 3, "lb has no owner label (missing: labels.owner)".to_string()),
             (Severity::Deny, 6, "LoadBalancer services need an approval".to_string()),
         ]
     );

@@ -42,7 +42,7 @@ async fn a_violating_pull_request_gets_a_failed_check_annotations_and_inline_com
     assert_eq!(
         at,
         vec![
-            ("deploy/web.yaml".into(), 22, 25, "spec.template.spec.containers[1].securityContext.privileged".into()),
+            ("deploy/web.yaml".into(), 22, 13, "spec.template.spec.containers[1].securityContext.privileged".into()),
             (
                 "deploy/web.yaml".into(),
                 24,

@@ -1,0 +1,206 @@
+//! Exact locations (issue 11): value errors whose removal raises another violation, several
+//! offenders behind one message, missing fields named at their enclosing object, spans from key to
+//! end of value, removed workload API versions, and policy errors in the file the author edits.
+//! Every expected place is proven by the edit that fixes it: that finding goes away, no other.
+
+use guardrail::findings::{Finding, Severity};
+use guardrail::policy::{LoadOptions, PolicySet};
+
+use crate::support::{policies, scan};
+
+const POLICIES: &str = include_str!("../fixtures/locations/policies.yaml");
+const MANIFESTS: &str = include_str!("../fixtures/locations/manifests.yaml");
+const CONFTEST: &str = include_str!("../fixtures/locations/conftest.rego");
+const REMOVED: &str = include_str!("../fixtures/locations/removed.yaml");
+
+fn located(findings: &[Finding]) -> Vec<String> {
+    findings
+        .iter()
+        .map(|f| {
+            format!(
+                "{}:{}:{}-{}:{} {} {} | {}",
+                f.file,
+                f.region.line,
+                f.region.column,
+                f.region.end_line,
+                f.region.end_column,
+                f.policy,
+                f.pointer,
+                f.message
+            )
+        })
+        .collect()
+}
+
+fn check(set: &PolicySet, text: &str) -> Vec<Finding> {
+    scan(set, &[("m.yaml", text)]).outcome.findings
+}
+
+/// `text` with line `line` (1-based) replaced by `with` (several lines allowed, or none).
+fn edit(text: &str, line: usize, with: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    if with.is_empty() {
+        lines.remove(line - 1);
+    } else {
+        lines[line - 1] = with;
+    }
+    lines.join("\n") + "\n"
+}
+
+/// After `edited`, the finding at `line` is gone and every other finding is still there, at its
+/// place (moved by `shift` lines below the edit when the edit added lines); an edit may raise a
+/// consequence of its own, listed in `raised`.
+fn proves(set: &PolicySet, before: &[Finding], edited: &str, line: u32, shift: u32, raised: &[&str]) {
+    let after = check(set, edited);
+    let gone: Vec<_> = before.iter().filter(|f| !after.iter().any(|a| a.message == f.message)).collect();
+    assert!(!gone.is_empty(), "nothing went away: {:#?}", located(&after));
+    assert!(gone.iter().all(|f| f.region.line == line), "line {line}: went away {:#?}", gone);
+    let new: Vec<_> = after.iter().filter(|a| !before.iter().any(|f| f.message == a.message)).collect();
+    for n in &new {
+        assert!(raised.iter().any(|r| n.message.contains(r)), "line {line}: raised {:#?}", located(&after));
+    }
+    for f in before.iter().filter(|f| f.region.line != line) {
+        let moved = if f.region.line > line { f.region.line + shift } else { f.region.line };
+        let kept = after
+            .iter()
+            .any(|a| a.message == f.message && (a.region.line, a.region.column) == (moved, f.region.column));
+        assert!(kept, "line {line}: {f:#?} moved or vanished: {:#?}", located(&after));
+    }
+}
+
+#[test]
+fn every_class_lands_on_its_field() {
+    let set = policies(false, &[("p.yaml", POLICIES), ("c.rego", CONFTEST)]);
+    let got = check(&set, MANIFESTS);
+    insta::assert_snapshot!(located(&got).join("\n"));
+    let at = |line: u32| got.iter().filter(|f| f.region.line == line).count();
+    // Value errors whose removal raises "missing": the value's own line.
+    assert_eq!(at(6), 1, "owner: Platform-Team");
+    assert_eq!(at(8), 1, "replicas: 5");
+    proves(&set, &got, &edit(MANIFESTS, 6, "    owner: platform"), 6, 0, &[]);
+    proves(&set, &got, &edit(MANIFESTS, 8, "  replicas: 2"), 8, 0, &[]);
+    // Removing them instead raises the missing-field violation: still the same place.
+    proves(&set, &got, &edit(MANIFESTS, 8, "  # replicas: 5"), 8, 0, &["replicas must be set"]);
+    // An explicit `allowPrivilegeEscalation: true`, where absence is also a violation.
+    proves(&set, &got, &edit(MANIFESTS, 32, "        allowPrivilegeEscalation: false"), 32, 0, &[]);
+    // One message, two containers: a finding at each `privileged: true`; fixing one changes the
+    // message, so both findings are replaced by one at the other container.
+    let two: Vec<_> = got.iter().filter(|f| f.message.starts_with("privileged containers")).collect();
+    assert_eq!(two.iter().map(|f| (f.region.line, f.region.column)).collect::<Vec<_>>(), [(31, 9), (38, 9)]);
+    let fixed = check(&set, &edit(MANIFESTS, 31, "        privileged: false"));
+    let left: Vec<_> = fixed.iter().filter(|f| f.message.starts_with("privileged containers")).collect();
+    assert_eq!(
+        left.iter().map(|f| (f.region.line, f.message.as_str())).collect::<Vec<_>>(),
+        [(38, "privileged containers: beta")]
+    );
+    // The same message for two hostPath volumes: one finding at each volume's `hostPath`.
+    let host: Vec<_> = got.iter().filter(|f| f.message.starts_with("hostPath")).map(|f| f.region.line).collect();
+    assert_eq!(host, [42, 46]);
+    // Missing fields: at the nearest existing enclosing object, naming what is missing.
+    let drop = got.iter().find(|f| f.message.contains("<beta> must drop")).expect("beta lacks drop");
+    assert_eq!((drop.region.line, drop.region.column), (37, 7));
+    assert!(drop.message.ends_with("(missing: capabilities.drop)"), "{}", drop.message);
+    assert_eq!(drop.pointer, "/spec/containers/1/securityContext/capabilities/drop");
+    // The conftest `not input.x.y` rule: at the pod spec that lacks the securityContext.
+    let conftest = got.iter().find(|f| f.message.starts_with("pods must run as non-root")).expect("conftest");
+    assert_eq!((conftest.region.line, conftest.region.column), (14, 5), "{conftest:?}");
+    assert!(conftest.message.ends_with("(missing: securityContext.runAsNonRoot)"), "{}", conftest.message);
+    proves(&set, &got, &edit(MANIFESTS, 14, "    spec:\n      securityContext: {runAsNonRoot: true}"), 14, 1, &[]);
+}
+
+#[test]
+fn spans_run_from_the_key_to_the_end_of_the_value() {
+    let set = policies(false, &[("p.yaml", POLICIES)]);
+    let got = check(&set, MANIFESTS);
+    let owner = got.iter().find(|f| f.message.starts_with("owner label")).expect("owner");
+    // `    owner: Platform-Team`: columns 5 to 24, the end just past the value.
+    assert_eq!((owner.region.line, owner.region.column, owner.region.end_line, owner.region.end_column), (6, 5, 6, 25));
+    // A flow mapping entry: `hostPath: {path: /var/log}` whole.
+    let flow = got.iter().find(|f| f.message.starts_with("hostPath") && f.region.line == 42).expect("flow");
+    assert_eq!((flow.region.column, flow.region.end_column), (7, 33));
+    // A block mapping: the key alone.
+    let block = got.iter().find(|f| f.message.starts_with("hostPath") && f.region.line == 46).expect("block");
+    assert_eq!((block.region.column, block.region.end_line, block.region.end_column), (7, 46, 15));
+}
+
+#[test]
+fn removed_workload_versions_are_expanded_and_reported() {
+    let set = policies(false, &[("p.yaml", POLICIES)]);
+    let got = check(&set, REMOVED);
+    insta::assert_snapshot!(located(&got).join("\n"));
+    let removed = got.iter().find(|f| f.policy == "guardrail/removed-api").expect("removed API finding");
+    assert_eq!((removed.region.line, removed.region.column, removed.severity), (1, 1, Severity::Deny));
+    assert!(removed.message.starts_with("extensions/v1beta1 DaemonSet was removed in Kubernetes 1.16"));
+    let privileged = got.iter().find(|f| f.message.contains("privileged containers: agent")).expect("expanded");
+    assert_eq!(privileged.region.line, 14);
+    for version in ["apps/v1beta1", "apps/v1beta2"] {
+        let text = REMOVED.replace("extensions/v1beta1", version).replace("DaemonSet", "StatefulSet");
+        let got = check(&set, &text);
+        assert!(
+            got.iter().any(|f| f.message.contains("privileged containers: agent") && f.region.line == 14),
+            "{version}"
+        );
+        assert!(got.iter().any(|f| f.message.starts_with(&format!("{version} StatefulSet was removed"))), "{version}");
+    }
+    // apps/v1 is not removed.
+    let current = check(&set, &REMOVED.replace("extensions/v1beta1", "apps/v1"));
+    assert!(!current.iter().any(|f| f.policy == "guardrail/removed-api"), "{current:?}");
+}
+
+/// `file:line:column` at the start of `error`.
+fn position(error: &str, file: &str) -> (usize, usize) {
+    let rest = error.strip_prefix(file).unwrap_or_else(|| panic!("{error} does not start with {file}"));
+    let mut parts = rest.split(':');
+    let line = parts.next().and_then(|p| p.parse().ok()).expect("line");
+    let column = parts.next().and_then(|p| p.parse().ok()).expect("column");
+    (line, column)
+}
+
+fn load_errors(files: &[(&str, &str)]) -> Vec<String> {
+    let groups = vec![files.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect::<Vec<_>>()];
+    match PolicySet::from_sources(&groups, &LoadOptions { builtin: false, ..Default::default() }) {
+        Ok(_) => Vec::new(),
+        Err(errors) => errors.iter().map(|e| e.to_string()).collect(),
+    }
+}
+
+#[test]
+fn rego_errors_point_into_the_template_file() {
+    // Line 17 of the YAML file is line 5 of the embedded Rego; the `(` at column 15 is not closed.
+    let broken = POLICIES
+        .split("---")
+        .nth(1)
+        .expect("second template")
+        .trim_start_matches('\n')
+        .replace("          r > input.parameters.max", "          r > max(input.parameters.max");
+    let errors = load_errors(&[("ct.yaml", &broken)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    // The parser notices the missing `)` at the next line's `msg`: the YAML file's line and
+    // column of that character.
+    let (line, column) = position(&errors[0], "ct.yaml:");
+    let text = broken.lines().nth(line - 1).expect("line in the file");
+    assert!(text[column - 1..].starts_with("msg := sprintf("), "{line}:{column} is {text:?}: {errors:?}");
+    assert!(errors[0].contains("expecting `)`"), "{errors:?}");
+    assert!(!errors[0].contains("ct.yaml#"), "{errors:?}");
+    assert!(!errors[0].contains("`if` keyword is required"), "a v0 template gets a v0 message: {errors:?}");
+}
+
+#[test]
+fn a_constraint_without_template_is_reported_at_its_kind_with_a_suggestion() {
+    let constraint =
+        "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: LocReplica\nmetadata:\n  name: r\nspec: {}\n";
+    let template = POLICIES.split("---").nth(1).expect("second template");
+    let errors = load_errors(&[("t.yaml", template), ("c.yaml", &format!("# constraints\n---\n{constraint}"))]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(errors[0].starts_with("c.yaml:4:1: "), "{errors:?}");
+    assert!(errors[0].ends_with("did you mean LocReplicas?"), "{errors:?}");
+}
+
+#[test]
+fn a_v0_conftest_module_with_a_syntax_error_gets_the_v0_message() {
+    let broken = "package main\n\ndeny[msg] {\n  startswith(input.kind, \"Dep\"\n  msg := \"no\"\n}\n";
+    let errors = load_errors(&[("policy/bad.rego", broken)]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(!errors[0].contains("keyword is required"), "{errors:?}");
+    assert!(errors[0].contains("bad.rego:"), "{errors:?}");
+}
