@@ -96,36 +96,36 @@ fn proof(overlay: &str, file: &str, from: &str, to: &str, gone: &str) {
 }
 
 const PROD: [&str; 6] = [
-    "K8sTestLabelFormat@overlays/prod/kustomization.yaml:23:9",
+    "K8sTestLabelFormat@overlays/prod/kustomization.yaml:23:3",
     "K8sTestNoPasswordKey@overlays/prod/kustomization.yaml:28:9",
-    "K8sTestDisallowedTags@overlays/prod/kustomization.yaml:21:13",
-    "K8sTestPrivileged@components/debug/debug.yaml:11:25",
-    "K8sTestPrivileged@overlays/prod/sidecar.yaml:11:25",
-    "K8sTestReplicaLimits@overlays/prod/kustomization.yaml:18:16",
+    "K8sTestDisallowedTags@overlays/prod/kustomization.yaml:21:5",
+    "K8sTestPrivileged@components/debug/debug.yaml:11:13",
+    "K8sTestPrivileged@overlays/prod/sidecar.yaml:11:13",
+    "K8sTestReplicaLimits@overlays/prod/kustomization.yaml:18:9",
 ];
 
 const STAGING: [&str; 4] = [
-    "K8sTestAllowedRepos@overlays/staging/kustomization.yaml:6:14",
-    "K8sTestDisallowedTags@base/extra/worker.yaml:17:18",
-    "K8sTestPrivileged@overlays/staging/privileged.yaml:4:17",
-    "K8sTestReplicaLimits@overlays/staging/kustomization.yaml:10:12",
+    "K8sTestAllowedRepos@overlays/staging/kustomization.yaml:6:5",
+    "K8sTestDisallowedTags@base/extra/worker.yaml:17:11",
+    "K8sTestPrivileged@overlays/staging/privileged.yaml:4:5",
+    "K8sTestReplicaLimits@overlays/staging/kustomization.yaml:10:5",
 ];
 
 const TMP: [&str; 3] = [
-    "K8sTestDisallowedTags@base/extra/worker.yaml:17:18",
-    "K8sTestNamePrefix@overlays/tmp/kustomization.yaml:3:13",
-    "K8sTestNoDefaultNamespace@overlays/tmp/kustomization.yaml:4:12",
+    "K8sTestDisallowedTags@base/extra/worker.yaml:17:11",
+    "K8sTestNamePrefix@overlays/tmp/kustomization.yaml:3:1",
+    "K8sTestNoDefaultNamespace@overlays/tmp/kustomization.yaml:4:1",
 ];
 
 /// Older spellings: `patchesStrategicMerge` (a file and inline text), `labels:` pairs, `nameSuffix`,
 /// an inline `patchesJson6902` with a flow mapping value, `newName` alone, a `secretGenerator` file.
 const LEGACY: [&str; 6] = [
-    "K8sTestAllowedRepos@overlays/legacy/kustomization.yaml:28:12",
-    "K8sTestDisallowedTags@base/extra/worker.yaml:17:18",
-    "K8sTestLabelFormat@overlays/legacy/kustomization.yaml:7:11",
-    "K8sTestPrivileged@overlays/legacy/kustomization.yaml:25:27",
-    "K8sTestReplicaLimits@overlays/legacy/kustomization.yaml:17:15",
-    "K8sTestReplicaLimits@overlays/legacy/smp.yaml:6:13",
+    "K8sTestAllowedRepos@overlays/legacy/kustomization.yaml:28:3",
+    "K8sTestDisallowedTags@base/extra/worker.yaml:17:11",
+    "K8sTestLabelFormat@overlays/legacy/kustomization.yaml:7:5",
+    "K8sTestPrivileged@overlays/legacy/kustomization.yaml:25:15",
+    "K8sTestReplicaLimits@overlays/legacy/kustomization.yaml:17:5",
+    "K8sTestReplicaLimits@overlays/legacy/smp.yaml:6:3",
 ];
 
 #[test]
@@ -169,14 +169,14 @@ fn every_overlay_reports_at_its_sources_and_nothing_else() {
 }
 
 #[test]
-fn columns_cover_the_value_as_for_plain_yaml() {
+fn columns_cover_the_field_as_for_plain_yaml() {
     let repo = copy_fixtures();
     let prod = check(repo.path(), "overlays/prod");
     let tag = prod.findings.iter().find(|f| f["policy"] == "K8sTestDisallowedTags").unwrap();
-    // `    newTag: latest`: the value, as a plain YAML finding covers a scalar.
+    // `    newTag: latest`: from the key to the end of the value, as a plain YAML finding covers a field.
     assert_eq!(
         (tag["line"].as_u64(), tag["column"].as_u64(), tag["end_column"].as_u64()),
-        (Some(21), Some(13), Some(19))
+        (Some(21), Some(5), Some(19))
     );
     assert_eq!(tag["pointer"], "/spec/template/spec/containers/1/image", "kustomize put the patched sidecar first");
 }
@@ -343,7 +343,7 @@ fn a_patch_that_fixes_a_base_violation_is_where_it_comes_back() {
     edit(repo.path(), "overlays/prod/worker-fix.yaml", "worker:3.1", "worker:latest");
     let after = places(&check(repo.path(), "overlays/prod"));
     let mut expected = set(&PROD);
-    expected.insert("K8sTestDisallowedTags@overlays/prod/worker-fix.yaml:10:18".into());
+    expected.insert("K8sTestDisallowedTags@overlays/prod/worker-fix.yaml:10:11".into());
     assert_eq!(after, expected);
 }
 
@@ -384,8 +384,8 @@ fn gatekeeper_library_templates_report_at_the_same_sources() {
     assert_eq!(
         places(&prod),
         set(&[
-            "K8sReplicaLimits@overlays/prod/kustomization.yaml:18:16",
-            "K8sRequiredLabels@overlays/prod/kustomization.yaml:23:9"
+            "K8sReplicaLimits@overlays/prod/kustomization.yaml:18:9",
+            "K8sRequiredLabels@overlays/prod/kustomization.yaml:23:3"
         ]),
         "{}",
         prod.stderr
@@ -405,14 +405,14 @@ fn gatekeeper_library_templates_report_at_the_same_sources() {
             })
             .collect()
     };
-    assert!(on_pods(&prod).contains("K8sDisallowedTags@overlays/prod/kustomization.yaml:21:13"));
+    assert!(on_pods(&prod).contains("K8sDisallowedTags@overlays/prod/kustomization.yaml:21:5"));
     let staging = check(repo.path(), "overlays/staging");
     assert_eq!(
         on_pods(&staging),
         set(&[
-            "K8sAllowedRepos@overlays/staging/kustomization.yaml:6:14",
-            "K8sDisallowedTags@base/extra/worker.yaml:17:18",
-            "K8sReplicaLimits@overlays/staging/kustomization.yaml:10:12",
+            "K8sAllowedRepos@overlays/staging/kustomization.yaml:6:5",
+            "K8sDisallowedTags@base/extra/worker.yaml:17:11",
+            "K8sReplicaLimits@overlays/staging/kustomization.yaml:10:5",
         ])
     );
     let privileged: Vec<_> = staging.findings.iter().filter(|f| f["policy"] == "K8sPSPPrivilegedContainer").collect();

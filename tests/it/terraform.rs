@@ -249,9 +249,9 @@ fn an_unknown_value_softens_only_the_violations_that_depend_on_it() {
     let findings = scan_fixture(&["unknowns"]);
     insta::assert_snapshot!(lines(&findings));
     let privileged: Vec<&Finding> = findings.iter().filter(|f| f.policy == "privileged-containers").collect();
-    // `name = var.name` does not change `privileged = true`: still a deny, at the value.
+    // `name = var.name` does not change `privileged = true`: still a deny, at the attribute.
     assert!(
-        privileged.iter().any(|f| f.severity == Severity::Deny && f.region.line == 12 && f.region.column == 22),
+        privileged.iter().any(|f| f.severity == Severity::Deny && f.region.line == 12 && f.region.column == 9),
         "{privileged:?}"
     );
     // `privileged = var.privileged` may be true: a warning at it naming the variable, never a silent pass.
