@@ -291,6 +291,14 @@ impl Run<'_> {
         for error in &self.outcome.errors {
             eprintln!("error: {}", terminal::escape(error));
         }
+        // A file that was not checked is never silent, whatever the output format.
+        for skipped in self.outcome.findings.iter().filter(|f| f.policy == crate::manifest::NOTE_POLICY) {
+            eprintln!(
+                "warning: {} not checked: {}",
+                terminal::escape(&skipped.file),
+                terminal::escape(&skipped.message)
+            );
+        }
         let mut write_errors = Vec::new();
         for (format, destination) in &plan.reports {
             let stdout = *destination == Destination::Stdout;
