@@ -163,6 +163,11 @@ fn main() {
             for i in 0..n {
                 let _ = std::fs::write(keep.join(format!("w{i:05}.yaml")), workload(i));
             }
+            // GUARDRAIL_BENCH_GENERATE_ONLY=1: only write them (benches/cli-memory.sh measures the CLI).
+            if std::env::var_os("GUARDRAIL_BENCH_GENERATE_ONLY").is_some() {
+                println!("wrote {n} workloads to {}", keep.display());
+                continue;
+            }
         }
         reset_peak();
         let base = peak_mib();

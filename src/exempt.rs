@@ -100,6 +100,11 @@ fn invalid(reason: &str, until: &str, today: NaiveDate) -> Option<String> {
     }
 }
 
+/// Whether an object carries an exemption annotation (a streaming scan keeps only those for `apply`).
+pub fn is_annotated(object: &serde_json::Value) -> bool {
+    annotation(object, EXEMPT).is_some()
+}
+
 fn annotation<'a>(object: &'a serde_json::Value, key: &str) -> Option<&'a str> {
     object.pointer("/metadata/annotations")?.get(key)?.as_str()
 }

@@ -116,7 +116,13 @@ fn parallel<T: Sync, R: Send>(items: &[T], workers: usize, f: impl Fn(&T) -> R +
     results.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Scans files and folders on disk.
+/// Files loaded and evaluated together: memory holds the objects of one batch, not of the run.
+const FILES_PER_BATCH: usize = 256;
+
+/// Scans files and folders on disk, streaming: a first pass keeps only the objects every
+/// evaluation needs to see (Namespaces, CRDs, the inventory the policies read), then batches of
+/// files are loaded, evaluated and located, and only their findings (and the text of files with
+/// findings, for showing lines) are kept. Peak memory follows the batch, not the number of files.
 pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -> Result<Scan, manifest::LoadError> {
     let started = Instant::now();
     let mut notes = Vec::new();
@@ -126,31 +132,186 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
     // Kustomizations are rendered; the files they reach are checked through them only.
     let kustomize = manifest::kustomize::plan(&files, &opts.load)?;
     let files: Vec<_> = files.into_iter().filter(|f| !kustomize.covers(f)).collect();
-    let parts = parallel(&files, threads(opts), |file| {
-        let mut out = Loaded::default();
-        match manifest::read_file(file, &opts.load.limits) {
-            Ok(text) => manifest::load_text(&file.display, &text, &opts.load, &mut out),
-            Err(finding) => out.findings.push(*finding),
-        }
-        out
-    });
-    let mut loaded = Loaded { findings: notes, ..Loaded::default() };
-    let rendered = match &kustomize.renderer {
-        Some(renderer) => parallel(&kustomize.roots, threads(opts), |root| {
-            manifest::kustomize::render_root(root, renderer, &opts.load)
-        }),
-        None => Vec::new(),
-    };
-    for part in parts.into_iter().chain(rendered) {
-        loaded.resources.extend(part.resources);
-        loaded.findings.extend(part.findings);
-        loaded.sources.extend(part.sources);
+    let workers = threads(opts);
+    // Standard input, FIFOs and devices can be read once only: they are loaded in the first pass and kept.
+    let (once, files): (Vec<_>, Vec<_>) = files
+        .into_iter()
+        .partition(|f| f.path.as_os_str() == "-" || !std::fs::metadata(&f.path).is_ok_and(|m| m.is_file()));
+    let mut first = Loaded::default();
+    for file in &once {
+        load_one(file, opts, &mut first);
     }
-    manifest::terraform::load_paths(paths, &files, &opts.load, &mut loaded);
-    let mut scan = scan_loaded(loaded, policies, opts);
-    scan.stats.files = files.len();
+    let needs = ContextNeeds::of(policies);
+    let context_objects: Vec<serde_json::Value> = parallel(&files, workers, |file| {
+        let Ok(text) = manifest::read_file(file, &opts.load.limits) else { return Vec::new() };
+        if !needs.may_hold(&text) {
+            return Vec::new();
+        }
+        let mut out = Loaded::default();
+        manifest::load_file(file, &text, &opts.load, &mut out);
+        out.resources.into_iter().map(|r| r.object).filter(|o| needs.wants(o)).collect()
+    })
+    .into_iter()
+    .flatten()
+    .chain(first.resources.iter().map(|r| r.object.clone()).filter(|o| needs.wants(o)))
+    .collect();
+    let mut terraform = Loaded::default();
+    manifest::terraform::load_paths(paths, &files, &opts.load, &mut terraform);
+    let mut rendered = Loaded::default();
+    if let Some(renderer) = &kustomize.renderer {
+        let parts = parallel(&kustomize.roots, workers, |root| manifest::kustomize::render_root(root, renderer, &opts.load));
+        for part in parts {
+            rendered.resources.extend(part.resources);
+            rendered.findings.extend(part.findings);
+            rendered.sources.extend(part.sources);
+        }
+    }
+    let context_objects: Vec<&serde_json::Value> = context_objects
+        .iter()
+        .chain(terraform.resources.iter().chain(&rendered.resources).map(|r| &r.object).filter(|o| needs.wants(o)))
+        .collect();
+    let mut scan = Scan::default();
+    let ctx = match policies.context(&context_objects) {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            scan.outcome.errors.push(e.to_string());
+            return Ok(scan);
+        }
+    };
+    drop(context_objects);
+    let mut run = Run { findings: notes, ..Run::default() };
+    run.batch(first, policies, &ctx, opts);
+    for batch in files.chunks(FILES_PER_BATCH) {
+        let parts = parallel(batch, workers, |file| {
+            let mut out = Loaded::default();
+            load_one(file, opts, &mut out);
+            out
+        });
+        let mut loaded = Loaded::default();
+        for part in parts {
+            loaded.resources.extend(part.resources);
+            loaded.findings.extend(part.findings);
+            loaded.sources.extend(part.sources);
+        }
+        run.batch(loaded, policies, &ctx, opts);
+    }
+    run.batch(terraform, policies, &ctx, opts);
+    run.batch(rendered, policies, &ctx, opts);
+    let mut scan = run.finish(opts);
+    scan.stats.files = files.len() + once.len();
     scan.stats.load_time += started.elapsed().saturating_sub(scan.stats.eval_time + scan.stats.locate_time);
     Ok(scan)
+}
+
+fn load_one(file: &manifest::InputFile, opts: &ScanOptions, out: &mut Loaded) {
+    match manifest::read_file(file, &opts.load.limits) {
+        Ok(text) => manifest::load_file(file, &text, &opts.load, out),
+        Err(finding) => out.findings.push(*finding),
+    }
+}
+
+/// Which objects the evaluation context is built from (see `PolicySet::context`): Namespaces (for
+/// namespace selectors), CRDs (resource names for admission policies), and the inventory kinds
+/// the templates read.
+struct ContextNeeds {
+    all: bool,
+    kinds: Vec<String>,
+}
+
+impl ContextNeeds {
+    fn of(policies: &PolicySet) -> Self {
+        let mut needs = ContextNeeds { all: false, kinds: vec!["Namespace".into(), "CustomResourceDefinition".into()] };
+        for t in &policies.templates {
+            match &t.inventory {
+                crate::policy::template::InventoryUse::None => {}
+                crate::policy::template::InventoryUse::All => needs.all = true,
+                crate::policy::template::InventoryUse::Kinds(k) => needs.kinds.extend(k.iter().cloned()),
+            }
+        }
+        needs
+    }
+
+    /// Whether a file's text can hold such an object (a kind written with escapes is parsed to see).
+    fn may_hold(&self, text: &str) -> bool {
+        self.all || text.contains('\\') || self.kinds.iter().any(|k| text.contains(k.as_str()))
+    }
+
+    fn wants(&self, object: &serde_json::Value) -> bool {
+        self.all
+            || object.get("kind").and_then(serde_json::Value::as_str).is_some_and(|k| self.kinds.iter().any(|w| w == k))
+    }
+}
+
+/// What a scan keeps while batches go by.
+#[derive(Default)]
+struct Run {
+    findings: Vec<Finding>,
+    sources: HashMap<String, String>,
+    /// Objects with an exemption annotation (exemptions are applied once, at the end).
+    annotated: Vec<Resource>,
+    /// conftest exceptions that applied (reported as conftest prints them).
+    exceptions: Vec<crate::findings::ExceptionApplied>,
+    stats: Stats,
+}
+
+impl Run {
+    fn batch(&mut self, loaded: Loaded, policies: &PolicySet, ctx: &Context, opts: &ScanOptions) {
+        let before = self.findings.len();
+        self.findings.extend(loaded.findings);
+        self.stats.resources += loaded.resources.len();
+        let started = Instant::now();
+        let results = evaluate_all(&loaded.resources, policies, ctx, opts);
+        let elapsed = started.elapsed();
+        let mut locate_time = Duration::ZERO;
+        for r in results {
+            self.stats.implied += r.implied;
+            self.stats.evaluations += r.evaluations;
+            self.stats.violations += r.violations;
+            self.stats.locate_evaluations += r.locate_evaluations;
+            self.stats.located_declared += r.methods[0];
+            self.stats.located_searched += r.methods[1];
+            self.stats.located_resource += r.methods[2];
+            locate_time += r.locate_time;
+            self.findings.extend(r.findings);
+            self.exceptions.extend(r.exceptions);
+        }
+        let locate_time = locate_time / threads(opts).max(1) as u32;
+        self.stats.locate_time += locate_time;
+        self.stats.eval_time += elapsed.saturating_sub(locate_time);
+        let with_findings: std::collections::HashSet<&str> =
+            self.findings[before..].iter().map(|f| f.file.as_str()).collect();
+        for (name, text) in loaded.sources {
+            if with_findings.contains(name.as_str()) {
+                self.sources.insert(name, text.to_string());
+            }
+        }
+        self.annotated.extend(loaded.resources.into_iter().filter(|r| crate::exempt::is_annotated(&r.object)));
+    }
+
+    fn finish(mut self, opts: &ScanOptions) -> Scan {
+        let mut scan = Scan { sources: std::mem::take(&mut self.sources), stats: self.stats, ..Scan::default() };
+        scan.outcome.findings = self.findings;
+        scan.outcome.exceptions = self.exceptions;
+        scan.exemptions = crate::exempt::apply(&mut scan.outcome.findings, &self.annotated, &opts.exemptions);
+        scan.outcome.suppressed = std::mem::take(&mut scan.exemptions.suppressed);
+        scan.outcome.sort();
+        scan
+    }
+}
+
+/// Evaluates objects on the workers. Implied objects are made inside the workers and dropped after
+/// evaluation, so a run never holds a second copy of every workload.
+fn evaluate_all(resources: &[Resource], policies: &PolicySet, ctx: &Context, opts: &ScanOptions) -> Vec<Evaluated> {
+    parallel(resources, threads(opts), |resource| {
+        let implied = expansion::expand(&policies.expansions, resource, 0);
+        let mut out = evaluate(policies, resource, ctx);
+        out.implied = implied.len();
+        for child in &implied {
+            out.absorb(evaluate(policies, child, ctx));
+        }
+        resource.origin.document.release();
+        out
+    })
 }
 
 /// Scans texts already in memory (the App's fetched files): `(name, text)` pairs.
@@ -200,52 +361,24 @@ impl Evaluated {
 }
 
 pub fn scan_loaded(loaded: Loaded, policies: &PolicySet, opts: &ScanOptions) -> Scan {
-    let mut scan = Scan::default();
-    scan.outcome.findings = loaded.findings;
-    scan.sources = loaded.sources.into_iter().map(|(k, v): (String, Arc<str>)| (k, v.to_string())).collect();
-    let originals = loaded.resources;
-    let objects: Vec<&serde_json::Value> = originals.iter().map(|r| &r.object).collect();
+    let objects: Vec<&serde_json::Value> = loaded.resources.iter().map(|r| &r.object).collect();
     let ctx = match policies.context(&objects) {
         Ok(ctx) => ctx,
         Err(e) => {
+            let mut scan = Scan::default();
+            scan.outcome.findings = loaded.findings;
             scan.outcome.errors.push(e.to_string());
             return scan;
         }
     };
-    scan.stats.resources = originals.len();
-    let started = Instant::now();
-    // Implied objects are made inside the workers and dropped after evaluation, so a run never
-    // holds a second copy of every workload.
-    let results = parallel(&originals, threads(opts), |resource| {
-        let implied = expansion::expand(&policies.expansions, resource, 0);
-        let mut out = evaluate(policies, resource, &ctx);
-        out.implied = implied.len();
-        for child in &implied {
-            out.absorb(evaluate(policies, child, &ctx));
-        }
-        resource.origin.document.release();
-        out
-    });
-    let elapsed = started.elapsed();
-    for r in results {
-        scan.stats.implied += r.implied;
-        scan.stats.evaluations += r.evaluations;
-        scan.stats.violations += r.violations;
-        scan.stats.locate_evaluations += r.locate_evaluations;
-        scan.stats.located_declared += r.methods[0];
-        scan.stats.located_searched += r.methods[1];
-        scan.stats.located_resource += r.methods[2];
-        scan.stats.locate_time += r.locate_time;
-        scan.outcome.findings.extend(r.findings);
-        scan.outcome.exceptions.extend(r.exceptions);
-    }
-    // Locate time was measured per worker; report it as a share of the wall time.
-    let workers = threads(opts).max(1) as u32;
-    scan.stats.locate_time /= workers;
-    scan.stats.eval_time = elapsed.saturating_sub(scan.stats.locate_time);
-    scan.exemptions = crate::exempt::apply(&mut scan.outcome.findings, &originals, &opts.exemptions);
-    scan.outcome.suppressed = std::mem::take(&mut scan.exemptions.suppressed);
-    scan.outcome.sort();
+    drop(objects);
+    let sources: HashMap<String, String> =
+        loaded.sources.iter().map(|(k, v): &(String, Arc<str>)| (k.clone(), v.to_string())).collect();
+    let mut run = Run::default();
+    run.batch(loaded, policies, &ctx, opts);
+    let mut scan = run.finish(opts);
+    // In memory already (the App's fetched files): every text stays available for review comments.
+    scan.sources = sources;
     scan
 }
 

@@ -81,7 +81,12 @@ impl Run<'_> {
         let combined = if self.args.combine { std::mem::take(&mut policies.modules) } else { Vec::new() };
         self.scan(&paths, &policies, select, &found)?;
         if self.args.combine {
-            let findings = super::conftest::run_combined(&combined, &self.sources);
+            // The scan streams and keeps only texts with findings: the combined input reads them all again.
+            let mut sources = super::conftest::combined_sources(&paths, &limits);
+            for (file, text) in &self.sources {
+                sources.entry(file.clone()).or_insert_with(|| text.clone());
+            }
+            let findings = super::conftest::run_combined(&combined, &sources);
             self.outcome.findings.extend(findings);
         }
         self.baseline()
@@ -280,6 +285,14 @@ impl Run<'_> {
         self.outcome.sort();
         for error in &self.outcome.errors {
             eprintln!("error: {}", terminal::escape(error));
+        }
+        // A file that was not checked is never silent, whatever the output format.
+        for skipped in self.outcome.findings.iter().filter(|f| f.policy == crate::manifest::NOTE_POLICY) {
+            eprintln!(
+                "warning: {} not checked: {}",
+                terminal::escape(&skipped.file),
+                terminal::escape(&skipped.message)
+            );
         }
         let mut write_errors = Vec::new();
         for (format, destination) in &plan.reports {

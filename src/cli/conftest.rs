@@ -118,6 +118,17 @@ fn merge(into: &mut Value, from: Value) {
     }
 }
 
+/// The YAML and JSON texts under `paths` (bounded reads; files over the limit are left out here and
+/// reported by the scan), for `--combine`.
+pub fn combined_sources(paths: &[std::path::PathBuf], limits: &crate::manifest::Limits) -> HashMap<String, String> {
+    let mut notes = Vec::new();
+    let Ok(files) = crate::manifest::discover(paths, &mut notes) else { return HashMap::new() };
+    files
+        .iter()
+        .filter_map(|file| crate::manifest::read_file(file, limits).ok().map(|text| (file.display.clone(), text)))
+        .collect()
+}
+
 /// conftest's `--combine`: every conftest rule runs once, on all the documents of the YAML and
 /// JSON files read (`[{"path", "contents"}]`, ordered by path); its findings are about the file
 /// `Combined`, as conftest names it.

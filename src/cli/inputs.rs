@@ -53,7 +53,9 @@ pub fn find(paths: &[PathBuf], select: &FileSelect, policy_paths: &[PathBuf], li
     let loaded_already: Vec<PathBuf> = policy_paths.iter().filter_map(|p| p.canonicalize().ok()).collect();
     for file in files {
         let yaml = [".yaml", ".yml", ".json"].iter().any(|e| file.display.ends_with(e));
-        if file.display == "-" || !yaml || !select.wants(&file.display) {
+        // Standard input, FIFOs and devices can be read once only: the scan reads them.
+        let regular = std::fs::metadata(&file.path).is_ok_and(|m| m.is_file());
+        if file.display == "-" || !regular || !yaml || !select.wants(&file.display) {
             continue;
         }
         let loaded = file.path.canonicalize().is_ok_and(|real| loaded_already.iter().any(|p| real.starts_with(p)));

@@ -335,23 +335,40 @@ fn walk(dir: &Path, files: &mut Vec<InputFile>, notes: &mut Vec<Finding>) -> Res
     for entry in entries {
         let name = entry.file_name().to_string_lossy().to_string();
         let path = entry.path();
-        let Ok(file_type) = entry.file_type() else { continue };
+        let Ok(mut file_type) = entry.file_type() else { continue };
         if name.starts_with('.') {
             continue;
         }
-        if file_type.is_dir() {
-            if is_chart && name == "templates" {
-                notes.push(note(
-                    &display_path(&path),
-                    1,
-                    "Helm chart templates are not checked; render them first (helm template … | guardrail check -)"
-                        .into(),
-                ));
-                continue;
+        if file_type.is_symlink() {
+            // A link to a manifest is read (within the size limit); a linked folder is not walked (loops).
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() || !meta.is_dir() => file_type = meta.file_type(),
+                _ => {
+                    if is_manifest_name(&name) || std::fs::metadata(&path).is_ok_and(|m| m.is_dir()) {
+                        notes.push(note(
+                            &display_path(&path),
+                            1,
+                            "a symbolic link that is a folder or leads nowhere; not followed, not checked".into(),
+                        ));
+                    }
+                    continue;
+                }
             }
+        }
+        if file_type.is_dir() {
+            // A chart's `templates/` is walked too: each file there is a Helm template (skipped with a
+            // note) only if it really holds template actions; plain manifests in it are checked.
             walk(&path, files, notes)?;
-        } else if file_type.is_file() && is_manifest_name(&name) && !(is_chart && name == "Chart.yaml") {
+        } else if !is_manifest_name(&name) || (is_chart && name == "Chart.yaml") {
+            continue;
+        } else if file_type.is_file() {
             files.push(InputFile { display: display_path(&path), path });
+        } else {
+            notes.push(note(
+                &display_path(&path),
+                1,
+                "not a regular file (a FIFO, socket or device); not read, not checked".into(),
+            ));
         }
     }
     Ok(())
@@ -383,8 +400,19 @@ fn yaml_finding(file: &str, issue: &yaml::YamlIssue) -> Finding {
     }
 }
 
-/// Reads one file from disk, within the size budget. A file that cannot be checked is a deny
-/// finding at its first line, not an error: the rest of the run goes on.
+/// The size budget in words, for findings that name it.
+fn size_limit(limit: u64) -> String {
+    if limit % (1024 * 1024) == 0 {
+        format!("the {} MiB file size limit ({limit} bytes)", limit / (1024 * 1024))
+    } else {
+        format!("the file size limit of {limit} bytes")
+    }
+}
+
+/// Reads one file (or standard input, `-`) within the size budget: at most `max_file_bytes + 1`
+/// bytes are ever read, whatever the metadata says, so `/dev/zero`, a FIFO or an endless pipe stop
+/// at the limit. A file that cannot be checked is a deny finding at its first line, not an error:
+/// the rest of the run goes on.
 pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Box<Finding>> {
     let unreadable = |message: String| {
         let mut f = note(&file.display, 1, message);
@@ -392,38 +420,67 @@ pub fn read_file(file: &InputFile, limits: &Limits) -> Result<String, Box<Findin
         f.severity = Severity::Deny;
         Box::new(f)
     };
-    if file.path.as_os_str() == "-" {
-        // Standard input (`helm template … | guardrail check -`), read within the same budget.
-        let mut text = String::new();
-        std::io::stdin()
-            .take(limits.max_file_bytes + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| unreadable(format!("cannot read standard input: {e}")))?;
-        if text.len() as u64 > limits.max_file_bytes {
-            return Err(unreadable(format!(
-                "standard input is over the {} byte limit; it was not checked",
-                limits.max_file_bytes
-            )));
+    let limit = limits.max_file_bytes;
+    let stdin = file.path.as_os_str() == "-";
+    let what = if stdin { "standard input" } else { "file" };
+    let over = || unreadable(format!("{what} is over {}; it was not checked", size_limit(limit)));
+    let mut bytes = Vec::new();
+    let read = if stdin {
+        // `helm template … | guardrail check -`
+        std::io::stdin().lock().take(limit + 1).read_to_end(&mut bytes)
+    } else {
+        let meta = std::fs::metadata(&file.path).map_err(|e| unreadable(format!("cannot read file: {e}")))?;
+        if meta.is_file() && meta.len() > limit {
+            return Err(over());
         }
-        return Ok(text);
+        std::fs::File::open(&file.path).and_then(|f| f.take(limit + 1).read_to_end(&mut bytes))
+    };
+    read.map_err(|e| unreadable(format!("cannot read {what}: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(over());
     }
-    let meta = std::fs::metadata(&file.path).map_err(|e| unreadable(format!("cannot read file: {e}")))?;
-    if meta.len() > limits.max_file_bytes {
-        return Err(unreadable(format!(
-            "file is {} bytes, over the {} byte limit; it was not checked",
-            meta.len(),
-            limits.max_file_bytes
-        )));
-    }
-    let bytes = std::fs::read(&file.path).map_err(|e| unreadable(format!("cannot read file: {e}")))?;
     String::from_utf8(bytes).map_err(|e| {
-        unreadable(format!("file is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()))
+        unreadable(format!("{what} is not UTF-8 text (byte {}): it was not checked", e.utf8_error().valid_up_to()))
     })
+}
+
+/// Whether a file on disk sits in a Helm chart: beside a `Chart.yaml`, or under a `templates/`
+/// folder whose parent has one.
+pub fn in_chart_on_disk(path: &Path) -> bool {
+    let Some(dir) = path.parent() else { return false };
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+    if dir.join("Chart.yaml").is_file() {
+        return true;
+    }
+    dir.ancestors()
+        .filter(|a| a.file_name().is_some_and(|n| n == "templates"))
+        .any(|t| t.parent().is_some_and(|chart| chart.join("Chart.yaml").is_file()))
+}
+
+/// Without the file system (the App's fetched files), a chart is known by its layout: a file under
+/// a `templates/` folder, or beside a `Chart.yaml` among the same texts.
+pub fn in_chart_by_name(display: &str, names: &[&str]) -> bool {
+    let dir = display.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let beside = |d: &str| {
+        names.iter().any(|n| *n == if d.is_empty() { "Chart.yaml".to_string() } else { format!("{d}/Chart.yaml") })
+    };
+    beside(dir) || dir.split('/').any(|c| c == "templates")
+}
+
+/// Loads one file read from disk (see `read_file`), knowing whether it sits in a Helm chart.
+pub fn load_file(file: &InputFile, text: &str, opts: &LoadOptions, out: &mut Loaded) {
+    load_text_in(&file.display, text, in_chart_on_disk(&file.path), opts, out)
 }
 
 /// Parses the text of one file into resources and findings. The parser runs on a thread with a
 /// large stack (see `yaml::on_large_stack`): deeply nested input is stopped by the depth budget.
+/// A file counts as a Helm template only under a chart's `templates/` (see `in_chart_by_name`).
 pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded) {
+    load_text_in(display, text, in_chart_by_name(display, &[]), opts, out)
+}
+
+/// `load_text` for a file whose place in a Helm chart (`in_chart`) is known.
+pub fn load_text_in(display: &str, text: &str, in_chart: bool, opts: &LoadOptions, out: &mut Loaded) {
     // Terraform configuration is read a module at a time (`terraform::load_texts` / `load_paths`).
     if terraform::is_terraform_name(display) || display.ends_with(".tpl") || display.ends_with(".tftpl") {
         return;
@@ -436,9 +493,9 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
             display,
             1,
             format!(
-                "file is {} bytes, over the {} byte limit; it was not checked",
+                "file is {} bytes, over {}; it was not checked",
                 text.len(),
-                opts.limits.max_file_bytes
+                size_limit(opts.limits.max_file_bytes)
             ),
         );
         f.policy = YAML_POLICY.into();
@@ -451,18 +508,15 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
         terraform::plan::load(display, text, opts, out);
         return;
     }
-    let docs = yaml::parse_stream(text, &opts.limits.yaml);
-    let helm = looks_like_helm(text);
-    for doc in docs {
-        let broken = doc.root.is_none() || doc.issues.iter().any(|i| i.error);
-        if helm || (broken && text.contains("{{")) {
-            out.findings.push(note(
-                display,
-                doc.first_line,
-                "looks like a Helm or Go template ({{ … }}); not checked, render it first".into(),
-            ));
-            continue;
-        }
+    if in_chart && has_template_actions(text) {
+        out.findings.push(note(
+            display,
+            first_action_line(text),
+            "a Helm template ({{ … }} in a chart): render it first (helm template … | guardrail check -)".into(),
+        ));
+        return;
+    }
+    for doc in yaml::parse_stream(text, &opts.limits.yaml) {
         let Some(root) = doc.root else {
             out.findings.extend(doc.issues.iter().map(|i| yaml_finding(display, i)));
             continue;
@@ -500,15 +554,31 @@ pub fn load_text(display: &str, text: &str, opts: &LoadOptions, out: &mut Loaded
     }
 }
 
-/// Helm's own template actions (`{{ .Values.x }}`, `{{- if … }}`, `{{ include … }}`); plain `{{ }}` in
-/// values (Prometheus alert texts) is left alone.
-fn looks_like_helm(text: &str) -> bool {
-    static HELM: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    HELM.get_or_init(|| {
-        regex::Regex::new(r"\{\{-?\s*(\.Values|\.Release|\.Chart|\.Capabilities|\.Files|include\s|template\s|if\s|range\s|with\s|define\s|end\s*-?\}\}|toYaml|tpl\s)")
-            .expect("valid regex")
-    })
-    .is_match(text)
+/// Template actions (`{{`) outside YAML comments: `# {{ .Values.x }}` in a plain manifest is a comment.
+fn has_template_actions(text: &str) -> bool {
+    text.contains("{{") && text.lines().any(|l| outside_comment(l).contains("{{"))
+}
+
+fn first_action_line(text: &str) -> u32 {
+    text.lines().position(|l| outside_comment(l).contains("{{")).map_or(1, |i| i as u32 + 1)
+}
+
+/// The part of a line before its YAML comment (`#` at the start or after a blank, outside quotes).
+fn outside_comment(line: &str) -> &str {
+    let (mut single, mut double, mut escaped) = (false, false, false);
+    let mut previous = ' ';
+    for (i, c) in line.char_indices() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' if double => escaped = true,
+            '"' if !single => double = !double,
+            '\'' if !double => single = !single,
+            '#' if !single && !double && previous.is_whitespace() => return &line[..i],
+            _ => {}
+        }
+        previous = c;
+    }
+    line
 }
 
 fn is_kubernetes_object(v: &Value) -> bool {
@@ -575,7 +645,7 @@ pub fn load_paths(paths: &[PathBuf], opts: &LoadOptions) -> Result<Loaded, LoadE
     let files = discover(paths, &mut out.findings)?;
     for file in &files {
         match read_file(file, &opts.limits) {
-            Ok(text) => load_text(&file.display, &text, opts, &mut out),
+            Ok(text) => load_file(file, &text, opts, &mut out),
             Err(finding) => out.findings.push(*finding),
         }
     }

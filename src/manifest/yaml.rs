@@ -182,7 +182,8 @@ fn options(limits: &YamlLimits) -> Options {
     let mut options = Options::default();
     options.budget = Some(budget);
     options.duplicate_keys = DuplicateKeyPolicy::PassThrough;
-    options.merge_keys = MergeKeyPolicy::Merge;
+    // `<<` is resolved here (see `merge_into`), in go-yaml v2's order, not serde-saphyr's.
+    options.merge_keys = MergeKeyPolicy::AsOrdinary;
     options.legacy_octal_numbers = true;
     options.strict_booleans = false;
     options.with_snippet = false;
@@ -230,17 +231,44 @@ fn describe_error(err: &serde_saphyr::Error) -> String {
     format!("YAML could not be read: {text}")
 }
 
-/// Maps serde-saphyr locations (relative to a document chunk) to file positions.
+/// Maps serde-saphyr locations (relative to a document chunk) to file positions. Columns count
+/// characters: a prefix count per 64-byte block keeps each lookup constant, so a one-line 8 MiB
+/// document costs no more than a many-line one.
 struct LineIndex {
     line_starts: Vec<usize>,
     line_offset: u32,
+    /// Characters before each 64-byte block (empty when the text is ASCII: bytes are characters).
+    block_chars: Vec<u32>,
 }
+
+const BLOCK: usize = 64;
 
 impl LineIndex {
     fn new(text: &str, line_offset: u32) -> Self {
         let mut line_starts = vec![0];
         line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        LineIndex { line_starts, line_offset }
+        let mut block_chars = Vec::new();
+        if !text.is_ascii() {
+            let mut count = 0u32;
+            for block in text.as_bytes().chunks(BLOCK) {
+                block_chars.push(count);
+                count += block.iter().filter(|b| (**b as i8) >= -0x40).count() as u32;
+            }
+        }
+        LineIndex { line_starts, line_offset, block_chars }
+    }
+
+    /// Characters in `text[..byte]`.
+    fn chars_before(&self, text: &str, byte: usize) -> usize {
+        if self.block_chars.is_empty() {
+            return byte;
+        }
+        let block = byte / BLOCK;
+        let Some(&before) = self.block_chars.get(block) else {
+            return text.chars().count();
+        };
+        let rest = &text.as_bytes()[block * BLOCK..byte];
+        before as usize + rest.iter().filter(|b| (**b as i8) >= -0x40).count()
     }
 
     fn pos_of_byte(&self, text: &str, byte: usize) -> Pos {
@@ -250,7 +278,7 @@ impl LineIndex {
             Err(l) => l - 1,
         };
         let start = self.line_starts[line];
-        let column = text.get(start..byte).map(|s| s.chars().count()).unwrap_or(byte - start);
+        let column = self.chars_before(text, byte) - self.chars_before(text, start);
         Pos { line: line as u32 + 1 + self.line_offset, column: column as u32 + 1 }
     }
 
@@ -371,7 +399,11 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
     // An alias points at the anchor's definition: report values where they were written.
     let loc = raw.defined;
     let span = index.span_of(&loc, text);
-    let kind = match raw.value {
+    let value = match index.slice(&loc, text) {
+        Some(src) => as_kubectl_reads(raw.value, src, tag_before(&loc, text)),
+        None => raw.value,
+    };
+    let kind = match value {
         Raw::Null => NodeKind::Null,
         Raw::Bool(b) => {
             if let Some(src) = index.slice(&loc, text) {
@@ -388,18 +420,8 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
             }
             NodeKind::Bool(b)
         }
+        // go-yaml v2 as kubectl 1.32 ships it reads `0o644` (and `0O644`) as 420 too, like YAML 1.2.
         Raw::Int(i) => match index.slice(&loc, text) {
-            // go-yaml v2 does not know YAML 1.2's `0o` prefix: kubectl keeps `0o644` a string.
-            Some(src) if src.starts_with("0o") || src.starts_with("+0o") => {
-                issues.push(YamlIssue {
-                    span,
-                    message: format!(
-                        "`{src}` is the number {i} under YAML 1.2 but the string \"{src}\" for kubectl (YAML 1.1); write `0{i:o}` or quote it"
-                    ),
-                    error: false,
-                });
-                NodeKind::Str(src.to_string())
-            }
             Some(src) if is_legacy_octal(src) => {
                 issues.push(YamlIssue {
                     span,
@@ -416,24 +438,43 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
             _ => NodeKind::Int(i),
         },
         Raw::UInt(u) => NodeKind::UInt(u),
-        Raw::Float(f) => NodeKind::Float(f),
+        Raw::Float(f) => {
+            if !f.is_finite() {
+                issues.push(YamlIssue {
+                    span,
+                    message: format!(
+                        "`{f}` cannot be a Kubernetes value: kubectl refuses the file (JSON has no infinity or NaN)"
+                    ),
+                    error: true,
+                });
+            }
+            NodeKind::Float(f)
+        }
         Raw::Str(s) => NodeKind::Str(s),
         Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|i| convert(i, index, text, issues)).collect()),
         Raw::Map(entries) => {
-            let mut out: Vec<(String, Node)> = Vec::with_capacity(entries.len());
+            let mut map = MapBuilder::default();
             for (key, value) in entries {
                 let key_span = index.span_of(&key.defined, text);
-                let key_text = match key.value {
+                if is_merge_key(&key, index, text) {
+                    let merged = convert(value, index, text, issues);
+                    map.merge(merged, key_span, issues);
+                    continue;
+                }
+                let key_value = match index.slice(&key.defined, text) {
+                    Some(src) => as_kubectl_reads(key.value, src, tag_before(&key.defined, text)),
+                    None => key.value,
+                };
+                let key_text = match key_value {
                     Raw::Str(s) => s,
                     Raw::Bool(b) => b.to_string(),
                     Raw::Int(i) => i.to_string(),
                     Raw::UInt(u) => u.to_string(),
                     Raw::Float(f) => f.to_string(),
-                    Raw::Null => "null".to_string(),
-                    Raw::Seq(_) | Raw::Map(_) => {
+                    Raw::Null | Raw::Seq(_) | Raw::Map(_) => {
                         issues.push(YamlIssue {
                             span: key_span,
-                            message: "a mapping key that is itself a mapping or sequence cannot be a Kubernetes field"
+                            message: "a mapping key that is null, a mapping or a sequence cannot be a Kubernetes field; kubectl refuses the file"
                                 .into(),
                             error: true,
                         });
@@ -442,22 +483,9 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
                 };
                 let mut node = convert(value, index, text, issues);
                 node.key_span = Some(key_span);
-                if let Some(existing) = out.iter_mut().find(|(k, _)| *k == key_text) {
-                    let first = existing.1.key_span.unwrap_or(existing.1.span);
-                    issues.push(YamlIssue {
-                        span: key_span,
-                        message: format!(
-                            "duplicate key `{key_text}` (first at line {}): the cluster and other tools may keep different copies",
-                            first.start.line
-                        ),
-                        error: true,
-                    });
-                    existing.1 = node; // last wins, as the API server's JSON decoding does
-                } else {
-                    out.push((key_text, node));
-                }
+                map.set_explicit(key_text, node, key_span, issues);
             }
-            NodeKind::Map(out)
+            NodeKind::Map(map.entries)
         }
     };
     Node::new(span, kind)
@@ -466,4 +494,207 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
 fn is_legacy_octal(src: &str) -> bool {
     let digits = src.trim_start_matches(['+', '-']);
     digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
+}
+
+/// `<<` written plain (or tagged `!!merge`) is a merge key; a quoted `"<<"` is an ordinary key, as in go-yaml v2.
+fn is_merge_key(key: &Spanned<Raw>, index: &LineIndex, text: &str) -> bool {
+    if !matches!(&key.value, Raw::Str(s) if s == "<<") {
+        return false;
+    }
+    match index.slice(&key.defined, text) {
+        Some(src) => src == "<<" || src.starts_with("!!merge") || src.starts_with("!<tag:yaml.org,2002:merge>"),
+        None => true,
+    }
+}
+
+/// A mapping built in document order the way go-yaml v2 decodes one: every key, explicit or
+/// merged, overwrites what an earlier entry set, so `privileged: false` followed by
+/// `<<: {privileged: true}` reads `true`; in a list of merges the earlier mapping wins.
+#[derive(Default)]
+struct MapBuilder {
+    entries: Vec<(String, Node)>,
+    slots: std::collections::HashMap<String, usize>,
+    /// Where each key was first written explicitly in this mapping (for duplicate reports).
+    explicit: std::collections::HashMap<String, Span>,
+}
+
+impl MapBuilder {
+    fn set(&mut self, key: String, node: Node) {
+        match self.slots.get(&key) {
+            Some(&i) => self.entries[i].1 = node,
+            None => {
+                self.slots.insert(key.clone(), self.entries.len());
+                self.entries.push((key, node));
+            }
+        }
+    }
+
+    fn set_explicit(&mut self, key: String, node: Node, key_span: Span, issues: &mut Vec<YamlIssue>) {
+        match self.explicit.get(&key) {
+            Some(first) => issues.push(YamlIssue {
+                span: key_span,
+                message: format!(
+                    "duplicate key `{key}` (first at line {}): the cluster and other tools may keep different copies",
+                    first.start.line
+                ),
+                error: true,
+            }),
+            None => {
+                self.explicit.insert(key.clone(), key_span);
+            }
+        }
+        self.set(key, node); // last wins, as kubectl and the API server's JSON decoding do
+    }
+
+    fn merge(&mut self, merged: Node, key_span: Span, issues: &mut Vec<YamlIssue>) {
+        let refuse = |span: Span, issues: &mut Vec<YamlIssue>| {
+            issues.push(YamlIssue {
+                span,
+                message: "a merge key (`<<`) takes a mapping or a list of mappings; kubectl refuses the file".into(),
+                error: true,
+            })
+        };
+        match merged.kind {
+            NodeKind::Map(entries) => entries.into_iter().for_each(|(k, v)| self.set(k, v)),
+            NodeKind::Seq(items) => {
+                // go-yaml v2 applies the list from the end: the first mapping listed wins.
+                for item in items.into_iter().rev() {
+                    match item.kind {
+                        NodeKind::Map(entries) => entries.into_iter().for_each(|(k, v)| self.set(k, v)),
+                        _ => refuse(item.span, issues),
+                    }
+                }
+            }
+            _ => refuse(key_span, issues),
+        }
+    }
+}
+
+/// A scalar as go-yaml v2 (kubectl) resolves it, from its source text. serde-saphyr resolves YAML
+/// 1.2 with 1.1 extensions and differs at the edges (`yEs`, `0X10`, `1__0`, local tags).
+fn as_kubectl_reads(value: Raw, src: &str, tag: Option<&str>) -> Raw {
+    if matches!(value, Raw::Seq(_) | Raw::Map(_)) || src.is_empty() || src.contains('\n') {
+        return value;
+    }
+    match tag {
+        // A local tag (`!custom 5`): go-yaml v2 keeps the text.
+        Some(t) if !t.starts_with("!!") && !t.starts_with("!<") => {
+            return match value {
+                Raw::Str(s) => Raw::Str(s),
+                _ => Raw::Str(src.to_string()),
+            }
+        }
+        Some(_) => return value,
+        None => {}
+    }
+    if src.starts_with(['"', '\'', '!', '|', '>', '*', '&', '[', '{']) {
+        return value;
+    }
+    resolve_plain(src)
+}
+
+/// The tag written before a scalar (`!!str 123`, `!custom 5`), if any: serde-saphyr's span covers
+/// the scalar's text only. An anchor between them (`!!str &a 1`) is passed over.
+fn tag_before<'t>(loc: &serde_saphyr::Location, text: &'t str) -> Option<&'t str> {
+    let offset = loc.span().byte_offset()? as usize;
+    let mut before = text.get(..offset)?;
+    for _ in 0..2 {
+        let trimmed = before.trim_end_matches([' ', '\t', '\n', '\r']);
+        if trimmed.len() == before.len() && !before.is_empty() {
+            return None; // the scalar follows its indicator directly (`[1`, `-1`): no tag
+        }
+        let start = trimmed.rfind([' ', '\t', '\n', '\r', '[', '{', ',']).map_or(0, |i| i + 1);
+        let token = &trimmed[start..];
+        if token.starts_with('!') {
+            return Some(token);
+        }
+        if !token.starts_with('&') {
+            return None;
+        }
+        before = &trimmed[..start];
+    }
+    None
+}
+
+/// go-yaml v2's `resolve` for a plain scalar (no timestamps: sigs.k8s.io/yaml keeps them strings).
+fn resolve_plain(src: &str) -> Raw {
+    match src {
+        "~" | "null" | "Null" | "NULL" => return Raw::Null,
+        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => return Raw::Bool(true),
+        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
+            return Raw::Bool(false)
+        }
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Raw::Float(f64::INFINITY),
+        "-.inf" | "-.Inf" | "-.INF" => return Raw::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Raw::Float(f64::NAN),
+        _ => {}
+    }
+    let first = src.as_bytes()[0];
+    if first == b'.' {
+        return match src.parse::<f64>() {
+            Ok(f) if src[1..].bytes().all(|b| b.is_ascii_digit() || matches!(b, b'e' | b'E' | b'+' | b'-')) => {
+                Raw::Float(f)
+            }
+            _ => Raw::Str(src.to_string()),
+        };
+    }
+    if !(first.is_ascii_digit() || first == b'+' || first == b'-') {
+        return Raw::Str(src.to_string());
+    }
+    let plain = src.replace('_', "");
+    if let Some(i) = go_parse_int(&plain) {
+        return Raw::Int(i);
+    }
+    if let Some(u) = go_parse_uint(&plain) {
+        return Raw::UInt(u);
+    }
+    if is_yaml_style_float(&plain) {
+        if let Ok(f) = plain.parse::<f64>() {
+            return Raw::Float(f);
+        }
+    }
+    Raw::Str(src.to_string())
+}
+
+/// Go's `strconv.ParseInt(s, 0, 64)`: sign, then `0x`/`0o`/`0b` (any case) or a leading `0` for octal.
+fn go_parse_int(s: &str) -> Option<i64> {
+    let (negative, digits) = match s.as_bytes().first()? {
+        b'-' => (true, &s[1..]),
+        b'+' => (false, &s[1..]),
+        _ => (false, s),
+    };
+    let magnitude = go_parse_uint(digits)? as i128;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+/// Go's `strconv.ParseUint(s, 0, 64)` (no sign).
+fn go_parse_uint(s: &str) -> Option<u64> {
+    let lower = s.get(..2).map(str::to_ascii_lowercase);
+    let (radix, digits) = match lower.as_deref() {
+        Some("0x") => (16, &s[2..]),
+        Some("0o") => (8, &s[2..]),
+        Some("0b") => (2, &s[2..]),
+        _ if s.len() > 1 && s.starts_with('0') => (8, &s[1..]),
+        _ => (10, s),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| (b as char).is_digit(radix)) {
+        return None;
+    }
+    u64::from_str_radix(digits, radix).ok()
+}
+
+/// go-yaml v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
+fn is_yaml_style_float(s: &str) -> bool {
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", frac)) => digits(frac),
+        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
+        None => digits(mantissa),
+    };
+    mantissa_ok && exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)))
 }

@@ -122,6 +122,14 @@ pub fn build(outcome: &Outcome, ctx: &CheckRunContext) -> CheckRunReport {
     let env = super::templates::environment();
     let mut notes = ctx.notes.clone();
     notes.extend(outcome.errors.iter().map(|e| format!("error: {e}")));
+    // Files guardrail did not check (a Helm template, a file it could not read as a manifest): always
+    // named in the summary, so that a skip is never silent.
+    let skipped: Vec<String> = outcome
+        .findings
+        .iter()
+        .filter(|f| f.policy == crate::manifest::NOTE_POLICY)
+        .map(|f| format!("`{}`: {}", repo_path(&f.file), f.message))
+        .collect();
     let summary = env
         .get_template("summary.md")
         .and_then(|t| {
@@ -132,6 +140,7 @@ pub fn build(outcome: &Outcome, ctx: &CheckRunContext) -> CheckRunReport {
                 "rejected_exemptions": ctx.rejected_exemptions,
                 "outside_diff": ctx.outside_diff,
                 "notes": notes,
+                "skipped": skipped,
             }))
         })
         .unwrap_or_else(|e| format!("(summary template failed: {e})"));

@@ -31,10 +31,11 @@ fn yaml_1_1_booleans_and_octal_are_read_like_kubectl_with_warnings() {
 }
 
 #[test]
-fn yaml_1_2_octal_stays_a_string_as_in_kubectl() {
+fn yaml_1_2_octal_is_a_number_as_in_kubectl() {
+    // kubectl 1.32 reads `0o644` as 420 (tests/it/kubectl.rs checks it against kubectl itself).
     let loaded = load("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  mode: 0o644\n");
-    assert_eq!(loaded.resources[0].object["data"]["mode"], "0o644");
-    assert_eq!(loaded.findings.len(), 1);
+    assert_eq!(loaded.resources[0].object["data"]["mode"], 420);
+    assert!(loaded.findings.is_empty());
 }
 
 #[test]
@@ -126,14 +127,16 @@ fn huge_files_are_refused_with_a_finding() {
     load_text("big.yaml", &text, &opts, &mut out);
     assert!(out.resources.is_empty());
     assert_eq!(out.findings.len(), 1);
-    assert!(out.findings[0].message.contains("over the 1000 byte limit"));
+    assert!(out.findings[0].message.contains("over the file size limit of 1000 bytes"));
 }
 
 #[test]
 fn non_kubernetes_yaml_is_skipped_silently_and_helm_templates_with_a_note() {
     assert!(load("replicaCount: 3\nimage:\n  tag: latest\n").findings.is_empty());
     assert!(load("replicaCount: 3\n").resources.is_empty());
-    let helm = load("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  replicas: {{ .Values.replicas }}\n");
+    let mut helm = Loaded::default();
+    let text = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {{ .Release.Name }}\nspec:\n  replicas: {{ .Values.replicas }}\n";
+    load_text("chart/templates/d.yaml", text, &LoadOptions::default(), &mut helm);
     assert!(helm.resources.is_empty());
     assert_eq!(helm.findings.len(), 1);
     assert_eq!(helm.findings[0].severity, Severity::Info);
