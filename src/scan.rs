@@ -159,7 +159,8 @@ pub fn scan_paths(paths: &[PathBuf], policies: &PolicySet, opts: &ScanOptions) -
     manifest::terraform::load_paths(paths, &files, &opts.load, &mut terraform);
     let mut rendered = Loaded::default();
     if let Some(renderer) = &kustomize.renderer {
-        let parts = parallel(&kustomize.roots, workers, |root| manifest::kustomize::render_root(root, renderer, &opts.load));
+        let parts =
+            parallel(&kustomize.roots, workers, |root| manifest::kustomize::render_root(root, renderer, &opts.load));
         for part in parts {
             rendered.resources.extend(part.resources);
             rendered.findings.extend(part.findings);

@@ -126,7 +126,11 @@ fn a_200k_key_configmap_and_an_8_mib_one_line_json_load_whole() {
     let (region, _) = loaded.resources[0].origin.locate("/data/last");
     assert_eq!(region.line, 1);
     // The field's span starts at its key, `"last"`.
-    assert_eq!(region.column as usize, json.chars().count() - 11, "columns count characters on a long line (`\"last\":\"y\"}}`)");
+    assert_eq!(
+        region.column as usize,
+        json.chars().count() - 11,
+        "columns count characters on a long line (`\"last\":\"y\"}}`)"
+    );
 }
 
 #[test]
