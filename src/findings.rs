@@ -84,6 +84,23 @@ pub struct Finding {
     pub resource: Option<ResourceRef>,
 }
 
+impl Finding {
+    /// A finding about a place in a file rather than a field of an object (`guardrail/…` policies:
+    /// the input itself could not be read, rendered or evaluated).
+    pub fn about_file(policy: &str, file: &str, region: Region, severity: Severity, message: String) -> Finding {
+        Finding {
+            policy: policy.into(),
+            constraint: String::new(),
+            severity,
+            message,
+            file: file.into(),
+            region,
+            pointer: String::new(),
+            resource: None,
+        }
+    }
+}
+
 /// Where the decision not to count a finding was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]

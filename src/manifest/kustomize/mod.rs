@@ -115,16 +115,7 @@ pub fn plan(files: &[InputFile], opts: &LoadOptions) -> Result<Plan, LoadError> 
 }
 
 fn finding(file: &str, region: Region, severity: Severity, message: String) -> Finding {
-    Finding {
-        policy: KUSTOMIZE_POLICY.into(),
-        constraint: String::new(),
-        severity,
-        message,
-        file: file.into(),
-        region,
-        pointer: String::new(),
-        resource: None,
-    }
+    Finding::about_file(KUSTOMIZE_POLICY, file, region, severity, message)
 }
 
 /// A fresh folder under the system's temporary folder, removed when dropped.

@@ -57,16 +57,7 @@ pub fn is_unconverted_kubernetes_type(resource_type: &str) -> bool {
 }
 
 pub(crate) fn finding(file: &str, region: Region, severity: Severity, message: String) -> Finding {
-    Finding {
-        policy: TERRAFORM_POLICY.into(),
-        constraint: String::new(),
-        severity,
-        message,
-        file: file.into(),
-        region,
-        pointer: String::new(),
-        resource: None,
-    }
+    Finding::about_file(TERRAFORM_POLICY, file, region, severity, message)
 }
 
 pub(crate) fn region(span: Span) -> Region {
