@@ -233,10 +233,10 @@ impl Queue {
                    rerun = CASE WHEN $6 = 1 AND jobs.state = 'running' THEN 1 ELSE jobs.rerun END,
                    progress = CASE WHEN $6 = 1 AND jobs.state IN ('done', 'failed', 'superseded')
                                    THEN '{}' ELSE jobs.progress END,
-                   attempts = CASE WHEN $6 = 1 AND jobs.state IN ('done', 'failed', 'superseded')
+                   attempts = CASE WHEN $6 = 1 AND jobs.state IN ('queued', 'done', 'failed', 'superseded')
                                    THEN 0 ELSE jobs.attempts END,
                    payload = CASE WHEN $6 = 1 THEN excluded.payload ELSE jobs.payload END,
-                   run_at = CASE WHEN $6 = 1 AND jobs.state IN ('done', 'failed', 'superseded')
+                   run_at = CASE WHEN $6 = 1 AND jobs.state IN ('queued', 'done', 'failed', 'superseded')
                                  THEN $5 ELSE jobs.run_at END,
                    state = CASE WHEN $6 = 1 AND jobs.state IN ('done', 'failed', 'superseded')
                                 THEN 'queued' ELSE jobs.state END,
@@ -321,6 +321,16 @@ impl Queue {
         Ok(n)
     }
 
+    /// Runs an update that only applies while the job still carries its claim: no row changed means
+    /// the lease is gone.
+    async fn fenced_update(
+        &self,
+        update: sqlx::query::Query<'_, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> Result<(), FenceError> {
+        let n = update.execute(&self.pool).await.map_err(QueueError)?.rows_affected();
+        fenced(n)
+    }
+
     async fn has_ready(&self) -> Result<bool, QueueError> {
         let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM jobs WHERE {READY}")))
             .bind(now_ms())
@@ -333,39 +343,35 @@ impl Queue {
     /// the claim is no longer this job's.
     pub async fn save_progress(&self, job: &ClaimedJob, progress: &str, lease: Duration) -> Result<(), FenceError> {
         let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE jobs SET progress = $1, lease_until = $2, updated_at = $3
-             WHERE id = $4 AND claim_token = $5 AND state = 'running'",
+        self.fenced_update(
+            sqlx::query(
+                "UPDATE jobs SET progress = $1, lease_until = $2, updated_at = $3
+                 WHERE id = $4 AND claim_token = $5 AND state = 'running'",
+            )
+            .bind(progress)
+            .bind(now + lease.as_millis() as i64)
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.token),
         )
-        .bind(progress)
-        .bind(now + lease.as_millis() as i64)
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.token)
-        .execute(&self.pool)
         .await
-        .map_err(QueueError)?
-        .rows_affected();
-        fenced(n)
     }
 
     /// The fence before a forge write: the claim is still ours and its lease has not run out (the
     /// lease is extended). A worker paused past its lease gets `LeaseLost` here, before it writes.
     pub async fn fence(&self, job: &ClaimedJob, lease: Duration) -> Result<(), FenceError> {
         let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE jobs SET lease_until = $1
-             WHERE id = $2 AND claim_token = $3 AND state = 'running' AND lease_until >= $4",
+        self.fenced_update(
+            sqlx::query(
+                "UPDATE jobs SET lease_until = $1
+                 WHERE id = $2 AND claim_token = $3 AND state = 'running' AND lease_until >= $4",
+            )
+            .bind(now + lease.as_millis() as i64)
+            .bind(job.id)
+            .bind(&job.token)
+            .bind(now),
         )
-        .bind(now + lease.as_millis() as i64)
-        .bind(job.id)
-        .bind(&job.token)
-        .bind(now)
-        .execute(&self.pool)
         .await
-        .map_err(QueueError)?
-        .rows_affected();
-        fenced(n)
     }
 
     /// Heartbeat: the worker is still on it. `LeaseLost` when another worker took the job over.
@@ -376,81 +382,75 @@ impl Queue {
     /// The job is finished. If a re-run was asked for while it ran, it goes back to the queue.
     pub async fn complete(&self, job: &ClaimedJob) -> Result<(), FenceError> {
         let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE jobs SET
-               state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END,
-               attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END,
-               progress = CASE WHEN rerun = 1 THEN '{}' ELSE progress END,
-               rerun = 0, lease_until = 0, run_at = $1, updated_at = $1, last_error = '', claim_token = ''
-             WHERE id = $2 AND claim_token = $3 AND state = 'running'",
+        self.fenced_update(
+            sqlx::query(
+                "UPDATE jobs SET
+                   state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'done' END,
+                   attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END,
+                   progress = CASE WHEN rerun = 1 THEN '{}' ELSE progress END,
+                   rerun = 0, lease_until = 0, run_at = $1, updated_at = $1, last_error = '', claim_token = ''
+                 WHERE id = $2 AND claim_token = $3 AND state = 'running'",
+            )
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.token),
         )
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.token)
-        .execute(&self.pool)
         .await
-        .map_err(QueueError)?
-        .rows_affected();
-        fenced(n)
     }
 
     /// Puts the job back to run again after `delay`.
     pub async fn retry(&self, job: &ClaimedJob, delay: Duration, error: &str) -> Result<(), FenceError> {
         let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, last_error = $2, updated_at = $3,
-               claim_token = ''
-             WHERE id = $4 AND claim_token = $5 AND state = 'running'",
+        self.fenced_update(
+            // A re-run asked for while this attempt ran is not kept waiting behind a long delay.
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', lease_until = 0, last_error = $2, updated_at = $3, claim_token = '',
+                   run_at = CASE WHEN rerun = 1 THEN $3 ELSE $1 END,
+                   attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END, rerun = 0
+                 WHERE id = $4 AND claim_token = $5 AND state = 'running'",
+            )
+            .bind(now + delay.as_millis() as i64)
+            .bind(error)
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.token),
         )
-        .bind(now + delay.as_millis() as i64)
-        .bind(error)
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.token)
-        .execute(&self.pool)
         .await
-        .map_err(QueueError)?
-        .rows_affected();
-        fenced(n)
     }
 
     /// Hands the job back unfinished (shutdown): it is ready at once for any worker, and this
     /// attempt does not count.
     pub async fn release(&self, job: &ClaimedJob) -> Result<(), FenceError> {
         let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, updated_at = $1, claim_token = '',
-               attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
-             WHERE id = $2 AND claim_token = $3 AND state = 'running'",
+        self.fenced_update(
+            sqlx::query(
+                "UPDATE jobs SET state = 'queued', run_at = $1, lease_until = 0, updated_at = $1, claim_token = '',
+                   attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END
+                 WHERE id = $2 AND claim_token = $3 AND state = 'running'",
+            )
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.token),
         )
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.token)
-        .execute(&self.pool)
         .await
-        .map_err(QueueError)?
-        .rows_affected();
-        fenced(n)
     }
 
     /// Gives up on the job; the error is kept for operators.
     pub async fn fail(&self, job: &ClaimedJob, error: &str) -> Result<(), FenceError> {
         let now = now_ms();
-        let n = sqlx::query(
-            "UPDATE jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'failed' END,
-               attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END,
-               rerun = 0, lease_until = 0, last_error = $1, updated_at = $2, run_at = $2, claim_token = ''
-             WHERE id = $3 AND claim_token = $4 AND state = 'running'",
+        self.fenced_update(
+            sqlx::query(
+                "UPDATE jobs SET state = CASE WHEN rerun = 1 THEN 'queued' ELSE 'failed' END,
+                   attempts = CASE WHEN rerun = 1 THEN 0 ELSE attempts END,
+                   rerun = 0, lease_until = 0, last_error = $1, updated_at = $2, run_at = $2, claim_token = ''
+                 WHERE id = $3 AND claim_token = $4 AND state = 'running'",
+            )
+            .bind(error)
+            .bind(now)
+            .bind(job.id)
+            .bind(&job.token),
         )
-        .bind(error)
-        .bind(now)
-        .bind(job.id)
-        .bind(&job.token)
-        .execute(&self.pool)
         .await
-        .map_err(QueueError)?
-        .rows_affected();
-        fenced(n)
     }
 
     /// Makes sure a job exists and will run for `job` (a pull request's current head that a job for
@@ -500,6 +500,8 @@ impl Queue {
             .bind(before_ms)
             .execute(&self.pool)
             .await?;
+        // Rate limits that ran out long ago (one row per installation ever limited otherwise).
+        sqlx::query("DELETE FROM rate_limits WHERE until_ms < $1").bind(before_ms).execute(&self.pool).await?;
         Ok(Pruned { deliveries, jobs })
     }
 
@@ -678,12 +680,22 @@ fn new_token() -> String {
 /// Within `group`, queued jobs about older state than the newest job are superseded. Recency comes
 /// from the pull request (its head's time), so a late delivery about an older head supersedes nothing
 /// and is itself superseded; jobs of equal recency are left alone (each finds out from GitHub).
+/// An older job that already began (it has progress: it may have a check run on GitHub, say one left
+/// "Checking…" by a crash) is not dropped but run at once: it finds the head moved and closes what it
+/// opened, so nothing it started stays in progress for ever.
 async fn supersede(tx: &mut sqlx::Transaction<'_, sqlx::Any>, group: &str, now: i64) -> Result<(), QueueError> {
-    sqlx::query(
-        "UPDATE jobs SET state = 'superseded', updated_at = $1
-         WHERE group_key = $2 AND state = 'queued' AND rerun = 0
-           AND recency < (SELECT MAX(recency) FROM jobs WHERE group_key = $2 AND state <> 'superseded')",
-    )
+    const OLDER: &str = "group_key = $2 AND state = 'queued' AND rerun = 0
+           AND recency < (SELECT MAX(recency) FROM jobs WHERE group_key = $2 AND state <> 'superseded')";
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET state = 'superseded', updated_at = $1 WHERE {OLDER} AND progress = '{{}}'"
+    )))
+    .bind(now)
+    .bind(group)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "UPDATE jobs SET run_at = $1, updated_at = $1 WHERE {OLDER} AND progress <> '{{}}' AND run_at > $1"
+    )))
     .bind(now)
     .bind(group)
     .execute(&mut **tx)

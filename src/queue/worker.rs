@@ -19,6 +19,12 @@ pub enum JobResult {
         after: Duration,
         error: String,
     },
+    /// Given up for now (the author was told): the job keeps its place and runs again after the
+    /// delay, in case what failed passes by then.
+    Later {
+        after: Duration,
+        error: String,
+    },
     /// It will not succeed; keep the error for operators.
     Failed(String),
 }
@@ -63,6 +69,10 @@ impl Worker {
             Ran::Finished(JobResult::Done) => self.queue.complete(&job).await,
             Ran::Finished(JobResult::Retry { after, error }) => {
                 tracing::info!(job = job.id, key = %job.dedupe_key, attempt = job.attempts, ?after, %error, "retrying job");
+                self.queue.retry(&job, after, &error).await
+            }
+            Ran::Finished(JobResult::Later { after, error }) => {
+                tracing::warn!(job = job.id, key = %job.dedupe_key, attempt = job.attempts, ?after, %error, "given up for now; the job runs again later");
                 self.queue.retry(&job, after, &error).await
             }
             Ran::Finished(JobResult::Failed(error)) => {
