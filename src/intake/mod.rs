@@ -60,6 +60,17 @@ impl CheckPullRequest {
     }
 }
 
+/// A check run's `external_id`: the pull request (`CheckPullRequest::external_id`), then the
+/// identity of the job attempt that created it, so that attempt recognises its own run exactly.
+pub fn external_id_with(pull: &str, intent: &str) -> String {
+    format!("{pull} {intent}")
+}
+
+/// The pull-request part of a check run's `external_id` (runs made before intents have only it).
+pub fn pull_of_external_id(external_id: &str) -> &str {
+    external_id.split_once(' ').map_or(external_id, |(pull, _)| pull)
+}
+
 /// Reload the policy repository after a push to its default branch.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RefreshPolicies {
@@ -155,7 +166,7 @@ pub fn read(event: &str, payload: &Value, ctx: &IntakeContext) -> Intake {
                 return ignored(&action, "check run without head_sha");
             };
             let number = str_at(payload, "/check_run/external_id")
-                .and_then(|id| id.rsplit_once('#'))
+                .and_then(|id| pull_of_external_id(id).rsplit_once('#'))
                 .filter(|(r, _)| *r == repo.to_string())
                 .and_then(|(_, n)| n.parse().ok())
                 .or_else(|| u64_at(payload, "/check_run/pull_requests/0/number"));

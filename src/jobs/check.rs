@@ -62,6 +62,11 @@ pub(super) async fn conclude(session: &mut Session<'_>, result: Result<(), Stop>
             let result = retry_or_fail(app, job, &e);
             match &result {
                 JobResult::Retry { after, .. } => session.say_retrying(&e, *after).await,
+                JobResult::Later { after, .. } => {
+                    let at = chrono::Utc::now() + chrono::Duration::from_std(*after).unwrap_or_default();
+                    let message = format!("GitHub kept failing ({}) after {} attempts, so this pull request was not checked yet. guardrail tries again by itself at {}; use **Re-run** to try now.", e.short(), job.attempts, at.format("%H:%M UTC"));
+                    session.finish_with_error("GitHub is failing", &message).await;
+                }
                 JobResult::Failed(_) => {
                     let (title, message) = match e.retry() {
                         Retry::Never => (

@@ -33,17 +33,31 @@ pub fn in_process_scanner() -> Scanner {
     Arc::new(|texts, set, opts| crate::scan::scan_texts(&texts, &set, &opts))
 }
 
-/// How failed jobs are retried.
+/// How failed jobs are retried: `max_attempts` quick retries (backoff from `base` up to `cap`); then
+/// the author is told the check failed, and a job whose error may pass keeps its place in the queue:
+/// it runs again after `later` (doubling up to `later_cap`), `later_attempts` more times, so it
+/// succeeds once GitHub recovers without anyone pressing Re-run.
 #[derive(Clone, Debug)]
 pub struct JobRetry {
     pub max_attempts: i64,
     pub base: Duration,
     pub cap: Duration,
+    pub later: Duration,
+    pub later_cap: Duration,
+    pub later_attempts: i64,
 }
 
 impl Default for JobRetry {
     fn default() -> Self {
-        JobRetry { max_attempts: 6, base: Duration::from_secs(5), cap: Duration::from_secs(600) }
+        JobRetry {
+            max_attempts: 6,
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(600),
+            // 10 min, 20, 40, 80, then every 2 h: about 10 hours in all.
+            later: Duration::from_secs(600),
+            later_cap: Duration::from_secs(7200),
+            later_attempts: 8,
+        }
     }
 }
 
@@ -57,6 +71,21 @@ impl JobRetry {
             Retry::Never => None,
             Retry::After(wait) => Some(wait),
             Retry::Soon => Some((self.base * 2u32.saturating_pow(attempt.clamp(0, 16) as u32 - 1)).min(self.cap)),
+        }
+    }
+
+    /// After the quick retries (`delay` said give up): when the job runs again, or `None` when the
+    /// slow attempts are used up too or the error will not pass by waiting.
+    pub fn later(&self, attempt: i64, retry: Retry) -> Option<Duration> {
+        let slow = attempt - self.max_attempts;
+        if slow < 0 || slow >= self.later_attempts {
+            return None;
+        }
+        let after = (self.later * 2u32.saturating_pow(slow.clamp(0, 16) as u32)).min(self.later_cap);
+        match retry {
+            Retry::Never => None,
+            Retry::After(wait) => Some(after.max(wait)),
+            Retry::Soon => Some(after),
         }
     }
 }
@@ -116,6 +145,7 @@ pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
     let label = match &result {
         JobResult::Done => "done",
         JobResult::Retry { .. } => "retry",
+        JobResult::Later { .. } => "later",
         JobResult::Failed(_) => "failed",
     };
     app.metrics.job_finished(&job.kind, label);
@@ -158,6 +188,9 @@ async fn internal_failure(app: &App, job: &ClaimedJob, why: &str) {
 pub fn retry_or_fail(app: &App, job: &ClaimedJob, error: &ForgeError) -> JobResult {
     match app.retry.delay(job.attempts, error.retry()) {
         Some(after) => JobResult::Retry { after, error: error.to_string() },
-        None => JobResult::Failed(error.to_string()),
+        None => match app.retry.later(job.attempts, error.retry()) {
+            Some(after) => JobResult::Later { after, error: error.to_string() },
+            None => JobResult::Failed(error.to_string()),
+        },
     }
 }

@@ -23,6 +23,10 @@ pub struct Progress {
     /// if the creation was applied but its answer lost.
     #[serde(default)]
     pub creating: Option<String>,
+    /// Saved with `creating`: this job's and claim's identity, carried in the run's `external_id`, so
+    /// the run is recognised exactly even when other runs for the head started in the same second.
+    #[serde(default)]
+    pub intent: Option<String>,
 }
 
 /// Why a check stopped early.
@@ -129,17 +133,22 @@ impl<'a> Session<'a> {
             return Ok(Some(id));
         }
         let external_id = self.req.external_id();
-        let intent = self.progress.creating.as_deref().map(|t| intake::time_ms(Some(t)));
         let runs = self
             .app
             .github
             .check_runs_for(&self.req.installation, &self.req.repo, &self.req.head_sha, &self.app.check_name)
             .await?;
-        let ours = runs.iter().filter(|r| r.external_id == external_id);
-        // Ours from this job (same intent), or one left in progress by an attempt whose notes were lost.
-        let found = match intent {
-            Some(at) => ours.clone().find(|r| intake::time_ms(Some(r.started_at.as_str())) == at),
-            None => None,
+        let ours = runs.iter().filter(|r| intake::pull_of_external_id(&r.external_id) == external_id);
+        // Ours from this job (its intent in the external id; a run made before intents were saved:
+        // its start time), or one left in progress by an attempt whose notes were lost.
+        let found = match (&self.progress.intent, &self.progress.creating) {
+            (Some(intent), _) => runs.iter().find(|r| r.external_id == intake::external_id_with(&external_id, intent)),
+            (None, Some(at)) => {
+                let at = intake::time_ms(Some(at.as_str()));
+                ours.clone()
+                    .find(|r| r.external_id == external_id && intake::time_ms(Some(r.started_at.as_str())) == at)
+            }
+            (None, None) => None,
         }
         .or_else(|| ours.clone().find(|r| r.status != "completed"));
         if let Some(run) = found {
@@ -157,12 +166,14 @@ impl<'a> Session<'a> {
         if let Some(id) = self.known_run().await? {
             return Ok(id);
         }
-        let started_at = match &self.progress.creating {
-            Some(at) => at.clone(),
-            None => {
+        let (started_at, intent) = match (&self.progress.creating, &self.progress.intent) {
+            (Some(at), Some(intent)) => (at.clone(), intent.clone()),
+            _ => {
+                let intent = format!("{}.{}", self.job.id, self.job.token.get(..8).unwrap_or(&self.job.token));
                 self.progress.creating = Some(now_text());
+                self.progress.intent = Some(intent.clone());
                 self.save().await?;
-                self.progress.creating.clone().expect("set above")
+                (self.progress.creating.clone().expect("set above"), intent)
             }
         };
         let body = json!({
@@ -170,7 +181,7 @@ impl<'a> Session<'a> {
             "head_sha": self.req.head_sha.0,
             "status": "in_progress",
             "started_at": started_at,
-            "external_id": self.req.external_id(),
+            "external_id": intake::external_id_with(&self.req.external_id(), &intent),
             "output": {"title": title, "summary": summary},
         });
         self.fence().await?;

@@ -33,6 +33,7 @@ pub struct Harness {
     http: reqwest::Client,
     extra_args: Vec<String>,
     calls: CallPolicy,
+    retry: JobRetry,
 }
 
 /// Quick retries: the fake answers in microseconds and tests must not sleep for seconds.
@@ -46,7 +47,14 @@ pub fn call_policy() -> CallPolicy {
 }
 
 pub fn job_retry() -> JobRetry {
-    JobRetry { max_attempts: 3, base: Duration::from_millis(20), cap: Duration::from_millis(200) }
+    // No slow attempts after the quick ones: a story that exhausts its retries ends there.
+    JobRetry {
+        max_attempts: 3,
+        base: Duration::from_millis(20),
+        cap: Duration::from_millis(200),
+        later_attempts: 0,
+        ..JobRetry::default()
+    }
 }
 
 impl Harness {
@@ -61,12 +69,17 @@ impl Harness {
 
     /// `with_args` with the GitHub client's own call policy (e.g. a short timeout).
     pub async fn with_calls(args: &[&str], calls: CallPolicy) -> Harness {
+        Harness::with_retry(args, calls, job_retry()).await
+    }
+
+    /// `with_calls` with the queue's own retry policy (e.g. slow attempts after the quick ones).
+    pub async fn with_retry(args: &[&str], calls: CallPolicy, retry: JobRetry) -> Harness {
         let gh = FakeGitHub::start().await;
         gh.add_repo(REPO, INSTALLATION);
         let db = tempfile::tempdir().expect("tempdir");
         let database_url = format!("sqlite://{}", db.path().join("guardrail.db").display());
         let extra_args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
-        let service = build_service(&gh, &database_url, &extra_args, &calls).await;
+        let service = build_service(&gh, &database_url, &extra_args, &calls, &retry).await;
         let url = serve(&service).await;
         Harness {
             gh,
@@ -78,24 +91,25 @@ impl Harness {
             http: reqwest::Client::new(),
             extra_args,
             calls,
+            retry,
         }
     }
 
     /// Another replica: its own Service (workers, caches, metrics) on the same database and GitHub.
     pub async fn replica(&self) -> Service {
-        build_service(&self.gh, &self.database_url, &self.extra_args, &self.calls).await
+        build_service(&self.gh, &self.database_url, &self.extra_args, &self.calls, &self.retry).await
     }
 
     /// Another replica with its own instance id (pass no `--instance-id` to the harness then).
     pub async fn replica_as(&self, instance: &str) -> Service {
         let mut args = self.extra_args.clone();
         args.extend(["--instance-id".to_string(), instance.to_string()]);
-        build_service(&self.gh, &self.database_url, &args, &self.calls).await
+        build_service(&self.gh, &self.database_url, &args, &self.calls, &self.retry).await
     }
 
     /// A new process on the same database and fake GitHub (a restart).
     pub async fn restart(&mut self) {
-        self.service = build_service(&self.gh, &self.database_url, &self.extra_args, &self.calls).await;
+        self.service = build_service(&self.gh, &self.database_url, &self.extra_args, &self.calls, &self.retry).await;
         self.url = serve(&self.service).await;
     }
 
@@ -163,7 +177,13 @@ impl Harness {
     }
 }
 
-async fn build_service(gh: &FakeGitHub, database_url: &str, extra: &[String], calls: &CallPolicy) -> Service {
+async fn build_service(
+    gh: &FakeGitHub,
+    database_url: &str,
+    extra: &[String],
+    calls: &CallPolicy,
+    retry: &JobRetry,
+) -> Service {
     let mut argv = vec![
         "guardrail".to_string(),
         "--app-id".into(),
@@ -188,7 +208,7 @@ async fn build_service(gh: &FakeGitHub, database_url: &str, extra: &[String], ca
     let mut settings = Settings::from_args(&args.serve).expect("settings are valid");
     // Workers are the guardrail binary (this process is the test harness).
     settings.isolation.exe = env!("CARGO_BIN_EXE_guardrail").into();
-    Service::build(&settings, calls.clone(), job_retry()).await.expect("service builds")
+    Service::build(&settings, calls.clone(), retry.clone()).await.expect("service builds")
 }
 
 async fn serve(service: &Service) -> String {

@@ -11,7 +11,10 @@ mod faults;
 mod harness;
 mod isolation;
 mod more;
+mod recovery;
+mod retention;
 mod scale;
+mod soak;
 mod stories;
 mod terraform;
 
