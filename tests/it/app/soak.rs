@@ -16,7 +16,7 @@ use super::*;
 use crate::fake_github::{sign, FakeGitHub};
 
 const PULLS: u64 = 6;
-const KILLS: usize = 5;
+const KILLS: usize = 8;
 
 /// xorshift64*: small, seeded, reproducible.
 struct Rng(u64);
@@ -48,6 +48,8 @@ impl Serve {
         };
         let key_path = self.dir.path().join("app.pem");
         std::fs::write(&key_path, FakeGitHub::private_key_pem()).unwrap();
+        // Every life's log goes to one file, for the failure messages.
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(self.log_path()).unwrap();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_guardrail"));
         for (k, _) in std::env::vars() {
             if k.starts_with("GUARDRAIL_") {
@@ -66,7 +68,7 @@ impl Serve {
             .env("GUARDRAIL_INSTANCE_ID", "soak-pod")
             .env("GUARDRAIL_WORKERS", "2")
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(log))
             .spawn()
             .expect("start guardrail serve");
         let base = format!("http://127.0.0.1:{port}");
@@ -76,6 +78,22 @@ impl Serve {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         (child, base)
+    }
+
+    fn log_path(&self) -> std::path::PathBuf {
+        self.dir.path().join("serve.log")
+    }
+
+    /// The last lines the process lives logged, and the queue's jobs: what a failure message needs.
+    async fn story(&self) -> String {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        let jobs = match Queue::connect(&self.database_url).await {
+            Ok(q) => format!("{:#?}", q.jobs().await),
+            Err(e) => e.to_string(),
+        };
+        format!("jobs: {jobs}\nlog tail:\n{tail}")
     }
 
     /// Delivers a webhook and expects it acknowledged (persisted).
@@ -139,23 +157,34 @@ async fn soak(database_url: Option<String>) {
         for (event, payload) in pending.drain(..) {
             serve.deliver(&base, event, &payload).await;
         }
-        tokio::time::sleep(Duration::from_millis(20 + rng.below(600))).await;
+        tokio::time::sleep(Duration::from_millis(20 + rng.below(1200))).await;
         kill9(&mut child);
-        // While it is down, a pull request gets a new head (its delivery arrives after the restart).
-        let number = 1 + rng.below(PULLS);
-        serve.push(number, round);
-        pending.push(("pull_request", gh.pull_request("synchronize", REPO, number)));
+        let queue = Queue::connect(&serve.database_url).await.expect("the queue's database");
+        let held = queue.running().await.unwrap().len();
+        let open = gh.check_runs(REPO).iter().filter(|r| r.status != "completed").count();
+        eprintln!(
+            "soak: kill {round}: {held} job(s) in hand, {open} run(s) in progress, {} writes so far",
+            gh.writes()
+        );
+        // While it is down, pull requests get new heads (their deliveries arrive after the restart).
+        for k in 0..3 {
+            let number = 1 + rng.below(PULLS);
+            serve.push(number, round * 10 + k);
+            pending.push(("pull_request", gh.pull_request("synchronize", REPO, number)));
+        }
     }
     // The last kill lands while a job is surely in hand: a check run it opened is in progress.
     let (mut child, base) = serve.start().await;
     for (event, payload) in pending.drain(..) {
         serve.deliver(&base, event, &payload).await;
     }
-    let last = serve.push(1, KILLS);
+    let last = serve.push(1, KILLS * 10);
     serve.deliver(&base, "pull_request", &gh.pull_request("synchronize", REPO, 1)).await;
     let waiting = Instant::now();
     while !gh.check_runs(REPO).iter().any(|r| r.head_sha == last) {
-        assert!(waiting.elapsed() < Duration::from_secs(30), "no run for the last head");
+        if waiting.elapsed() > Duration::from_secs(30) {
+            panic!("no run for the last head: {}", serve.story().await);
+        }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     kill9(&mut child);
@@ -173,11 +202,10 @@ async fn soak(database_url: Option<String>) {
         if checked && runs.iter().all(|r| r.status == "completed") && counts.queued + counts.running == 0 {
             break;
         }
-        assert!(
-            restarted.elapsed() < Duration::from_secs(30),
-            "not done 30 s after the restart: {counts:?} {:#?}",
-            runs.iter().filter(|r| r.status != "completed").collect::<Vec<_>>()
-        );
+        if restarted.elapsed() > Duration::from_secs(30) {
+            let open: Vec<_> = runs.iter().filter(|r| r.status != "completed").collect();
+            panic!("not done 30 s after the restart: {counts:?} {open:#?}\n{}", serve.story().await);
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     eprintln!("soak: done {:?} after the last restart", restarted.elapsed());
