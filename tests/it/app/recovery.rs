@@ -194,3 +194,40 @@ async fn a_job_superseded_after_it_opened_a_run_closes_that_run() {
     assert_eq!((current.len(), current[0].conclusion.as_deref()), (1, Some("success")), "{runs:#?}");
     h.finish().await;
 }
+
+#[tokio::test]
+async fn heads_pushed_within_one_second_all_get_checked() {
+    let h = Harness::new().await;
+    // GitHub's timestamps have whole seconds: three heads pushed in one second carry the same one.
+    let second = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let same_second = |h: &Harness, payload: &mut serde_json::Value| {
+        let at: chrono::DateTime<chrono::Utc> = second.parse().unwrap();
+        h.gh.state().pulls.get_mut(&(REPO.to_string(), 65)).unwrap().updated_at = at;
+        payload["pull_request"]["updated_at"] = serde_json::json!(second);
+    };
+    let (_, a) = h.pull(65, &[], &[("deploy/web.yaml", Some(PRIVILEGED))]);
+    let mut opened = h.gh.pull_request("opened", REPO, 65);
+    same_second(&h, &mut opened);
+    h.deliver("pull_request", &opened).await;
+    // b is pushed before a's job runs and before b's own delivery arrives: a's job finds the head
+    // moved and makes sure b is checked.
+    let b = h.gh.commit(REPO, Some(&a), &[("deploy/web.yaml", Some(CLEAN))]);
+    h.gh.push_pull(REPO, 65, &b);
+    let mut sync_b = h.gh.pull_request("synchronize", REPO, 65);
+    same_second(&h, &mut sync_b);
+    h.drain().await;
+    h.deliver("pull_request", &sync_b).await;
+    // c, in the same second.
+    let c = h.gh.commit(REPO, Some(&b), &[("deploy/web.yaml", Some(PRIVILEGED))]);
+    h.gh.push_pull(REPO, 65, &c);
+    let mut sync_c = h.gh.pull_request("synchronize", REPO, 65);
+    same_second(&h, &mut sync_c);
+    h.deliver("pull_request", &sync_c).await;
+    h.drain().await;
+    let runs = h.gh.check_runs(REPO);
+    let current: Vec<_> = runs.iter().filter(|r| r.head_sha == c).collect();
+    assert_eq!(current.len(), 1, "the current head is checked: {runs:#?}");
+    assert_eq!((current[0].status.as_str(), current[0].conclusion.as_deref()), ("completed", Some("failure")));
+    assert_eq!(h.gh.review_comments(REPO, 65).iter().filter(|c2| c2.commit_id == c).count(), 2, "and commented");
+    h.finish().await;
+}
