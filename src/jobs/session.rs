@@ -112,8 +112,8 @@ impl<'a> Session<'a> {
                 &pr.head_sha.0,
                 format!("head moved from {}", self.req.head_sha),
             );
-            current.recency = pr.updated_at.max(self.req.recency + 1);
-            if self.app.queue.ensure(&current.job(false)).await? {
+            current.recency = pr.updated_at;
+            if self.app.queue.ensure(&current.job(false), self.job).await? {
                 tracing::info!(repo = %repo, pr = %self.req.number, head = %pr.head_sha, "the current head gets its check");
             }
         }

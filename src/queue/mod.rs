@@ -453,12 +453,20 @@ impl Queue {
         .await
     }
 
-    /// Makes sure a job exists and will run for `job` (a pull request's current head that a job for
-    /// an older head found): inserted if new, brought back if it was superseded. Returns whether
-    /// anything changed.
-    pub async fn ensure(&self, job: &NewJob) -> Result<bool, QueueError> {
+    /// Makes sure a job exists and will run for `job` (a pull request's current head that `stale`, a
+    /// job for an older head, found): inserted if new, brought back if it was superseded. Returns
+    /// whether anything changed. `stale` gives up its recency first: whatever its delivery said, it
+    /// is older than the current head, and must not supersede that head's job or a later push's
+    /// (GitHub's one-second timestamps make equal recencies common; raising the current head's
+    /// recency above the stale one instead let a finished job supersede the next push's).
+    pub async fn ensure(&self, job: &NewJob, stale: &ClaimedJob) -> Result<bool, QueueError> {
         let now = now_ms();
         let mut tx = self.pool.begin().await?;
+        sqlx::query("UPDATE jobs SET recency = $1 WHERE id = $2 AND recency >= $1")
+            .bind(job.recency - 1)
+            .bind(stale.id)
+            .execute(&mut *tx)
+            .await?;
         let n = sqlx::query(
             "INSERT INTO jobs (dedupe_key, group_key, kind, payload, state, run_at, created_at, updated_at, recency)
              VALUES ($1, $2, $3, $4, 'queued', $5, $5, $5, $6)

@@ -206,9 +206,10 @@ async fn heads_pushed_within_one_second_all_get_checked() {
         payload["pull_request"]["updated_at"] = serde_json::json!(second);
     };
     let (_, a) = h.pull(65, &[], &[("deploy/web.yaml", Some(PRIVILEGED))]);
-    let mut opened = h.gh.pull_request("opened", REPO, 65);
-    same_second(&h, &mut opened);
-    h.deliver("pull_request", &opened).await;
+    // a is itself a push.
+    let mut sync_a = h.gh.pull_request("synchronize", REPO, 65);
+    same_second(&h, &mut sync_a);
+    h.deliver("pull_request", &sync_a).await;
     // b is pushed before a's job runs and before b's own delivery arrives: a's job finds the head
     // moved and makes sure b is checked.
     let b = h.gh.commit(REPO, Some(&a), &[("deploy/web.yaml", Some(CLEAN))]);
