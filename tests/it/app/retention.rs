@@ -60,6 +60,7 @@ async fn steady_load(database: Option<String>) {
     assert_eq!(h.gh.check_runs(REPO).len(), (ROUNDS * PULLS_PER_ROUND) as usize, "the load was real work");
     if database.is_none() {
         // Freed pages are reused: once the first rounds sized the file, it does not grow.
+        eprintln!("retention: SQLite pages after each round's prune: {pages:?}");
         let settled = pages[1];
         assert!(pages[2..].iter().all(|p| *p <= settled), "the file grows under steady load: {pages:?} pages");
     }
