@@ -3,7 +3,7 @@
 //! GitLab builds the way GitLab sends them.
 
 use base64::Engine;
-use guardrail::gitlab::{MrIid, ProjectRef};
+use guardrail::forge::gitlab::{MrIid, ProjectRef};
 use guardrail::intake::gitlab::{
     authenticate, delivery_key, read, signature_valid, token_valid, AuthFailure, GitlabEvent, GitlabIntakeContext,
     WebhookAuth,

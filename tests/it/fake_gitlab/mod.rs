@@ -283,6 +283,11 @@ impl FakeGitLab {
         self.state().statuses.iter().filter(|s| s.project_id == project && s.sha == sha).cloned().collect()
     }
 
+    /// Every commit status of every project.
+    pub fn status_count(&self) -> usize {
+        self.state().statuses.len()
+    }
+
     pub fn calls(&self) -> Vec<(String, String, u16)> {
         self.state().calls.clone()
     }
