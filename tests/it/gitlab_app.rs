@@ -396,6 +396,9 @@ async fn an_attempt_that_dies_after_its_writes_is_retried_without_writing_twice(
     assert_eq!(h.fake.problems(), Vec::<String>::new());
     let jobs = h.service.app.queue.jobs().await.expect("jobs");
     assert!(jobs.iter().all(|(_, state, _, _)| state == "done"), "{jobs:#?}");
+    // It really was a second attempt: the first one ended on the three failed reads.
+    assert_eq!(h.fake.calls().iter().filter(|c| c.2 == 500).count(), 3);
+    assert!(jobs.iter().any(|(_, _, attempts, _)| *attempts >= 2), "{jobs:#?}");
 }
 
 #[tokio::test]
