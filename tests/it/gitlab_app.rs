@@ -447,3 +447,119 @@ async fn one_process_serves_github_and_gitlab() {
     assert_eq!(gl.problems(), Vec::<String>::new());
     h.finish().await;
 }
+
+#[tokio::test]
+async fn drafts_follow_the_default_branchs_gitlab_settings_never_the_merge_requests() {
+    let h = GitLabHarness::new(&[]).await;
+    let settings = "drafts: false\n";
+    let (project, _) =
+        h.fake.add_project("g/drafts", &[("deploy/pod.yaml", CLEAN), (".gitlab/guardrail.yml", settings)]);
+    // The merge request tries to check nothing at all and to have drafts checked: neither counts.
+    h.fake.commit(
+        project,
+        "wip",
+        &[
+            ("deploy/pod.yaml", Some(&privileged(CLEAN))),
+            (".gitlab/guardrail.yml", Some("drafts: true\nexclude: [\"**\"]\n")),
+        ],
+    );
+    let iid = h.fake.open_mr(project, project, "wip", "Draft: privileged");
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
+    h.drain().await;
+    let head = h.fake.mr_head(project, iid);
+    assert_eq!(statuses(&h.fake, project, &head), [("skipped".to_string(), "wip".to_string())]);
+    assert!(h.fake.discussions(project, iid).is_empty());
+    assert!(h.fake.calls().iter().all(|c| !c.1.contains("ref=wip") && !c.1.contains(&format!("ref={head}"))));
+
+    // Marked ready: checked, with the default branch's settings (the merge request's `exclude` is ignored).
+    h.fake.set_draft(project, iid, false);
+    let ready = json!({"draft": {"previous": true, "current": false}});
+    let (_, reply) =
+        h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "update", None, ready)).await;
+    assert_eq!(reply["jobs"], 1, "{reply}");
+    h.drain().await;
+    let last = statuses(&h.fake, project, &head).last().cloned();
+    assert_eq!(last.map(|s| s.0).as_deref(), Some("failed"));
+    assert!(!h.fake.discussions(project, iid).is_empty());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_rate_limit_longer_than_the_inline_wait_sends_the_job_back_to_the_queue_until_it_ends() {
+    let h = GitLabHarness::new(&[]).await;
+    let (project, iid) = open_violating(&h.fake);
+    // 3 s is over the harness's inline limit (2 s): the job is rescheduled, not retried early.
+    h.fake.rate_limit("GET", "/versions", 3, 1);
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
+    h.drain().await;
+    let head = h.fake.mr_head(project, iid);
+    assert_eq!(statuses(&h.fake, project, &head), [("failed".to_string(), "feature".to_string())]);
+    assert_eq!(h.fake.calls().iter().filter(|c| c.2 == 429).count(), 1);
+    let jobs = h.service.app.queue.jobs().await.expect("jobs");
+    assert!(jobs.iter().any(|(_, _, attempts, _)| *attempts >= 2), "{jobs:#?}");
+    h.finish().await;
+}
+
+#[test]
+fn gitlab_settings_are_all_or_nothing_and_make_github_optional() {
+    let parse = |extra: &[&str]| {
+        let mut argv = vec!["guardrail"];
+        argv.extend(extra);
+        Settings::from_args(&Args::try_parse_from(argv).expect("flags parse").serve)
+    };
+    let gitlab =
+        ["--gitlab-url", "https://git.example.com/gitlab", "--gitlab-token", "t", "--gitlab-webhook-secret", "s"];
+    let s = parse(&gitlab).expect("GitLab alone");
+    assert!(!s.github);
+    assert_eq!(s.gitlab.as_ref().map(|g| g.url.as_str()), Some("https://git.example.com/gitlab"));
+    // Nothing at all: GitHub's settings are still what is asked for.
+    assert_eq!(parse(&[]).unwrap_err().setting, "GUARDRAIL_APP_ID");
+    assert_eq!(parse(&gitlab[..4]).unwrap_err().setting, "GUARDRAIL_GITLAB_WEBHOOK_SECRET");
+    assert_eq!(parse(&gitlab[2..]).unwrap_err().setting, "GUARDRAIL_GITLAB_URL");
+    assert_eq!(
+        parse(&["--gitlab-url", "git.example.com", "--gitlab-token", "t", "--gitlab-webhook-secret", "s"])
+            .unwrap_err()
+            .setting,
+        "GUARDRAIL_GITLAB_URL"
+    );
+    // The policy repository's forge prefix.
+    let mut with_policy = gitlab.to_vec();
+    with_policy.extend(["--policy-repo", "gitlab:sec/team/policies@v2:gatekeeper"]);
+    let s = parse(&with_policy).expect("a GitLab policy project");
+    let p = s.gitlab_policy.expect("gitlab policy");
+    assert_eq!(
+        (p.project.0.as_str(), p.git_ref.as_deref(), p.path.as_deref()),
+        ("sec/team/policies", Some("v2"), Some("gatekeeper"))
+    );
+    assert!(s.policy_repo.is_none());
+    // A GitLab policy project needs GitLab, even where a GitHub App is configured.
+    let key = format!("--private-key={}", crate::fake_github::FakeGitHub::private_key_pem());
+    let github_only = ["--app-id", "1", &key, "--webhook-secret", "x"];
+    assert!(parse(&github_only).expect("GitHub alone").gitlab.is_none());
+    let mut github_with_gitlab_policy = github_only.to_vec();
+    github_with_gitlab_policy.extend(["--policy-repo", "gitlab:sec/policies"]);
+    assert_eq!(parse(&github_with_gitlab_policy).unwrap_err().setting, "GUARDRAIL_POLICY_REPO");
+    let mut bad = gitlab.to_vec();
+    bad.extend(["--policy-repo", "gitlab:nogroup"]);
+    assert_eq!(parse(&bad).unwrap_err().setting, "GUARDRAIL_POLICY_REPO");
+}
+
+#[test]
+fn the_cli_reads_gitlab_settings_when_there_are_no_github_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("skip")).unwrap();
+    std::fs::create_dir_all(d.join(".gitlab")).unwrap();
+    std::fs::write(d.join("skip/pod.yaml"), privileged(CLEAN)).unwrap();
+    std::fs::create_dir_all(d.join("k8s")).unwrap();
+    std::fs::write(d.join("k8s/pod.yaml"), CLEAN).unwrap();
+    let (code, _, stderr) = crate::check::guardrail_in(d, &["check", "."]);
+    assert_eq!(code, 1, "without settings the privileged Pod fails: {stderr}");
+    std::fs::write(d.join(".gitlab/guardrail.yml"), "exclude: [\"skip/**\"]\n").unwrap();
+    let (code, _, stderr) = crate::check::guardrail_in(d, &["check", "."]);
+    assert_eq!(code, 0, ".gitlab/guardrail.yml excludes it: {stderr}");
+    std::fs::create_dir_all(d.join(".github")).unwrap();
+    std::fs::write(d.join(".github/guardrail.yml"), "namespace: shop\n").unwrap();
+    let (code, _, stderr) = crate::check::guardrail_in(d, &["check", "."]);
+    assert_eq!(code, 1, ".github/guardrail.yml wins when both are there: {stderr}");
+}

@@ -195,6 +195,11 @@ impl FakeGitLab {
         }
     }
 
+    /// Marks a merge request draft or ready (as the UI's "Mark as ready" does).
+    pub fn set_draft(&self, target: u64, iid: u64, draft: bool) {
+        self.state().mr_mut(target, iid).expect("mr").draft = draft;
+    }
+
     pub fn mr_head(&self, target: u64, iid: u64) -> String {
         self.state().mr(target, iid).expect("mr").head().head.clone()
     }
