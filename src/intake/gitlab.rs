@@ -235,6 +235,11 @@ impl GitlabEvent {
             }
             GitlabEvent::Rerun { mut check, author_id } => {
                 check.requested_by = Some(author_id);
+                if check.recency == 0 {
+                    // Without the comment's time: the delivery's, so that the head's earlier check
+                    // (with its push time) does not count as newer than the re-run.
+                    check.recency = crate::queue::now_ms();
+                }
                 let job = check.job();
                 crate::intake::Intake { action, outcome: format!("re-run {}", job.dedupe_key), jobs: vec![job] }
             }
@@ -347,6 +352,8 @@ struct NoteAttributes {
     author_id: u64,
     #[serde(default)]
     system: bool,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -494,7 +501,9 @@ fn note(hook: NoteHook, ctx: &GitlabIntakeContext) -> GitlabEvent {
             reason: "note.rerun".into(),
             force: true,
             requested_by: Some(a.author_id),
-            recency: 0,
+            // The comment came after the head it re-runs: newer than that head's own check, so the
+            // re-run is not taken for superseded by it.
+            recency: gitlab_time_ms(a.created_at.as_deref()),
         },
         author_id: a.author_id,
     }

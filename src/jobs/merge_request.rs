@@ -267,11 +267,12 @@ async fn trusted_configuration(session: &MrSession<'_>, mr: &MergeRequest) -> Re
         return Ok(Some(RepoConfig::default()));
     };
     let text = match gl.file_text(&target, GITLAB_REPO_CONFIG, &branch, 1024 * 1024).await? {
-        FileText::Text(t) => t,
-        FileText::Missing => String::new(),
-        FileText::TooLarge(_) | FileText::Binary => "not: [a configuration".into(),
+        FileText::Text(t) => Ok(t),
+        FileText::Missing => Ok(String::new()),
+        FileText::TooLarge(n) => Err(format!("{GITLAB_REPO_CONFIG}: {n} bytes, more than guardrail reads (1 MiB)")),
+        FileText::Binary => Err(format!("{GITLAB_REPO_CONFIG}: not a text file")),
     };
-    let repo_config: RepoConfig = match config::parse(GITLAB_REPO_CONFIG, &text) {
+    let repo_config: RepoConfig = match text.and_then(|t| config::parse(GITLAB_REPO_CONFIG, &t)) {
         Ok(c) => c,
         Err(e) => {
             return Err(Stop::Broken {

@@ -235,7 +235,11 @@ async fn redelivery_a_title_only_update_and_a_rerun_add_nothing() {
     let h = GitLabHarness::new(&[]).await;
     let (project, iid) = open_violating(&h.fake);
     h.fake.add_member(project, 42, 30);
-    let open = h.fake.merge_request_hook(project, iid, "open", None, json!({}));
+    // As GitLab sends it: with the merge request's `updated_at`, which orders the jobs of one MR.
+    let mut open: Value =
+        serde_json::from_slice(&h.fake.merge_request_hook(project, iid, "open", None, json!({}))).expect("json");
+    open["object_attributes"]["updated_at"] = json!("2026-01-01T10:00:00Z");
+    let open = open.to_string().into_bytes();
     assert_eq!(h.deliver_as("Merge Request Hook", "same-key", &open, SECRET).await.0, 202);
     h.drain().await;
     let before = written(&h.fake, project, iid);
@@ -562,4 +566,26 @@ fn the_cli_reads_gitlab_settings_when_there_are_no_github_ones() {
     std::fs::write(d.join(".github/guardrail.yml"), "namespace: shop\n").unwrap();
     let (code, _, stderr) = crate::check::guardrail_in(d, &["check", "."]);
     assert_eq!(code, 1, ".github/guardrail.yml wins when both are there: {stderr}");
+}
+
+#[tokio::test]
+async fn settings_that_do_not_load_fail_the_status_and_say_why_in_the_summary() {
+    let h = GitLabHarness::new(&[]).await;
+    let (project, _) =
+        h.fake.add_project("g/broken", &[("deploy/pod.yaml", CLEAN), (".gitlab/guardrail.yml", "exlude: [\"x\"]\n")]);
+    h.fake.commit(project, "f", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
+    let iid = h.fake.open_mr(project, project, "f", "Change");
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
+    h.drain().await;
+    let head = h.fake.mr_head(project, iid);
+    assert_eq!(statuses(&h.fake, project, &head), [("failed".to_string(), "f".to_string())]);
+    assert!(h.fake.discussions(project, iid).is_empty());
+    let notes = h.fake.plain_notes(project, iid);
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0].body.contains(".gitlab/guardrail.yml does not load") && notes[0].body.contains("exlude"),
+        "{}",
+        notes[0].body
+    );
+    h.finish().await;
 }
