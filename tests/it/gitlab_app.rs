@@ -589,3 +589,31 @@ async fn settings_that_do_not_load_fail_the_status_and_say_why_in_the_summary() 
     );
     h.finish().await;
 }
+
+#[tokio::test]
+async fn while_gitlab_keeps_failing_the_status_ends_failed_in_words_not_running() {
+    let h = GitLabHarness::new(&[]).await;
+    let (project, iid) = open_violating(&h.fake);
+    h.fake.fault(Fault {
+        method: "GET".into(),
+        path_contains: "/diffs".into(),
+        status: 502,
+        headers: vec![],
+        body: json!({"message": "<html>502 Bad Gateway</html>"}),
+        times: 1000,
+        after_apply: false,
+    });
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
+    h.drain().await;
+    let head = h.fake.mr_head(project, iid);
+    let list = h.fake.statuses(project, &head);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].status, "failed");
+    let description = list[0].description.clone().unwrap_or_default();
+    assert!(description.contains("GitLab kept failing") && description.contains("/guardrail rerun"), "{description}");
+    assert!(!description.contains("<html>"), "no upstream HTML: {description}");
+    assert!(h.fake.discussions(project, iid).is_empty());
+    assert_eq!(h.fake.problems(), Vec::<String>::new());
+    let jobs = h.service.app.queue.jobs().await.expect("jobs");
+    assert_eq!(jobs.iter().map(|j| j.1.as_str()).collect::<Vec<_>>(), ["failed"], "{jobs:#?}");
+}
