@@ -26,6 +26,8 @@ use crate::report::review::{self, Explanation};
 
 /// The name of the commit status.
 pub const STATUS_NAME: &str = "guardrail";
+/// The description of a status left behind by a newer push.
+const SUPERSEDED: &str = "A newer commit was pushed before this check finished";
 /// GitLab keeps this much of a note; the summary is cut to fit.
 const MAX_NOTE: usize = 1_000_000;
 
@@ -180,7 +182,10 @@ async fn steps(session: &mut MrSession<'_>) -> Result<(), Stop> {
     let app = session.app;
     let started = std::time::Instant::now();
     let policies = check::organisation_policies(app, &repo_config).await?;
-    let Some(fetched) = fetch(session, &mr, &repo_config).await? else { return Ok(()) };
+    let Some(fetched) = fetch(session, &mr, &repo_config).await? else {
+        // The head moved while this job ran: its `running` must not stay (the newer head has its job).
+        return session.status(StatusState::Canceled, SUPERSEDED, None).await;
+    };
     let (outcome, scanned) =
         check::scan(app, &session.req.project.0, &repo_config, &policies, fetched.read.texts, fetched.read.extra)
             .await?;
@@ -246,7 +251,7 @@ async fn cancel_running(session: &MrSession<'_>, mr: &MergeRequest) -> Result<()
             let write = StatusWrite {
                 state: StatusState::Canceled,
                 name: STATUS_NAME.into(),
-                description: "A newer commit was pushed before this check finished".into(),
+                description: SUPERSEDED.into(),
                 target_url: None,
                 git_ref: Some(git_ref),
             };
@@ -314,13 +319,19 @@ async fn fetch(
 ) -> Result<Option<MrFetched>, Stop> {
     let gl = &session.gitlab.client;
     let (project, iid, head) = (session.project(), session.req.iid, &session.req.head_sha.0);
-    let Some(version) = gl.version_for(project, iid, head).await? else {
+    let versions = gl.versions(project, iid).await?;
+    let Some(version) = versions.iter().find(|v| v.head_commit_sha == *head).cloned() else {
         // GitLab makes the version shortly after the push: try again soon.
         return Err(Stop::Forge(ForgeError::Transport {
             operation: "merge_requests/versions".into(),
             message: format!("no version for {head} yet"),
         }));
     };
+    if versions.first().is_some_and(|newest| newest.head_commit_sha != *head) {
+        // `/diffs` lists the newest version's files: positions made from them would not fit this
+        // version's SHAs. The newer head has its own event.
+        return Ok(None);
+    }
     let (diffs, complete) = gl.diffs(project, iid).await?;
     let Some((source, git_ref)) = gl.content_source(mr, head).await? else { return Ok(None) };
     let changed: Vec<ChangedFile> =
@@ -354,9 +365,7 @@ async fn report(
     let app = session.app;
     // If this job is superseded meanwhile, nothing lands on an old head.
     if app.queue.is_superseded(session.job).await? {
-        return session
-            .status(StatusState::Canceled, "A newer commit was pushed before this check finished", None)
-            .await;
+        return session.status(StatusState::Canceled, SUPERSEDED, None).await;
     }
     let set = &policies.policies.set;
     let mut wanted = Vec::new();

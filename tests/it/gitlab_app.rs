@@ -617,3 +617,23 @@ async fn while_gitlab_keeps_failing_the_status_ends_failed_in_words_not_running(
     let jobs = h.service.app.queue.jobs().await.expect("jobs");
     assert_eq!(jobs.iter().map(|j| j.1.as_str()).collect::<Vec<_>>(), ["failed"], "{jobs:#?}");
 }
+
+#[tokio::test]
+async fn out_of_order_deliveries_check_the_current_head_and_leave_nothing_on_the_old_one() {
+    let h = GitLabHarness::new(&[]).await;
+    let (project, iid) = open_violating(&h.fake);
+    let first = h.fake.mr_head(project, iid);
+    let mut old: Value =
+        serde_json::from_slice(&h.fake.merge_request_hook(project, iid, "open", None, json!({}))).expect("json");
+    h.fake.commit(project, "feature", &[("deploy/pod.yaml", Some(CLEAN)), ("deploy/other.yaml", Some(CLEAN))]);
+    let current = h.fake.mr_head(project, iid);
+    // The push's delivery arrives first, the open's (naming the first head) after it.
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "update", Some(&first), json!({}))).await;
+    old["object_attributes"]["last_commit"]["id"] = json!(first);
+    h.deliver("Merge Request Hook", old.to_string().as_bytes()).await;
+    h.drain().await;
+    assert_eq!(statuses(&h.fake, project, &current), [("success".to_string(), "feature".to_string())]);
+    assert!(h.fake.statuses(project, &first).is_empty(), "{:?}", h.fake.statuses(project, &first));
+    assert!(h.fake.discussions(project, iid).is_empty());
+    h.finish().await;
+}
