@@ -12,9 +12,6 @@ pub mod cli;
 pub mod exempt;
 pub mod findings;
 pub mod forge;
-/// The GitLab client (`src/forge/gitlab`); becomes `forge::gitlab` once the forge seam lands beside it.
-#[path = "forge/gitlab/mod.rs"]
-pub mod gitlab;
 pub mod intake;
 pub mod isolate;
 pub mod jobs;

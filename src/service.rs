@@ -1,5 +1,5 @@
-//! Assembles the App from `Settings`: database queue, GitHub client, job context, HTTP router and
-//! workers. `guardrail serve` calls `Service::serve`; tests build the same `Service` and drive its
+//! Assembles the App from `Settings`: database queue, GitHub and/or GitLab clients, job context, HTTP
+//! router and workers. `guardrail serve` calls `Service::serve`; tests build the same `Service` and drive its
 //! router and `run_until_idle`, so there is no test-only path through the code.
 
 use std::sync::Arc;
@@ -9,11 +9,12 @@ use secrecy::ExposeSecret;
 use tokio::sync::Notify;
 
 use crate::forge::github::{CallPolicy, GitHub};
+use crate::forge::gitlab::{GitLab, GitLabBot};
 use crate::jobs::{self, App, JobRetry};
 use crate::metrics::Metrics;
 use crate::queue::worker::Worker;
 use crate::queue::Queue;
-use crate::server::{self, ServerState};
+use crate::server::{self, GitLabIntake, ServerState};
 use crate::settings::Settings;
 
 pub struct Service {
@@ -32,14 +33,25 @@ impl Service {
             .await
             .with_context(|| format!("GUARDRAIL_DATABASE_URL: cannot open {}", redact(&settings.database_url)))?;
         let metrics = Metrics::new();
-        let github = GitHub::new(
-            settings.app_id,
-            settings.private_key.expose_secret(),
-            &settings.api_url,
-            &settings.graphql_url,
-            metrics.clone(),
-            calls,
-        )?;
+        let github = if settings.github {
+            Some(GitHub::new(
+                settings.app_id,
+                settings.private_key.expose_secret(),
+                &settings.api_url,
+                &settings.graphql_url,
+                metrics.clone(),
+                calls.clone(),
+            )?)
+        } else {
+            None
+        };
+        let gitlab = match &settings.gitlab {
+            Some(g) => Some(Arc::new(GitLabBot::new(
+                GitLab::new(&g.url, g.token.clone(), metrics.clone(), calls)
+                    .map_err(|e| anyhow::anyhow!("GUARDRAIL_GITLAB_URL: {e}"))?,
+            ))),
+            None => None,
+        };
         let wake = Arc::new(Notify::new());
         let worker_id = settings.instance_id.clone();
         // Jobs this instance held in a previous life (a crash, a kill -9) are ready again at once.
@@ -49,6 +61,8 @@ impl Service {
         }
         let app = Arc::new(App {
             github,
+            gitlab: gitlab.clone(),
+            gitlab_policy: settings.gitlab_policy.clone(),
             queue: queue.clone(),
             check_name: settings.check_name.clone(),
             policy_repo: settings.policy_repo.clone(),
@@ -71,6 +85,14 @@ impl Service {
             draining: Default::default(),
             unverified: Default::default(),
             limits: settings.limits.clone(),
+            gitlab: match (&settings.gitlab, gitlab) {
+                (Some(g), Some(bot)) => Some(GitLabIntake {
+                    auth: g.webhook.clone(),
+                    policy_project: settings.gitlab_policy.as_ref().map(|p| p.project.clone()),
+                    bot,
+                }),
+                _ => None,
+            },
         });
         let (hand_back, _) = tokio::sync::watch::channel(false);
         Ok(Service {

@@ -1,5 +1,7 @@
 //! Process configuration for `guardrail serve`: flags and `GUARDRAIL_*` environment variables, checked
 //! once at start-up. Secrets are `SecretString`s from here on, so they never reach a log by accident.
+//! GitHub (an App) and GitLab (a bot token) are each optional, but one of them must be configured;
+//! one process serves both when both are.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -7,7 +9,9 @@ use std::time::Duration;
 
 use secrecy::SecretString;
 
+use crate::forge::gitlab::PolicyProject;
 use crate::forge::RepoSlug;
+use crate::intake::gitlab::WebhookAuth;
 
 /// The flags of `guardrail serve`; every one can also come from the environment.
 #[derive(clap::Args, Clone, Debug)]
@@ -35,7 +39,21 @@ pub struct ServeArgs {
     pub database_url: String,
     #[arg(long, env = "GUARDRAIL_LISTEN", default_value = "0.0.0.0:3000")]
     pub listen: String,
-    /// The organisation's policy repository: owner/repo[@ref][:path].
+    /// GitLab instance root (https://gitlab.com, or a self-managed URL, also under a sub-path).
+    #[arg(long, env = "GUARDRAIL_GITLAB_URL")]
+    pub gitlab_url: Option<String>,
+    /// A GitLab bot user's, project or group access token with `api` scope.
+    #[arg(long, env = "GUARDRAIL_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<String>,
+    /// The GitLab webhook's secret token; several, comma-separated, while rotating.
+    #[arg(long, env = "GUARDRAIL_GITLAB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub gitlab_webhook_secret: Option<String>,
+    /// GitLab webhook signing tokens (`whsec_…`), comma-separated; when set, every GitLab delivery
+    /// must carry a valid `webhook-signature` too.
+    #[arg(long, env = "GUARDRAIL_GITLAB_SIGNING_TOKEN", hide_env_values = true)]
+    pub gitlab_signing_token: Option<String>,
+    /// The organisation's policy repository: [github:]owner/repo[@ref][:path], or
+    /// gitlab:group/sub/project[@ref][:path].
     #[arg(long, env = "GUARDRAIL_POLICY_REPO")]
     pub policy_repo: Option<String>,
     /// The name of the check run guardrail posts.
@@ -108,9 +126,23 @@ impl PolicyRepo {
     }
 }
 
+/// GitLab: where it is, the bot's token and the webhook's secrets.
+#[derive(Clone, Debug)]
+pub struct GitLabSettings {
+    /// The instance root; `/api/v4` is appended.
+    pub url: String,
+    pub token: SecretString,
+    pub webhook: WebhookAuth,
+}
+
 /// Checked configuration.
 #[derive(Clone, Debug)]
 pub struct Settings {
+    /// Whether a GitHub App is configured (`app_id`, `private_key`, `webhook_secrets` are empty when not).
+    pub github: bool,
+    pub gitlab: Option<GitLabSettings>,
+    /// `GUARDRAIL_POLICY_REPO` with the `gitlab:` prefix.
+    pub gitlab_policy: Option<PolicyProject>,
     pub app_id: u64,
     pub private_key: SecretString,
     pub webhook_secrets: Vec<SecretString>,
@@ -166,30 +198,39 @@ fn bad(setting: &'static str, message: impl Into<String>) -> SettingsError {
 
 impl Settings {
     pub fn from_args(args: &ServeArgs) -> Result<Settings, SettingsError> {
-        let app_id = args.app_id.as_deref().ok_or_else(|| bad("GUARDRAIL_APP_ID", "is required"))?;
-        let app_id =
-            app_id.trim().parse::<u64>().map_err(|_| bad("GUARDRAIL_APP_ID", format!("`{app_id}` is not a number")))?;
-        let pem = match (&args.private_key, &args.private_key_path) {
-            (Some(pem), _) => pem.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| bad("GUARDRAIL_PRIVATE_KEY_PATH", format!("cannot read {}: {e}", path.display())))?,
-            (None, None) => return Err(bad("GUARDRAIL_PRIVATE_KEY", "is required (or GUARDRAIL_PRIVATE_KEY_PATH)")),
+        let gitlab = gitlab_settings(args)?;
+        let github_given = args.app_id.is_some()
+            || args.private_key.is_some()
+            || args.private_key_path.is_some()
+            || args.webhook_secret.is_some();
+        let (app_id, pem, secrets) = if github_given || gitlab.is_none() {
+            let (app_id, pem, secrets) = github_settings(args)?;
+            (app_id, SecretString::from(pem), secrets)
+        } else {
+            (0, SecretString::from(String::new()), Vec::new())
         };
-        if jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
-            return Err(bad("GUARDRAIL_PRIVATE_KEY", "is not an RSA private key in PEM format"));
-        }
-        let secrets: Vec<SecretString> = args
-            .webhook_secret
-            .as_deref()
-            .unwrap_or("")
-            .split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(|s| SecretString::from(s.to_string()))
-            .collect();
-        if secrets.is_empty() {
-            return Err(bad("GUARDRAIL_WEBHOOK_SECRET", "is required"));
-        }
+        let (policy_repo, gitlab_policy) = match args.policy_repo.as_deref().map(str::trim) {
+            Some(text) if text.starts_with("gitlab:") => {
+                let project = PolicyProject::parse(text).ok_or_else(|| {
+                    bad("GUARDRAIL_POLICY_REPO", "`gitlab:` must be followed by group/project[@ref][:path]")
+                })?;
+                if gitlab.is_none() {
+                    return Err(bad(
+                        "GUARDRAIL_POLICY_REPO",
+                        "names a GitLab project, but GUARDRAIL_GITLAB_URL is not set",
+                    ));
+                }
+                if project.path.as_deref().is_some_and(|p| p.split('/').any(|part| part == "..")) {
+                    return Err(bad("GUARDRAIL_POLICY_REPO", "the path must stay inside the project"));
+                }
+                (None, Some(project))
+            }
+            Some(text) if !text.is_empty() => {
+                let text = text.strip_prefix("github:").unwrap_or(text);
+                (Some(PolicyRepo::parse(text).map_err(|m| bad("GUARDRAIL_POLICY_REPO", m))?), None)
+            }
+            _ => (None, None),
+        };
         let api_url = args.github_api_url.trim_end_matches('/').to_string();
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
             return Err(bad("GUARDRAIL_GITHUB_API_URL", format!("`{api_url}` is not an http(s) URL")));
@@ -206,18 +247,15 @@ impl Settings {
             .listen
             .parse::<SocketAddr>()
             .map_err(|_| bad("GUARDRAIL_LISTEN", format!("`{}` is not an address like 0.0.0.0:3000", args.listen)))?;
-        let policy_repo = match &args.policy_repo {
-            Some(text) if !text.trim().is_empty() => {
-                Some(PolicyRepo::parse(text.trim()).map_err(|m| bad("GUARDRAIL_POLICY_REPO", m))?)
-            }
-            _ => None,
-        };
         if args.check_name.trim().is_empty() {
             return Err(bad("GUARDRAIL_CHECK_NAME", "must not be empty"));
         }
         Ok(Settings {
+            github: app_id != 0,
+            gitlab,
+            gitlab_policy,
             app_id,
-            private_key: SecretString::from(pem),
+            private_key: pem,
             webhook_secrets: secrets,
             api_url,
             graphql_url,
@@ -248,6 +286,65 @@ impl Settings {
             },
         })
     }
+}
+
+/// The GitLab settings, all or nothing: a URL needs a token and a webhook secret, and either of those
+/// needs a URL.
+fn gitlab_settings(args: &ServeArgs) -> Result<Option<GitLabSettings>, SettingsError> {
+    let given = |v: &Option<String>| v.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_string);
+    let (url, token, secret) = (given(&args.gitlab_url), given(&args.gitlab_token), given(&args.gitlab_webhook_secret));
+    let Some(url) = url else {
+        if token.is_some() {
+            return Err(bad("GUARDRAIL_GITLAB_URL", "is required when GUARDRAIL_GITLAB_TOKEN is set"));
+        }
+        if secret.is_some() {
+            return Err(bad("GUARDRAIL_GITLAB_URL", "is required when GUARDRAIL_GITLAB_WEBHOOK_SECRET is set"));
+        }
+        return Ok(None);
+    };
+    if !(url.starts_with("https://") || url.starts_with("http://")) {
+        return Err(bad("GUARDRAIL_GITLAB_URL", format!("`{url}` is not an http(s) URL")));
+    }
+    let token = token.ok_or_else(|| bad("GUARDRAIL_GITLAB_TOKEN", "is required with GUARDRAIL_GITLAB_URL"))?;
+    let tokens = WebhookAuth::split(&secret.unwrap_or_default());
+    if tokens.is_empty() {
+        return Err(bad("GUARDRAIL_GITLAB_WEBHOOK_SECRET", "is required with GUARDRAIL_GITLAB_URL"));
+    }
+    let signing_keys = WebhookAuth::split(args.gitlab_signing_token.as_deref().unwrap_or(""));
+    Ok(Some(GitLabSettings {
+        url: url.trim_end_matches('/').to_string(),
+        token: SecretString::from(token),
+        webhook: WebhookAuth { tokens, signing_keys },
+    }))
+}
+
+/// The GitHub App's id, private key (PEM) and webhook secrets.
+fn github_settings(args: &ServeArgs) -> Result<(u64, String, Vec<SecretString>), SettingsError> {
+    let app_id = args.app_id.as_deref().ok_or_else(|| bad("GUARDRAIL_APP_ID", "is required"))?;
+    let app_id =
+        app_id.trim().parse::<u64>().map_err(|_| bad("GUARDRAIL_APP_ID", format!("`{app_id}` is not a number")))?;
+    let pem = match (&args.private_key, &args.private_key_path) {
+        (Some(pem), _) => pem.clone(),
+        (None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| bad("GUARDRAIL_PRIVATE_KEY_PATH", format!("cannot read {}: {e}", path.display())))?,
+        (None, None) => return Err(bad("GUARDRAIL_PRIVATE_KEY", "is required (or GUARDRAIL_PRIVATE_KEY_PATH)")),
+    };
+    if jsonwebtoken::EncodingKey::from_rsa_pem(pem.as_bytes()).is_err() {
+        return Err(bad("GUARDRAIL_PRIVATE_KEY", "is not an RSA private key in PEM format"));
+    }
+    let secrets: Vec<SecretString> = args
+        .webhook_secret
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| SecretString::from(s.to_string()))
+        .collect();
+    if secrets.is_empty() {
+        return Err(bad("GUARDRAIL_WEBHOOK_SECRET", "is required"));
+    }
+    Ok((app_id, pem, secrets))
 }
 
 /// github.com serves GraphQL at /graphql; GitHub Enterprise Server at /api/graphql beside /api/v3.

@@ -36,22 +36,24 @@ pub fn load(args: &PolicyArgs) -> Result<Loaded, String> {
             }
             Some(file.clone())
         }
-        (None, false) => {
-            let here = cwd.join(config::REPO_CONFIG);
-            let at_root = git_root.as_ref().map(|r| r.join(config::REPO_CONFIG));
+        // `.github/guardrail.yml` first; a GitLab project's `.gitlab/guardrail.yml` when it is absent.
+        (None, false) => [config::REPO_CONFIG, config::GITLAB_REPO_CONFIG].iter().find_map(|name| {
+            let here = cwd.join(name);
+            let at_root = git_root.as_ref().map(|r| r.join(name));
             if here.is_file() {
                 Some(here)
             } else {
                 at_root.filter(|p| p.is_file())
             }
-        }
+        }),
     };
     if let Some(file) = &repo_file {
         let text = read(file)?;
         loaded.repo = config::parse(&file.display().to_string(), &text)?;
-        // The folder that holds `.github/` is the root the globs are relative to.
+        // The folder that holds `.github/` (or `.gitlab/`) is the root the globs are relative to.
         let absolute = if file.is_absolute() { file.clone() } else { cwd.join(file) };
-        if let Some(root) = absolute.parent().filter(|p| p.ends_with(".github")).and_then(Path::parent) {
+        let in_forge_folder = |p: &&Path| p.ends_with(".github") || p.ends_with(".gitlab");
+        if let Some(root) = absolute.parent().filter(in_forge_folder).and_then(Path::parent) {
             loaded.root = Some(crate::report::normalize_path(root));
         }
         loaded.repo_file = Some(file.clone());

@@ -30,10 +30,10 @@ pub struct PolicyArgs {
     #[arg(long)]
     pub no_builtin: bool,
     /// The repository's guardrail configuration (default: .github/guardrail.yml in the current folder,
-    /// else at the root of the git repository around it).
+    /// else at the root of the git repository around it; .gitlab/guardrail.yml where that is absent).
     #[arg(long, value_name = "FILE", conflicts_with = "no_config")]
     pub config: Option<PathBuf>,
-    /// Do not read .github/guardrail.yml.
+    /// Do not read .github/guardrail.yml (or .gitlab/guardrail.yml).
     #[arg(long)]
     pub no_config: bool,
     /// The organisation's guardrail-org.yml (required built-ins, central exemptions). Default: the one

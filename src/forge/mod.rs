@@ -1,7 +1,13 @@
 //! Code forges guardrail talks to. Identifiers are newtypes so a pull-request number is never passed
 //! where an installation id is expected, and `ForgeError` says whether a failed call is worth retrying.
+//!
+//! The seam the check job reads through is forge-neutral: `ChangedFile` (what a pull or merge request
+//! changed, with the lines an inline comment may go on) and `Contents` (files at the head commit,
+//! bounded, and the tree). `github` and `gitlab` each implement it beside their own API calls; what
+//! is reported where (a check run, a commit status and discussions) stays with each forge.
 
 pub mod github;
+pub mod gitlab;
 
 use std::fmt;
 use std::time::Duration;
@@ -114,4 +120,33 @@ impl ForgeError {
     pub fn is_not_found(&self) -> bool {
         matches!(self, ForgeError::Status { status: 404, .. })
     }
+}
+
+/// A file's content at a commit, whatever the forge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FileText {
+    Text(String),
+    Binary,
+    Missing,
+    TooLarge(u64),
+}
+
+/// A file a pull or merge request changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChangedFile {
+    /// The path at the head (the new name of a renamed file).
+    pub path: String,
+    pub removed: bool,
+}
+
+/// Files of one commit of one repository, as the check job reads them. Implemented per forge.
+pub trait Contents: Send + Sync {
+    /// Every blob path in the commit.
+    fn tree(&self) -> impl std::future::Future<Output = Result<Vec<String>, ForgeError>> + Send;
+    /// The files at `paths`, each read up to `max_bytes` (larger ones are `TooLarge`).
+    fn files(
+        &self,
+        paths: &[String],
+        max_bytes: u64,
+    ) -> impl std::future::Future<Output = Result<Vec<(String, FileText)>, ForgeError>> + Send;
 }

@@ -16,8 +16,13 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::forge::gitlab::{MrIid, ProjectRef};
 use crate::forge::CommitSha;
-use crate::gitlab::{MrIid, ProjectRef};
+use crate::queue::NewJob;
+
+/// Job kinds of GitLab deliveries.
+pub const CHECK_MERGE_REQUEST: &str = "check-merge-request";
+pub const REFRESH_GITLAB_POLICIES: &str = "refresh-gitlab-policies";
 
 /// The command that re-runs the check, alone on a line of a merge request comment.
 pub const RERUN_COMMAND: &str = "/guardrail rerun";
@@ -160,6 +165,13 @@ pub struct CheckMergeRequest {
     pub reason: String,
     /// Check again even if this head was checked already (re-run, draft made ready).
     pub force: bool,
+    /// A re-run asked for by this user: the job checks their access first.
+    #[serde(default)]
+    pub requested_by: Option<u64>,
+    /// When the merge request was last updated (ms since the epoch), from the payload: orders the jobs
+    /// of one merge request however their deliveries arrive. 0 when unknown.
+    #[serde(default)]
+    pub recency: i64,
 }
 
 impl CheckMergeRequest {
@@ -170,6 +182,23 @@ impl CheckMergeRequest {
     /// Jobs of one merge request run one at a time.
     pub fn group_key(&self) -> String {
         format!("gitlab-mr:{}!{}", self.project, self.iid)
+    }
+
+    /// The queue's job. A re-run has its own key, so a comment by someone without access never
+    /// replaces the payload of the check a push asked for.
+    pub fn job(&self) -> NewJob {
+        let dedupe_key = match self.requested_by {
+            Some(_) => format!("gitlab-rerun:{}!{}@{}", self.project, self.iid, self.head_sha),
+            None => self.dedupe_key(),
+        };
+        NewJob {
+            kind: CHECK_MERGE_REQUEST.into(),
+            dedupe_key,
+            group_key: self.group_key(),
+            payload: serde_json::to_string(self).expect("serialisable"),
+            force: self.force,
+            recency: self.recency,
+        }
     }
 }
 
@@ -193,6 +222,60 @@ pub enum GitlabEvent {
     RefreshPolicies(RefreshGitlabPolicies),
     /// Nothing to do, and why (stored with the delivery).
     Ignored(String),
+}
+
+impl GitlabEvent {
+    /// The jobs this event asks for, as the webhook handler stores them with the delivery.
+    pub fn into_intake(self, event: &str) -> crate::intake::Intake {
+        let action = event.to_string();
+        match self {
+            GitlabEvent::Check(check) => {
+                let job = check.job();
+                crate::intake::Intake { action, outcome: format!("check {}", job.dedupe_key), jobs: vec![job] }
+            }
+            GitlabEvent::Rerun { mut check, author_id } => {
+                check.requested_by = Some(author_id);
+                if check.recency == 0 {
+                    // Without the comment's time: the delivery's, so that the head's earlier check
+                    // (with its push time) does not count as newer than the re-run.
+                    check.recency = crate::queue::now_ms();
+                }
+                let job = check.job();
+                crate::intake::Intake { action, outcome: format!("re-run {}", job.dedupe_key), jobs: vec![job] }
+            }
+            GitlabEvent::RefreshPolicies(refresh) => {
+                let job = NewJob {
+                    kind: REFRESH_GITLAB_POLICIES.into(),
+                    dedupe_key: format!("gitlab-policies:{}@{}", refresh.project, refresh.after),
+                    group_key: "gitlab-policies".into(),
+                    payload: serde_json::to_string(&refresh).expect("serialisable"),
+                    force: false,
+                    recency: 0,
+                };
+                crate::intake::Intake {
+                    action,
+                    outcome: format!("reload policies at {}", refresh.after),
+                    jobs: vec![job],
+                }
+            }
+            GitlabEvent::Ignored(why) => crate::intake::Intake { action, jobs: Vec::new(), outcome: why },
+        }
+    }
+}
+
+/// GitLab's `updated_at` as ms since the epoch: `2024-05-01T10:00:00Z` (ISO 8601, newer GitLab) or
+/// `2024-05-01 10:00:00 UTC` (older hooks); 0 when absent or unreadable.
+pub fn gitlab_time_ms(text: Option<&str>) -> i64 {
+    let Some(text) = text.map(str::trim) else { return 0 };
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return t.timestamp_millis();
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S %z") {
+        return t.timestamp_millis();
+    }
+    chrono::NaiveDateTime::parse_from_str(text.trim_end_matches(" UTC"), "%Y-%m-%d %H:%M:%S")
+        .map(|t| t.and_utc().timestamp_millis())
+        .unwrap_or(0)
 }
 
 /// What intake needs to know about this deployment.
@@ -228,6 +311,8 @@ struct MrAttributes {
     last_commit: Option<LastCommit>,
     source_project_id: u64,
     target_project_id: u64,
+    #[serde(default)]
+    updated_at: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -267,6 +352,8 @@ struct NoteAttributes {
     author_id: u64,
     #[serde(default)]
     system: bool,
+    #[serde(default)]
+    created_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +445,8 @@ fn merge_request(hook: MergeRequestHook) -> GitlabEvent {
         source_project_id: a.source_project_id,
         reason,
         force,
+        requested_by: None,
+        recency: gitlab_time_ms(a.updated_at.as_deref()),
     })
 }
 
@@ -411,6 +500,10 @@ fn note(hook: NoteHook, ctx: &GitlabIntakeContext) -> GitlabEvent {
             source_project_id: mr.source_project_id,
             reason: "note.rerun".into(),
             force: true,
+            requested_by: Some(a.author_id),
+            // The comment came after the head it re-runs: newer than that head's own check, so the
+            // re-run is not taken for superseded by it.
+            recency: gitlab_time_ms(a.created_at.as_deref()),
         },
         author_id: a.author_id,
     }

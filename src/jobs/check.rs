@@ -13,8 +13,8 @@ use super::session::{Session, Stop};
 use super::{retry_or_fail, App};
 use crate::exempt::Exemptions;
 use crate::findings::{Finding, Outcome, Severity};
-use crate::forge::github::{FileText, PullRequest};
-use crate::forge::Retry;
+use crate::forge::github::{PullRequest, RepoAt};
+use crate::forge::{ChangedFile, Contents, FileText, Retry};
 use crate::intake::CheckPullRequest;
 use crate::manifest;
 use crate::queue::worker::JobResult;
@@ -31,7 +31,9 @@ pub async fn run(app: &App, job: &ClaimedJob) -> JobResult {
     if let Ok(Some(until)) = app.queue.rate_limit(req.installation.0).await {
         let wait = until - crate::queue::now_ms();
         if wait > 0 {
-            app.github.limit(&req.installation, std::time::Duration::from_millis(wait as u64));
+            if let Ok(gh) = app.github() {
+                gh.limit(&req.installation, std::time::Duration::from_millis(wait as u64));
+            }
         }
     }
     let mut session = Session::new(app, job, req);
@@ -110,9 +112,11 @@ async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
         return super::policy_repo_check::steps(session).await;
     }
     let started = Instant::now();
-    let policies = organisation_policies(session, &repo_config).await?;
+    let policies = organisation_policies(session.app, &repo_config).await?;
     let fetched = fetch(session, &repo_config).await?;
-    let (outcome, scanned) = scan(session, &repo_config, &policies, fetched.texts, fetched.extra).await?;
+    let repository = session.req.repo.to_string();
+    let (outcome, scanned) =
+        scan(session.app, &repository, &repo_config, &policies, fetched.texts, fetched.extra).await?;
     session.app.metrics.evaluation(started.elapsed());
     let mut notes = fetched.notes;
     notes.extend(policies.notes.iter().cloned());
@@ -134,7 +138,7 @@ async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
 /// Step "trusted configuration": `.github/guardrail.yml` from the base repository's default branch,
 /// never from the head. `None` when the check ends here (a skipped draft).
 async fn trusted_configuration(session: &mut Session<'_>, pr: &PullRequest) -> Result<Option<RepoConfig>, Stop> {
-    let (gh, req) = (&session.app.github, &session.req);
+    let (gh, req) = (session.app.github()?, &session.req);
     let config_text = gh.file(&req.installation, &req.repo, &pr.base_default_branch, config::REPO_CONFIG).await?;
     let repo_config: RepoConfig = match config::parse(config::REPO_CONFIG, config_text.as_deref().unwrap_or("")) {
         Ok(c) => c,
@@ -154,24 +158,22 @@ async fn trusted_configuration(session: &mut Session<'_>, pr: &PullRequest) -> R
 }
 
 /// The organisation's policies for this repository, and notes about them for the summary.
-struct OrgPolicies {
-    policies: Policies,
-    notes: Vec<String>,
+pub(super) struct OrgPolicies {
+    pub policies: Policies,
+    pub notes: Vec<String>,
 }
 
 /// Built-ins minus what the repository disables (never the required ones), plus the policy
 /// repository at its default branch head; the disabled built-ins' constraints are dropped, as in
 /// the CLI, so a policy repository may hold a Constraint of a kind a repository disables.
-async fn organisation_policies(session: &Session<'_>, repo_config: &RepoConfig) -> Result<OrgPolicies, Stop> {
-    let app = session.app;
-    let policy_files = match &app.policy_repo {
-        Some(p) => Some(app.policies.files(&app.github, p).await.map_err(policy_stop)?),
-        None => None,
-    };
+/// Forge-neutral: the policy repository may live on GitHub or on GitLab (`App::policy_files`).
+pub(super) async fn organisation_policies(app: &App, repo_config: &RepoConfig) -> Result<OrgPolicies, Stop> {
+    let policy_files = app.policy_files().await.map_err(policy_stop)?;
     let org = policy_files.as_ref().map(|f| f.org.clone()).unwrap_or_default();
     let (builtins, refused) = config::builtin_selection(repo_config, &org);
-    let policies =
-        app.policies.policies(app.policy_repo.as_ref(), policy_files, &builtins).await.map_err(policy_stop)?;
+    let label = app.policy_label();
+    let label = label.as_ref().map(|(name, path)| (name.as_str(), path.as_str()));
+    let policies = app.policies.policies(label, policy_files, &builtins).await.map_err(policy_stop)?;
     let mut notes = Vec::new();
     if !refused.is_empty() {
         notes.push(format!(
@@ -186,40 +188,50 @@ async fn organisation_policies(session: &Session<'_>, repo_config: &RepoConfig) 
 }
 
 /// What step "fetch" read at the head.
-struct Fetched {
-    texts: Vec<(String, String)>,
-    extra: Vec<Finding>,
-    notes: Vec<String>,
-    patches: HashMap<String, Option<String>>,
+pub(super) struct Fetched {
+    pub texts: Vec<(String, String)>,
+    pub extra: Vec<Finding>,
+    pub notes: Vec<String>,
+    pub patches: HashMap<String, Option<String>>,
 }
 
-/// Step "fetch": the changed files the configuration selects, at the head commit, and the
-/// Terraform modules they need.
+/// Step "fetch", GitHub side: the pull request's changed files (with their patches, which say where
+/// inline comments may go), read through the forge-neutral `read_changed`.
 async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetched, Stop> {
-    let (gh, req) = (&session.app.github, &session.req);
+    let (gh, req) = (session.app.github()?, &session.req);
     let (inst, repo) = (&req.installation, &req.repo);
-    let filter = FileFilter::new(repo_config)
-        .map_err(|e| Stop::Broken { title: format!("{} does not load", config::REPO_CONFIG), message: e })?;
     let files = gh.pull_files(inst, repo, &req.number).await?;
-    let patches: HashMap<String, Option<String>> =
-        files.iter().map(|f| (f.filename.clone(), f.patch.clone())).collect();
-    let wanted: Vec<String> = files
-        .iter()
-        .filter(|f| f.status != "removed" && filter.wants(&f.filename))
-        .map(|f| f.filename.clone())
-        .collect();
-    let limits = manifest::Limits::default();
-    let fetched = gh.files_at(inst, repo, &req.head_sha, &wanted, limits.max_file_bytes).await?;
-    let mut notes = Vec::new();
+    let changed: Vec<ChangedFile> =
+        files.iter().map(|f| ChangedFile { path: f.filename.clone(), removed: f.status == "removed" }).collect();
+    let contents = RepoAt { github: gh, installation: inst, repo, sha: &req.head_sha };
+    let mut fetched = read_changed(&contents, &changed, repo_config).await?;
+    fetched.patches = files.iter().map(|f| (f.filename.clone(), f.patch.clone())).collect();
     if files.len() >= crate::forge::github::MAX_PULL_FILES {
-        notes.push(format!(
+        fetched.notes.push(format!(
             "GitHub lists at most {} files of a pull request; files beyond that were not checked.",
             crate::forge::github::MAX_PULL_FILES
         ));
     }
-    let changed: Vec<String> = files.iter().filter(|f| f.status != "removed").map(|f| f.filename.clone()).collect();
+    Ok(fetched)
+}
+
+/// Step "fetch", forge-neutral: the changed files the configuration selects, at the head commit,
+/// and the Terraform modules they need, read through `contents`.
+pub(super) async fn read_changed(
+    contents: &impl Contents,
+    files: &[ChangedFile],
+    repo_config: &RepoConfig,
+) -> Result<Fetched, Stop> {
+    let filter = FileFilter::new(repo_config)
+        .map_err(|e| Stop::Broken { title: format!("{} does not load", config::REPO_CONFIG), message: e })?;
+    let wanted: Vec<String> =
+        files.iter().filter(|f| !f.removed && filter.wants(&f.path)).map(|f| f.path.clone()).collect();
+    let limits = manifest::Limits::default();
+    let fetched = contents.files(&wanted, limits.max_file_bytes).await?;
+    let mut notes = Vec::new();
+    let changed: Vec<String> = files.iter().filter(|f| !f.removed).map(|f| f.path.clone()).collect();
     let (terraform, terraform_notes) =
-        super::terraform::gather(gh, inst, repo, &req.head_sha, &changed, &filter, limits.max_file_bytes).await?;
+        super::terraform::gather(contents, &changed, &filter, limits.max_file_bytes).await?;
     notes.extend(terraform_notes);
     let mut texts = Vec::new();
     let mut extra: Vec<Finding> = Vec::new();
@@ -242,12 +254,14 @@ async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetche
             texts.push((path, text));
         }
     }
-    Ok(Fetched { texts, extra, notes, patches })
+    Ok(Fetched { texts, extra, notes, patches: HashMap::new() })
 }
 
 /// Step "scan": through the App's scanner seam, off the async threads. A panic is ours.
-async fn scan(
-    session: &Session<'_>,
+/// `repository` names the repository (or project) for the organisation's exemptions.
+pub(super) async fn scan(
+    app: &App,
+    repository: &str,
     repo_config: &RepoConfig,
     policies: &OrgPolicies,
     texts: Vec<(String, String)>,
@@ -258,13 +272,13 @@ async fn scan(
         threads: 0,
         exemptions: Exemptions {
             rules: policies.policies.org.exemptions.clone(),
-            repository: session.req.repo.to_string(),
+            repository: repository.to_string(),
             today: None,
         },
         ..Default::default()
     };
     let set = policies.policies.set.clone();
-    let scanner = session.app.scanner.clone();
+    let scanner = app.scanner.clone();
     let scanned = tokio::task::spawn_blocking(move || scanner(texts, set, opts))
         .await
         .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
@@ -291,7 +305,7 @@ async fn review_comments(
     notes: &mut Vec<String>,
 ) -> Result<usize, Stop> {
     let (app, req) = (session.app, &session.req);
-    let (gh, inst, repo) = (&app.github, &req.installation, &req.repo);
+    let (gh, inst, repo) = (app.github()?, &req.installation, &req.repo);
     // If this job is superseded meanwhile, no comments land on an old head.
     if !repo_config.review_comments || app.queue.is_superseded(session.job).await? {
         return Ok(0);
@@ -352,7 +366,7 @@ async fn review_comments(
     Ok(plan.outside_diff)
 }
 
-fn policy_stop(e: PolicyLoadError) -> Stop {
+pub(super) fn policy_stop(e: PolicyLoadError) -> Stop {
     match e {
         PolicyLoadError::Forge(e) => Stop::Forge(e),
         PolicyLoadError::Broken(message) => Stop::Broken {
@@ -362,7 +376,7 @@ fn policy_stop(e: PolicyLoadError) -> Stop {
     }
 }
 
-fn file_finding(path: &str, message: String) -> Finding {
+pub(super) fn file_finding(path: &str, message: String) -> Finding {
     Finding {
         policy: "guardrail/input".into(),
         constraint: String::new(),
@@ -375,7 +389,7 @@ fn file_finding(path: &str, message: String) -> Finding {
     }
 }
 
-fn explanation(set: &crate::policy::PolicySet, policy: &str) -> Explanation {
+pub(super) fn explanation(set: &crate::policy::PolicySet, policy: &str) -> Explanation {
     set.templates
         .iter()
         .enumerate()

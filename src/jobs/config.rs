@@ -7,6 +7,8 @@ use serde::Deserialize;
 use crate::exempt::Rule;
 
 pub const REPO_CONFIG: &str = ".github/guardrail.yml";
+/// A GitLab project's settings: the same schema, in GitLab's folder.
+pub const GITLAB_REPO_CONFIG: &str = ".gitlab/guardrail.yml";
 pub const ORG_CONFIG: &str = "guardrail-org.yml";
 
 /// A repository's `.github/guardrail.yml`.

@@ -1,8 +1,10 @@
-//! What workers do, one file per job kind: `check` (a pull request's head commit) and `refresh`
-//! (the policy repository changed). `perform` is the explicit dispatch the worker loop calls.
+//! What workers do, one file per job kind: `check` (a pull request's head commit), `merge_request`
+//! (a GitLab merge request's head commit, through the same fetch and scan steps) and `refresh` (the
+//! policy repository changed). `perform` is the explicit dispatch the worker loop calls.
 
 pub mod check;
 pub mod config;
+pub mod merge_request;
 pub mod policies;
 mod policy_repo_check;
 pub mod session;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::forge::github::GitHub;
+use crate::forge::gitlab::{GitLabBot, PolicyProject};
 use crate::forge::{ForgeError, Retry};
 use crate::intake::{self, RefreshPolicies};
 use crate::metrics::Metrics;
@@ -92,7 +95,12 @@ impl JobRetry {
 
 /// Everything a job needs; one per process, shared by the workers.
 pub struct App {
-    pub github: GitHub,
+    /// `None` when only GitLab is configured.
+    pub github: Option<GitHub>,
+    /// `None` when only GitHub is configured.
+    pub gitlab: Option<Arc<GitLabBot>>,
+    /// The policy repository when it is a GitLab project (`gitlab:` in GUARDRAIL_POLICY_REPO).
+    pub gitlab_policy: Option<PolicyProject>,
     pub queue: Queue,
     pub check_name: String,
     pub policy_repo: Option<PolicyRepo>,
@@ -106,6 +114,36 @@ pub struct App {
     /// Where policy-repository tests run (a worker process a crash cannot take the service down with).
     pub isolation: crate::isolate::Isolation,
     pub scanner: Scanner,
+}
+
+impl App {
+    /// The GitHub client; a GitHub job in a process without a GitHub App configured fails for good.
+    pub fn github(&self) -> Result<&GitHub, ForgeError> {
+        self.github.as_ref().ok_or_else(|| ForgeError::Uninstalled("no GitHub App is configured".into()))
+    }
+
+    pub fn gitlab(&self) -> Result<&GitLabBot, ForgeError> {
+        self.gitlab.as_deref().ok_or_else(|| ForgeError::Uninstalled("GitLab is not configured".into()))
+    }
+
+    /// The policy repository's files at its head, wherever it lives; `None` without one.
+    pub async fn policy_files(&self) -> Result<Option<Arc<policies::PolicyFiles>>, policies::PolicyLoadError> {
+        if let Some(repo) = &self.policy_repo {
+            return Ok(Some(self.policies.files(self.github()?, repo).await?));
+        }
+        if let Some(project) = &self.gitlab_policy {
+            return Ok(Some(self.policies.gitlab_files(&self.gitlab()?.client, project).await?));
+        }
+        Ok(None)
+    }
+
+    /// The policy repository for summaries: (repository or project, folder inside).
+    pub fn policy_label(&self) -> Option<(String, String)> {
+        if let Some(repo) = &self.policy_repo {
+            return Some((repo.repo.to_string(), repo.path.clone()));
+        }
+        self.gitlab_policy.as_ref().map(|p| (p.project.to_string(), p.path.clone().unwrap_or_default()))
+    }
 }
 
 /// Aborts a spawned job when the worker drops it (lease lost, shutdown hand-back).
@@ -126,6 +164,8 @@ pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
             match job.kind.as_str() {
                 intake::CHECK_PULL_REQUEST => check::run(&app, &job).await,
                 intake::REFRESH_POLICIES => refresh(&app, &job).await,
+                intake::gitlab::CHECK_MERGE_REQUEST => merge_request::run(&app, &job).await,
+                intake::gitlab::REFRESH_GITLAB_POLICIES => refresh_gitlab(&app, &job).await,
                 other => JobResult::Failed(format!("unknown job kind {other}")),
             }
         }
@@ -138,6 +178,9 @@ pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
             app.metrics.job_finished(&job.kind, "internal_error");
             if job.kind == intake::CHECK_PULL_REQUEST {
                 internal_failure(&app, &job, why).await;
+            }
+            if job.kind == intake::gitlab::CHECK_MERGE_REQUEST {
+                merge_request::internal_failure(&app, &job).await;
             }
             return JobResult::Failed(format!("internal failure: {why}"));
         }
@@ -160,7 +203,11 @@ async fn refresh(app: &App, job: &ClaimedJob) -> JobResult {
     };
     let Some(repo) = &app.policy_repo else { return JobResult::Done };
     app.policies.clear();
-    match app.policies.files(&app.github, repo).await {
+    let github = match app.github() {
+        Ok(gh) => gh,
+        Err(e) => return JobResult::Failed(e.to_string()),
+    };
+    match app.policies.files(github, repo).await {
         Ok(files) => {
             tracing::info!(commit = %files.commit, pushed = %refresh.after, files = files.files.len(), "policy repository reloaded");
             JobResult::Done
@@ -168,6 +215,29 @@ async fn refresh(app: &App, job: &ClaimedJob) -> JobResult {
         Err(policies::PolicyLoadError::Forge(e)) => retry_or_fail(app, job, &e),
         Err(policies::PolicyLoadError::Broken(message)) => {
             tracing::error!(%message, "the policy repository does not load");
+            JobResult::Done
+        }
+    }
+}
+
+/// A push to the GitLab policy project's default branch: as `refresh`.
+async fn refresh_gitlab(app: &App, job: &ClaimedJob) -> JobResult {
+    let Ok(refresh) = serde_json::from_str::<intake::gitlab::RefreshGitlabPolicies>(&job.payload) else {
+        return JobResult::Failed("malformed refresh payload".into());
+    };
+    if app.gitlab_policy.is_none() {
+        return JobResult::Done;
+    }
+    app.policies.clear();
+    match app.policy_files().await {
+        Ok(files) => {
+            let (commit, count) = files.map(|f| (f.commit.0.clone(), f.files.len())).unwrap_or_default();
+            tracing::info!(%commit, pushed = %refresh.after, files = count, "GitLab policy project reloaded");
+            JobResult::Done
+        }
+        Err(policies::PolicyLoadError::Forge(e)) => retry_or_fail(app, job, &e),
+        Err(policies::PolicyLoadError::Broken(message)) => {
+            tracing::error!(%message, "the policy project does not load");
             JobResult::Done
         }
     }

@@ -1,11 +1,13 @@
 //! The organisation's policies: the built-in pack plus the policy repository at its default branch
-//! head, fetched once per commit and cached by commit SHA (in the App state, not a global).
+//! head (on GitHub, or a GitLab project named `gitlab:group/sub/policies[@ref][:path]`), fetched once
+//! per commit and cached by commit SHA (in the App state, not a global).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use crate::forge::github::{FileText, GitHub};
-use crate::forge::{CommitSha, ForgeError, InstallationId};
+use crate::forge::github::GitHub;
+use crate::forge::gitlab::{GitLab, PolicyProject};
+use crate::forge::{CommitSha, Contents, FileText, ForgeError, InstallationId};
 use crate::policy::{self, PolicySet};
 use crate::settings::PolicyRepo;
 
@@ -95,11 +97,35 @@ impl PolicyCache {
         Ok(files)
     }
 
+    /// The GitLab policy project's files at the head of its default branch (or the configured ref).
+    pub async fn gitlab_files(
+        &self,
+        gitlab: &GitLab,
+        project: &PolicyProject,
+    ) -> Result<Arc<PolicyFiles>, PolicyLoadError> {
+        let reference = match &project.git_ref {
+            Some(r) => r.clone(),
+            None => gitlab.project(&project.project).await?.default_branch.unwrap_or_else(|| "main".into()),
+        };
+        let commit = CommitSha(gitlab.commit_sha(&project.project, &reference).await?);
+        let _flight = self.flight.lock().await;
+        if let Some(files) = self.files.lock().expect("policy cache").get(&commit.0) {
+            return Ok(files.clone());
+        }
+        let path = project.path.clone().unwrap_or_default();
+        let contents =
+            crate::forge::gitlab::ProjectAt { gitlab, project: project.project.clone(), git_ref: commit.0.clone() };
+        let (tree, _) = gitlab.tree(&project.project, &commit.0, &path, MAX_POLICY_FILES).await?;
+        let files = Arc::new(read_policy_files(&contents, tree, &path, &commit).await?);
+        self.files.lock().expect("policy cache").insert(commit.0.clone(), files.clone());
+        Ok(files)
+    }
+
     /// Built-ins (`builtins` selects them) plus the policy repository's `files` (see `files`), if
-    /// one is configured.
+    /// one is configured. `repo` names it for the summary: (repository or project, path inside).
     pub async fn policies(
         &self,
-        repo: Option<&PolicyRepo>,
+        repo: Option<(&str, &str)>,
         files: Option<Arc<PolicyFiles>>,
         builtins: &[String],
     ) -> Result<Policies, PolicyLoadError> {
@@ -135,12 +161,12 @@ impl PolicyCache {
             }
         };
         let source = match (repo, &files) {
-            (Some(r), Some(f)) => format!(
+            (Some((name, path)), Some(f)) => format!(
                 "built-in pack ({} enabled) + {}@{}{}",
                 builtins.len(),
-                r.repo,
+                name,
                 &f.commit.0[..f.commit.0.len().min(7)],
-                if r.path.is_empty() { String::new() } else { format!(" ({})", r.path) }
+                if path.is_empty() { String::new() } else { format!(" ({path})") }
             ),
             _ => format!("built-in pack ({} enabled)", builtins.len()),
         };
@@ -162,14 +188,24 @@ pub async fn fetch_files(
     commit: &CommitSha,
 ) -> Result<PolicyFiles, PolicyLoadError> {
     let tree = github.tree(inst, &repo.repo, commit, &repo.path).await?;
-    let org_path = if repo.path.is_empty() {
-        config::ORG_CONFIG.to_string()
-    } else {
-        format!("{}/{}", repo.path, config::ORG_CONFIG)
-    };
-    let wanted: Vec<String> =
-        tree.iter().map(|(p, _)| p.clone()).filter(|p| is_policy_file(p) || *p == org_path).collect();
-    let fetched = github.files_at(inst, &repo.repo, commit, &wanted, 4 * 1024 * 1024).await?;
+    let contents = crate::forge::github::RepoAt { github, installation: inst, repo: &repo.repo, sha: commit };
+    read_policy_files(&contents, tree.into_iter().map(|(p, _)| p).collect(), &repo.path, commit).await
+}
+
+/// Policy files listed at most from a GitLab policy project.
+pub const MAX_POLICY_FILES: usize = 10_000;
+
+/// The policy files and `guardrail-org.yml` among `tree` (paths under `path`), read at `commit`.
+async fn read_policy_files(
+    contents: &impl Contents,
+    tree: Vec<String>,
+    path: &str,
+    commit: &CommitSha,
+) -> Result<PolicyFiles, PolicyLoadError> {
+    let org_path =
+        if path.is_empty() { config::ORG_CONFIG.to_string() } else { format!("{path}/{}", config::ORG_CONFIG) };
+    let wanted: Vec<String> = tree.into_iter().filter(|p| is_policy_file(p) || *p == org_path).collect();
+    let fetched = contents.files(&wanted, 4 * 1024 * 1024).await?;
     let mut files = Vec::new();
     let mut org = OrgConfig::default();
     let mut problems = Vec::new();

@@ -3,7 +3,7 @@
 //! read out of. The policies are never used for other repositories until they are merged.
 
 use super::session::{Session, Stop};
-use crate::forge::github::FileText;
+use crate::forge::FileText;
 use crate::report::checkrun::{self, CheckRunReport};
 
 /// The steps after the trusted configuration: fetch the policy tree at the head, run its tests,
@@ -12,7 +12,7 @@ pub(super) async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
     let app = session.app;
     let req = session.req.clone();
     let repo = app.policy_repo.as_ref().expect("called for the policy repository");
-    let gh = &app.github;
+    let gh = app.github()?;
     let tree = gh.tree(&req.installation, &req.repo, &req.head_sha, &repo.path).await?;
     let paths: Vec<String> = tree
         .iter()

@@ -98,7 +98,7 @@ impl<'a> Session<'a> {
     pub async fn start(&mut self) -> Result<Option<PullRequest>, Stop> {
         let (inst, repo) = (self.req.installation.clone(), self.req.repo.clone());
         let (inst, repo) = (&inst, &repo);
-        let pr = self.app.github.pull(inst, repo, &self.req.number).await?;
+        let pr = self.app.github()?.pull(inst, repo, &self.req.number).await?;
         if pr.state == "open" && pr.head_sha == self.req.head_sha {
             return Ok(Some(pr));
         }
@@ -121,7 +121,7 @@ impl<'a> Session<'a> {
             let body = json!({"status": "completed", "conclusion": "neutral",
                 "output": {"title": "Superseded", "summary": "A newer commit was pushed, or the pull request was closed, before this check finished."}});
             self.fence().await?;
-            self.app.github.update_check_run(inst, repo, id, &body).await?;
+            self.app.github()?.update_check_run(inst, repo, id, &body).await?;
         }
         Ok(None)
     }
@@ -135,7 +135,7 @@ impl<'a> Session<'a> {
         let external_id = self.req.external_id();
         let runs = self
             .app
-            .github
+            .github()?
             .check_runs_for(&self.req.installation, &self.req.repo, &self.req.head_sha, &self.app.check_name)
             .await?;
         let ours = runs.iter().filter(|r| intake::pull_of_external_id(&r.external_id) == external_id);
@@ -185,7 +185,7 @@ impl<'a> Session<'a> {
             "output": {"title": title, "summary": summary},
         });
         self.fence().await?;
-        let id = self.app.github.create_check_run(&self.req.installation, &self.req.repo, &body).await?;
+        let id = self.app.github()?.create_check_run(&self.req.installation, &self.req.repo, &body).await?;
         self.progress.check_run_id = Some(id);
         self.save().await?;
         Ok(id)
@@ -198,7 +198,7 @@ impl<'a> Session<'a> {
             "completed_at": now_text(),
             "output": {"title": title, "summary": checkrun::truncate(summary, checkrun::MAX_OUTPUT)}});
         self.fence().await?;
-        self.app.github.update_check_run(&self.req.installation, &self.req.repo, id, &body).await?;
+        self.app.github()?.update_check_run(&self.req.installation, &self.req.repo, id, &body).await?;
         Ok(())
     }
 
@@ -207,14 +207,14 @@ impl<'a> Session<'a> {
     pub async fn send_report(&mut self, report: &CheckRunReport) -> Result<(), Stop> {
         let id = self.ensure_run("Checking…", "guardrail is evaluating the changed manifests.").await?;
         let (inst, repo) = (&self.req.installation, &self.req.repo);
-        let sent = self.app.github.check_run(inst, repo, id).await?.annotations as usize;
+        let sent = self.app.github()?.check_run(inst, repo, id).await?.annotations as usize;
         let output = |annotations: &[Value]| json!({"title": report.title, "summary": report.summary, "text": report.text, "annotations": annotations});
         let pending = &report.annotations[sent.min(report.annotations.len())..];
         let mut chunks: Vec<&[Value]> = pending.chunks(ANNOTATIONS_PER_REQUEST).collect();
         let last = chunks.pop().unwrap_or(&[]);
         for chunk in chunks {
             self.fence().await?;
-            self.app.github.update_check_run(inst, repo, id, &json!({"output": output(chunk)})).await?;
+            self.app.github()?.update_check_run(inst, repo, id, &json!({"output": output(chunk)})).await?;
         }
         let body = json!({
             "status": "completed",
@@ -224,7 +224,7 @@ impl<'a> Session<'a> {
             "actions": [checkrun::rerun_action()],
         });
         self.fence().await?;
-        self.app.github.update_check_run(inst, repo, id, &body).await?;
+        self.app.github()?.update_check_run(inst, repo, id, &body).await?;
         Ok(())
     }
 
@@ -237,7 +237,9 @@ impl<'a> Session<'a> {
             format!("GitHub is failing; retrying, next attempt at {} ({}).", at.format("%H:%M:%S UTC"), error.short());
         let body = json!({"output": {"title": "GitHub is failing; retrying", "summary": summary}});
         if self.fence().await.is_ok() {
-            let _ = self.app.github.update_check_run(&self.req.installation, &self.req.repo, id, &body).await;
+            if let Ok(gh) = self.app.github() {
+                let _ = gh.update_check_run(&self.req.installation, &self.req.repo, id, &body).await;
+            }
         }
     }
 
@@ -254,7 +256,7 @@ impl<'a> Session<'a> {
                 "actions": [checkrun::rerun_action()],
             });
             self.fence().await?;
-            self.app.github.update_check_run(&self.req.installation, &self.req.repo, id, &body).await?;
+            self.app.github()?.update_check_run(&self.req.installation, &self.req.repo, id, &body).await?;
             Ok::<(), Stop>(())
         }
         .await;

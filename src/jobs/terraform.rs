@@ -5,8 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::forge::github::{FileText, GitHub};
-use crate::forge::{CommitSha, ForgeError, InstallationId, RepoSlug};
+use crate::forge::{Contents, FileText, ForgeError};
 use crate::manifest::terraform::{is_plan_name, is_terraform_name, referenced_files};
 
 use super::config::FileFilter;
@@ -28,10 +27,7 @@ fn may_matter(path: &str) -> bool {
 /// The Terraform side of a pull request: extra `(path, text)` pairs to scan beside the changed
 /// manifests, and notes for the check run.
 pub async fn gather(
-    gh: &GitHub,
-    inst: &InstallationId,
-    repo: &RepoSlug,
-    sha: &CommitSha,
+    contents: &impl Contents,
     changed: &[String],
     filter: &FileFilter,
     max_bytes: u64,
@@ -40,7 +36,7 @@ pub async fn gather(
     if !changed.iter().any(|p| may_matter(p)) {
         return Ok((Vec::new(), notes));
     }
-    let tree: Vec<String> = gh.tree(inst, repo, sha, "").await?.into_iter().map(|(p, _)| p).collect();
+    let tree: Vec<String> = contents.tree().await?;
     let tf_all: Vec<String> = tree.iter().filter(|p| p.ends_with(".tf") && filter.matches(p)).cloned().collect();
     let plans: Vec<String> = changed.iter().filter(|p| is_plan_name(p) && filter.matches(p)).cloned().collect();
     if tf_all.is_empty() && plans.is_empty() {
@@ -57,7 +53,7 @@ pub async fn gather(
         tf_all.iter().filter(|p| changed_dirs.contains(dir_of(p))).cloned().collect()
     };
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
-    for (path, text) in gh.files_at(inst, repo, sha, &to_read, max_bytes).await? {
+    for (path, text) in contents.files(&to_read, max_bytes).await? {
         if let FileText::Text(t) = text {
             texts.insert(path, t);
         }
@@ -108,7 +104,7 @@ pub async fn gather(
     needed.extend(plans);
     let missing: Vec<String> = needed.iter().filter(|p| !texts.contains_key(*p)).cloned().collect();
     if !missing.is_empty() {
-        for (path, text) in gh.files_at(inst, repo, sha, &missing, max_bytes).await? {
+        for (path, text) in contents.files(&missing, max_bytes).await? {
             match text {
                 FileText::Text(t) => {
                     texts.insert(path, t);

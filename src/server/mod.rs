@@ -1,6 +1,7 @@
 //! The HTTP side of the App: where a webhook enters. Body limit -> signature -> delivery id -> intake
 //! -> one database transaction -> 202. Nothing is processed inside the request; workers do that.
 
+mod gitlab;
 pub mod listen;
 mod webhook;
 
@@ -15,7 +16,9 @@ use axum::Router;
 use secrecy::SecretString;
 use tokio::sync::Notify;
 
+use crate::forge::gitlab::{GitLabBot, ProjectRef};
 use crate::forge::RepoSlug;
+use crate::intake::gitlab::WebhookAuth;
 use crate::metrics::Metrics;
 use crate::queue::Queue;
 
@@ -37,6 +40,16 @@ pub struct ServerState {
     /// Bytes of request bodies read but not yet authenticated, over all requests.
     pub unverified: AtomicUsize,
     pub limits: crate::settings::ServerLimits,
+    /// `None` when GitLab is not configured (`/webhooks/gitlab` answers 404).
+    pub gitlab: Option<GitLabIntake>,
+}
+
+/// What `/webhooks/gitlab` needs.
+pub struct GitLabIntake {
+    pub auth: WebhookAuth,
+    pub policy_project: Option<ProjectRef>,
+    /// The bot, whose own notes never trigger anything (its id, once known).
+    pub bot: Arc<GitLabBot>,
 }
 
 impl ServerState {
@@ -60,6 +73,7 @@ impl ServerState {
 pub fn router(state: Arc<ServerState>) -> Router {
     Router::new()
         .route("/webhooks/github", post(webhook::github))
+        .route("/webhooks/gitlab", post(gitlab::webhook))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))

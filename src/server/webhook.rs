@@ -22,10 +22,10 @@ use crate::intake::{self, IntakeContext};
 use crate::queue::Recorded;
 
 /// One running HMAC per secret, fed as the body arrives.
-struct Macs(Vec<Hmac<Sha256>>);
+pub(super) struct Macs(Vec<Hmac<Sha256>>);
 
 impl Macs {
-    fn new(secrets: &[SecretString]) -> Macs {
+    pub(super) fn new(secrets: &[SecretString]) -> Macs {
         Macs(
             secrets
                 .iter()
@@ -69,11 +69,11 @@ pub fn event_label(event: &str) -> &'static str {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn reply(status: StatusCode, body: serde_json::Value) -> Response {
+pub(super) fn reply(status: StatusCode, body: serde_json::Value) -> Response {
     (status, Json(body)).into_response()
 }
 
@@ -100,7 +100,7 @@ impl Drop for Reserved<'_> {
     }
 }
 
-enum ReadError {
+pub(super) enum ReadError {
     TooLarge,
     OverCap,
     Timeout,
@@ -108,7 +108,7 @@ enum ReadError {
 }
 
 /// Reads the body under the body timeout and the caps, feeding the HMACs.
-async fn read_body(
+pub(super) async fn read_body(
     state: &ServerState,
     headers: &HeaderMap,
     body: Body,

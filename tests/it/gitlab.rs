@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use guardrail::forge::github::CallPolicy;
-use guardrail::forge::ForgeError;
-use guardrail::gitlab::{
+use guardrail::forge::gitlab::{
     escape_quick_actions, next_page_url, rate_limit_wait, FileDiff, FileText, GitLab, Marker, MrIid, MrVersion,
     PolicyProject, ProjectRef, Reply, StatusState, StatusWrite, WantedDiscussion, Written, MAX_NEW_DISCUSSIONS,
 };
+use guardrail::forge::ForgeError;
 use guardrail::metrics::Metrics;
 use guardrail::policy::PolicySet;
 use guardrail::scan::{scan_texts, ScanOptions};

@@ -3,7 +3,7 @@
 //! GitLab builds the way GitLab sends them.
 
 use base64::Engine;
-use guardrail::gitlab::{MrIid, ProjectRef};
+use guardrail::forge::gitlab::{MrIid, ProjectRef};
 use guardrail::intake::gitlab::{
     authenticate, delivery_key, read, signature_valid, token_valid, AuthFailure, GitlabEvent, GitlabIntakeContext,
     WebhookAuth,
@@ -196,5 +196,29 @@ fn a_rerun_command_asks_for_a_forced_check_that_the_job_gates_on_membership() {
         (42, "/guardrail rerunx", false),
     ] {
         assert!(matches!(read("Note Hook", &note_body(author, text, system), &ctx), GitlabEvent::Ignored(_)), "{text}");
+    }
+}
+
+#[test]
+fn merge_request_times_order_jobs_in_both_formats_gitlab_sends() {
+    use guardrail::intake::gitlab::gitlab_time_ms;
+    let iso = gitlab_time_ms(Some("2024-05-01T10:00:00Z"));
+    assert_eq!(iso, 1_714_557_600_000);
+    assert_eq!(gitlab_time_ms(Some("2024-05-01 10:00:00 UTC")), iso);
+    assert_eq!(gitlab_time_ms(Some("2024-05-01 12:00:00 +0200")), iso);
+    assert_eq!(gitlab_time_ms(Some("yesterday")), 0);
+    assert_eq!(gitlab_time_ms(None), 0);
+    // A push's delivery carries it into the job; a re-run gets the comment's time.
+    let body = json!({"object_kind": "merge_request", "project": {"id": 5, "path_with_namespace": "g/app"},
+        "object_attributes": {"iid": 3, "action": "update", "state": "opened", "oldrev": "c".repeat(40),
+            "last_commit": {"id": "b".repeat(40)}, "source_project_id": 5, "target_project_id": 5,
+            "updated_at": "2024-05-01T10:00:00Z"}});
+    match read("Merge Request Hook", body.to_string().as_bytes(), &GitlabIntakeContext::default()) {
+        GitlabEvent::Check(c) => {
+            assert_eq!(c.recency, iso);
+            let job = c.job();
+            assert_eq!((job.recency, job.force, job.dedupe_key.starts_with("gitlab-check:")), (iso, false, true));
+        }
+        other => panic!("{other:?}"),
     }
 }

@@ -10,6 +10,7 @@ mod fake_github;
 mod fake_gitlab;
 mod fuzz;
 mod gitlab;
+mod gitlab_app;
 mod gitlab_intake;
 mod hostile_policy;
 mod inputs;

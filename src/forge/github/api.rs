@@ -57,14 +57,7 @@ pub struct PullFile {
     pub patch: Option<String>,
 }
 
-/// A file's content at a commit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileText {
-    Text(String),
-    Binary,
-    Missing,
-    TooLarge(u64),
-}
+pub use crate::forge::FileText;
 
 fn decode(operation: &str, message: impl Into<String>) -> ForgeError {
     ForgeError::Decode { operation: operation.into(), message: message.into() }

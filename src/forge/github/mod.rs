@@ -4,5 +4,25 @@
 mod api;
 mod client;
 
+use crate::forge::{CommitSha, Contents, ForgeError, InstallationId, RepoSlug};
+
 pub use api::{CheckRunState, FileText, PullFile, PullRequest, ReviewThread, BLOBS_PER_QUERY, MAX_PULL_FILES};
 pub use client::{next_link, rate_limit_wait, CallPolicy, GitHub, Reply};
+
+/// A repository at one commit, read through the App's installation (the `Contents` seam).
+pub struct RepoAt<'a> {
+    pub github: &'a GitHub,
+    pub installation: &'a InstallationId,
+    pub repo: &'a RepoSlug,
+    pub sha: &'a CommitSha,
+}
+
+impl Contents for RepoAt<'_> {
+    async fn tree(&self) -> Result<Vec<String>, ForgeError> {
+        Ok(self.github.tree(self.installation, self.repo, self.sha, "").await?.into_iter().map(|(p, _)| p).collect())
+    }
+
+    async fn files(&self, paths: &[String], max_bytes: u64) -> Result<Vec<(String, FileText)>, ForgeError> {
+        self.github.files_at(self.installation, self.repo, self.sha, paths, max_bytes).await
+    }
+}

@@ -141,14 +141,7 @@ impl MrDiff {
     }
 }
 
-/// A file's content at a ref.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum FileText {
-    Text(String),
-    Binary,
-    Missing,
-    TooLarge(u64),
-}
+pub use crate::forge::FileText;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -290,6 +283,14 @@ impl GitLab {
     pub async fn project(&self, project: &ProjectRef) -> Result<Project, ForgeError> {
         let op = "projects/get";
         parse(op, self.get_json(&format!("/projects/{}", project.segment()), op).await?)
+    }
+
+    /// The commit a ref (branch, tag, SHA) points at.
+    pub async fn commit_sha(&self, project: &ProjectRef, git_ref: &str) -> Result<String, ForgeError> {
+        let op = "commits/get";
+        let path = format!("/projects/{}/repository/commits/{}", project.segment(), encode_component(git_ref));
+        let v = self.get_json(&path, op).await?;
+        v.get("id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| decode(op, "commit without id"))
     }
 
     pub async fn merge_request(&self, project: &ProjectRef, iid: MrIid) -> Result<MergeRequest, ForgeError> {

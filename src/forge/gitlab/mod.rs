@@ -109,3 +109,54 @@ pub fn encode_component(text: &str) -> String {
     }
     out
 }
+
+/// A project at one ref (a SHA, or `refs/merge-requests/:iid/head` for an unreadable fork), read
+/// through the bot's token (the `Contents` seam).
+pub struct ProjectAt<'a> {
+    pub gitlab: &'a GitLab,
+    pub project: ProjectRef,
+    pub git_ref: String,
+}
+
+/// Blobs listed at most from one project tree (the Terraform step reads the tree).
+pub const MAX_TREE_FILES: usize = 20_000;
+
+impl crate::forge::Contents for ProjectAt<'_> {
+    async fn tree(&self) -> Result<Vec<String>, crate::forge::ForgeError> {
+        Ok(self.gitlab.tree(&self.project, &self.git_ref, "", MAX_TREE_FILES).await?.0)
+    }
+
+    async fn files(
+        &self,
+        paths: &[String],
+        max_bytes: u64,
+    ) -> Result<Vec<(String, FileText)>, crate::forge::ForgeError> {
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            out.push((path.clone(), self.gitlab.file_text(&self.project, path, &self.git_ref, max_bytes).await?));
+        }
+        Ok(out)
+    }
+}
+
+/// The App's GitLab side: the client, and the bot's own identity, asked once when first needed (its
+/// id tells the bot's notes and discussions from everyone else's).
+pub struct GitLabBot {
+    pub client: GitLab,
+    user: tokio::sync::OnceCell<BotUser>,
+}
+
+impl GitLabBot {
+    pub fn new(client: GitLab) -> GitLabBot {
+        GitLabBot { client, user: tokio::sync::OnceCell::new() }
+    }
+
+    pub async fn user(&self) -> Result<&BotUser, crate::forge::ForgeError> {
+        self.user.get_or_try_init(|| self.client.current_user()).await
+    }
+
+    /// The bot's id if it was asked for already (webhook intake does not call GitLab).
+    pub fn known_user_id(&self) -> Option<u64> {
+        self.user.get().map(|u| u.id)
+    }
+}

@@ -195,6 +195,11 @@ impl FakeGitLab {
         }
     }
 
+    /// Marks a merge request draft or ready (as the UI's "Mark as ready" does).
+    pub fn set_draft(&self, target: u64, iid: u64, draft: bool) {
+        self.state().mr_mut(target, iid).expect("mr").draft = draft;
+    }
+
     pub fn mr_head(&self, target: u64, iid: u64) -> String {
         self.state().mr(target, iid).expect("mr").head().head.clone()
     }
@@ -281,6 +286,11 @@ impl FakeGitLab {
 
     pub fn statuses(&self, project: u64, sha: &str) -> Vec<Status> {
         self.state().statuses.iter().filter(|s| s.project_id == project && s.sha == sha).cloned().collect()
+    }
+
+    /// Every commit status of every project.
+    pub fn status_count(&self) -> usize {
+        self.state().statuses.len()
     }
 
     pub fn calls(&self) -> Vec<(String, String, u16)> {
