@@ -217,8 +217,11 @@ async fn start(session: &mut MrSession<'_>) -> Result<Option<MergeRequest>, Stop
             current.reason = format!("head moved from {}", session.req.head_sha);
             current.requested_by = None;
             current.force = false;
-            current.recency = session.req.recency + 1;
-            if session.app.queue.ensure(&current.job()).await? {
+            // The merge request's own time, as GitHub's `updated_at` orders pull requests; `ensure`
+            // lowers this (stale) job's recency below it.
+            let updated = crate::intake::gitlab::gitlab_time_ms(mr.updated_at.as_deref());
+            current.recency = if updated > 0 { updated } else { session.req.recency + 1 };
+            if session.app.queue.ensure(&current.job(), session.job).await? {
                 tracing::info!(project = %session.req.project, mr = %session.req.iid, head = %head, "the current head gets its check");
             }
         }

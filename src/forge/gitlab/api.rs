@@ -70,6 +70,9 @@ pub struct MergeRequest {
     pub diff_refs: Option<DiffRefs>,
     #[serde(default)]
     pub web_url: String,
+    /// When the merge request last changed (a push moves it): orders its jobs.
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 impl MergeRequest {
