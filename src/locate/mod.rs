@@ -47,8 +47,53 @@ pub struct Located {
 impl Located {
     /// The pointer of the field itself (for a missing field, where it would go).
     pub fn field_pointer(pointer: &str, missing: Option<&str>) -> String {
-        missing.into_iter().flat_map(|m| m.split('.')).fold(pointer.to_string(), |p, t| pointer_push(&p, t))
+        missing.into_iter().flat_map(missing_tokens).fold(pointer.to_string(), |p, t| pointer_push(&p, &t))
     }
+}
+
+/// `labels.team` / `annotations["a8r.io/owner"]`: a name with a dot in it (a label key) is quoted.
+pub fn missing_path(tokens: &[String]) -> String {
+    let mut out = String::new();
+    for t in tokens {
+        if t.contains('.') || t.contains('[') {
+            out.push_str(&format!("[{}]", Value::String(t.clone())));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(t);
+        }
+    }
+    out
+}
+
+/// The names of a `missing_path`.
+fn missing_tokens(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('[') {
+            let mut stream = serde_json::Deserializer::from_str(quoted).into_iter::<String>();
+            match stream.next() {
+                Some(Ok(name)) => {
+                    out.push(name);
+                    rest = quoted[stream.byte_offset()..].strip_prefix(']').unwrap_or("");
+                }
+                _ => {
+                    out.push(quoted.to_string());
+                    break;
+                }
+            }
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            if end > 0 {
+                out.push(rest[..end].to_string());
+            }
+            rest = &rest[end..];
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    out
 }
 
 /// The pointer a policy declared in its result, if any.
@@ -96,21 +141,23 @@ pub fn locate(
             .find(|&n| object.pointer(&tokens[..n].iter().fold(String::new(), |p, t| pointer_push(&p, t))).is_some())
             .unwrap_or(0);
         let pointer = tokens[..exists].iter().fold(String::new(), |p, t| pointer_push(&p, t));
-        let missing = (exists < tokens.len()).then(|| tokens[exists..].join("."));
-        return Located { pointer, method: Method::Declared, evaluations: 0, missing, others: Vec::new() };
+        let missing = (exists < tokens.len()).then(|| missing_path(&tokens[exists..]));
+        let mut located = Located { pointer, method: Method::Declared, evaluations: 0, missing, others: Vec::new() };
+        // The policy declared the nearest object that exists (the container, its
+        // `securityContext`) without naming what it lacks: the fields it reads, inserted, name it.
+        if located.missing.is_none() && matches!(object.pointer(&located.pointer), Some(Value::Object(_))) {
+            let params = parameters(policies, check);
+            let mut search = Search::new(policies, check, ctx, prepared, hit, all, &params);
+            search.budget = MISSING_BUDGET;
+            if let Some((existing, missing)) = search.missing(object, &located.pointer, reads_of(policies, check)) {
+                (located.pointer, located.missing) = (existing, Some(missing));
+            }
+            located.evaluations = search.evaluations;
+        }
+        return located;
     }
     let params = parameters(policies, check);
-    let mut search = Search {
-        policies,
-        check,
-        ctx,
-        base: prepared,
-        target: &hit.message,
-        baseline: all,
-        evaluations: 0,
-        budget: SEARCH_BUDGET,
-        params: &params,
-    };
+    let mut search = Search::new(policies, check, ctx, prepared, hit, all, &params);
     // A message about the API version itself (a deprecated or alpha version): its field.
     let api = object.get("apiVersion").and_then(Value::as_str).filter(|a| a.contains('/'));
     let mut found = search.descend(object, "");
@@ -205,7 +252,29 @@ struct Search<'a> {
     params: &'a [Value],
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(
+        policies: &'a PolicySet,
+        check: Check,
+        ctx: &'a Context,
+        base: &'a Prepared,
+        hit: &'a Hit,
+        baseline: &'a [Hit],
+        params: &'a [Value],
+    ) -> Self {
+        Search {
+            policies,
+            check,
+            ctx,
+            base,
+            target: &hit.message,
+            baseline,
+            evaluations: 0,
+            budget: SEARCH_BUDGET,
+            params,
+        }
+    }
+
     /// The object with the field at `pointer` removed (`with` = `None`) or replaced.
     fn variant(&self, pointer: &str, with: Option<&Value>) -> Prepared {
         let tokens: Vec<String> = pointer_tokens(pointer).collect();
@@ -426,7 +495,9 @@ impl Search<'_> {
     fn missing(&mut self, root: &Value, pointer: &str, reads: &[Vec<String>]) -> Option<(String, String)> {
         let Some(Value::Object(_)) = root.pointer(pointer) else { return None };
         let mut fallback = None;
-        let candidates = missing_candidates(root, pointer, reads, self.params);
+        let mut candidates = missing_candidates(root, pointer, reads, self.params);
+        // A path the message spells out ("in securityContext.capabilities.drop") first.
+        candidates.sort_by_key(|(depth, path)| !self.target.contains(&path[*depth..].join(".")));
         for (depth, path) in &candidates {
             let (depth, path) = (*depth, path.clone());
             let existing = path[..depth].iter().fold(pointer.to_string(), |p, t| pointer_push(&p, t));
@@ -438,6 +509,7 @@ impl Search<'_> {
                     && p.starts_with(&path)
                     && self.params.iter().any(|v| v.as_str() == p.last().map(String::as_str))
             });
+            let keyed_leaf = self.params.iter().any(|v| v.as_str() == path.last().map(String::as_str));
             let leaves = if keyed {
                 vec![Value::Object(Default::default())]
             } else {
@@ -455,10 +527,13 @@ impl Search<'_> {
                 let mut with = map.clone();
                 with.insert(path[depth].clone(), built);
                 match self.verdict(&existing, Some(&Value::Object(with))) {
-                    Verdict::Clean => return Some((existing, path[depth..].join("."))),
-                    Verdict::Consequence => {
-                        fallback.get_or_insert_with(|| (existing.clone(), path[depth..].join(".")));
+                    Verdict::Clean => return Some((existing, missing_path(&path[depth..]))),
+                    // One of several keys the constraint requires: inserting it changes the
+                    // message ("a, b" -> "b") and names only a part of what is missing.
+                    Verdict::Consequence if !keyed_leaf => {
+                        fallback.get_or_insert_with(|| (existing.clone(), missing_path(&path[depth..])));
                     }
+                    Verdict::Consequence => {}
                     Verdict::Kept => {}
                 }
             }
@@ -728,4 +803,19 @@ fn has_word(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(i, _)| {
         !text[..i].chars().next_back().is_some_and(inside) && !text[i + word.len()..].chars().next().is_some_and(inside)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_paths_quote_names_with_dots() {
+        let tokens: Vec<String> = ["labels", "app.kubernetes.io/owner", "x"].map(String::from).to_vec();
+        let path = missing_path(&tokens);
+        assert_eq!(path, r#"labels["app.kubernetes.io/owner"].x"#);
+        assert_eq!(missing_tokens(&path), tokens);
+        assert_eq!(missing_tokens("capabilities.drop"), ["capabilities", "drop"]);
+        assert_eq!(Located::field_pointer("/metadata", Some(&path)), "/metadata/labels/app.kubernetes.io~1owner/x");
+    }
 }
