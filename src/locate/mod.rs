@@ -410,7 +410,7 @@ impl<'a> Search<'a> {
             // (an explicit `allowPrivilegeEscalation: true` where absence is wrong too), or one
             // item of a short list of values may be the wrong one (`values: [a, b]` where `b` is
             // not allowed and no values at all is not allowed either).
-            return if has_boolean(value, 4) || is_short_scalar_list(value) {
+            return if has_boolean(value, 4) || is_small_scalar_collection(value) {
                 self.descend(root, child_pointer)
             } else {
                 None
@@ -447,7 +447,7 @@ impl<'a> Search<'a> {
                     let empty =
                         if value.is_object() { Value::Object(Default::default()) } else { Value::Array(vec![]) };
                     let emptied = self.verdict(child_pointer, Some(&empty));
-                    if emptied != Verdict::Kept || is_short_scalar_list(value) {
+                    if emptied != Verdict::Kept || is_small_scalar_collection(value) {
                         if let Some(found) = self.descend(root, child_pointer) {
                             return Some(found);
                         }
@@ -467,6 +467,8 @@ impl<'a> Search<'a> {
                         Value::Number(_) => {
                             resets(value, self.params).into_iter().filter(|r| self.params.contains(r)).collect()
                         }
+                        // A label value a pattern of the constraint rejects: a value it accepts.
+                        Value::String(_) => samples(self.params),
                         _ => Vec::new(),
                     };
                     for other in resets {
@@ -735,9 +737,15 @@ fn is_reference(node: &Value, message: &str) -> bool {
         && (node.get("kind").is_some() || node.get("apiVersion").is_some())
 }
 
-/// A list of at most eight scalars (`values: [a, b]`, `drop: [NET_RAW]`): cheap to search item by item.
-fn is_short_scalar_list(v: &Value) -> bool {
-    matches!(v, Value::Array(items) if !items.is_empty() && items.len() <= 8 && items.iter().all(|i| !i.is_object() && !i.is_array()))
+/// A list or map of at most eight scalars (`values: [a, b]`, `drop: [NET_RAW]`, `labels`): cheap to
+/// search item by item when no removal of the whole clears.
+fn is_small_scalar_collection(v: &Value) -> bool {
+    let scalar = |i: &Value| !i.is_object() && !i.is_array();
+    match v {
+        Value::Array(items) => !items.is_empty() && items.len() <= 8 && items.iter().all(scalar),
+        Value::Object(map) => !map.is_empty() && map.len() <= 8 && map.values().all(scalar),
+        _ => false,
+    }
 }
 
 fn has_boolean(v: &Value, depth: usize) -> bool {

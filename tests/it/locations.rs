@@ -265,7 +265,8 @@ fn a_missing_label_map_is_named_at_metadata_with_a_value_the_pattern_accepts() {
     let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
     let got = check(&set, HELDOUT);
     for message in ["labels required: team", "label value does not match its pattern"] {
-        let f = at(&got, message);
+        let payments = |f: &&Finding| f.resource.as_ref().is_some_and(|r| r.name == "payments");
+        let f = got.iter().filter(payments).find(|f| f.message.starts_with(message)).expect(message);
         assert_eq!((f.region.line, f.region.column), (46, 1), "{f:?}");
         assert!(f.message.ends_with("(missing: labels.team)"), "{}", f.message);
         assert_eq!(f.pointer, "/metadata/labels/team");
@@ -273,7 +274,7 @@ fn a_missing_label_map_is_named_at_metadata_with_a_value_the_pattern_accepts() {
     // Inserting the label with a value its pattern accepts clears both, and nothing else.
     let fixed = edit(HELDOUT, 46, "metadata:\n  labels: {team: team-payments}");
     let after = check(&set, &fixed);
-    assert!(!after.iter().any(|f| f.region.line >= 46), "{:#?}", located(&after));
+    assert!(!after.iter().any(|f| f.resource.as_ref().is_some_and(|r| r.name == "payments")), "{:#?}", located(&after));
     assert_eq!(after.len(), got.len() - 2, "{:#?}", located(&after));
 }
 
@@ -307,4 +308,28 @@ fn sarif_links_the_offenders_behind_one_message() {
     // A finding alone behind its message has none.
     let alone = results.iter().find(|r| r["message"]["text"].as_str().unwrap().starts_with("owner label")).unwrap();
     assert!(alone.get("relatedLocations").is_none(), "{alone}");
+}
+
+#[test]
+fn a_label_value_its_pattern_rejects_lands_on_the_label() {
+    let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
+    let got = check(&set, HELDOUT);
+    // Without the label the same message stays (the expression needs the label *and* a match), so
+    // no removal clears it: only a value the pattern accepts does.
+    let ledger: Vec<_> = got.iter().filter(|f| f.resource.as_ref().is_some_and(|r| r.name == "ledger")).collect();
+    assert_eq!(ledger.len(), 1, "{:#?}", located(&got));
+    assert_eq!(
+        (ledger[0].region.line, ledger[0].region.column, ledger[0].pointer.as_str()),
+        (54, 5, "/metadata/labels/team")
+    );
+    proves(&set, &got, &edit(HELDOUT, 54, "    team: team-ledger"), 54, 0, &[]);
+    // Removed, it is missing from the `labels:` map that is left.
+    let removed = check(&set, &edit(HELDOUT, 54, "    # team: Ledger"));
+    assert!(
+        removed
+            .iter()
+            .any(|f| f.message == "label value does not match its pattern (missing: team)" && f.region.line == 53),
+        "{:#?}",
+        located(&removed)
+    );
 }
