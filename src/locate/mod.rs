@@ -7,6 +7,7 @@
 //! message; else the resource's first line. Every search is bounded by an evaluation budget.
 
 pub mod reads;
+pub mod sample;
 
 use serde_json::Value;
 
@@ -46,8 +47,53 @@ pub struct Located {
 impl Located {
     /// The pointer of the field itself (for a missing field, where it would go).
     pub fn field_pointer(pointer: &str, missing: Option<&str>) -> String {
-        missing.into_iter().flat_map(|m| m.split('.')).fold(pointer.to_string(), |p, t| pointer_push(&p, t))
+        missing.into_iter().flat_map(missing_tokens).fold(pointer.to_string(), |p, t| pointer_push(&p, &t))
     }
+}
+
+/// `labels.team` / `annotations["a8r.io/owner"]`: a name with a dot in it (a label key) is quoted.
+pub fn missing_path(tokens: &[String]) -> String {
+    let mut out = String::new();
+    for t in tokens {
+        if t.contains('.') || t.contains('[') {
+            out.push_str(&format!("[{}]", Value::String(t.clone())));
+        } else {
+            if !out.is_empty() {
+                out.push('.');
+            }
+            out.push_str(t);
+        }
+    }
+    out
+}
+
+/// The names of a `missing_path`.
+fn missing_tokens(path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = path;
+    while !rest.is_empty() {
+        if let Some(quoted) = rest.strip_prefix('[') {
+            let mut stream = serde_json::Deserializer::from_str(quoted).into_iter::<String>();
+            match stream.next() {
+                Some(Ok(name)) => {
+                    out.push(name);
+                    rest = quoted[stream.byte_offset()..].strip_prefix(']').unwrap_or("");
+                }
+                _ => {
+                    out.push(quoted.to_string());
+                    break;
+                }
+            }
+        } else {
+            let end = rest.find(['.', '[']).unwrap_or(rest.len());
+            if end > 0 {
+                out.push(rest[..end].to_string());
+            }
+            rest = &rest[end..];
+        }
+        rest = rest.strip_prefix('.').unwrap_or(rest);
+    }
+    out
 }
 
 /// The pointer a policy declared in its result, if any.
@@ -95,21 +141,23 @@ pub fn locate(
             .find(|&n| object.pointer(&tokens[..n].iter().fold(String::new(), |p, t| pointer_push(&p, t))).is_some())
             .unwrap_or(0);
         let pointer = tokens[..exists].iter().fold(String::new(), |p, t| pointer_push(&p, t));
-        let missing = (exists < tokens.len()).then(|| tokens[exists..].join("."));
-        return Located { pointer, method: Method::Declared, evaluations: 0, missing, others: Vec::new() };
+        let missing = (exists < tokens.len()).then(|| missing_path(&tokens[exists..]));
+        let mut located = Located { pointer, method: Method::Declared, evaluations: 0, missing, others: Vec::new() };
+        // The policy declared the nearest object that exists (the container, its
+        // `securityContext`) without naming what it lacks: the fields it reads, inserted, name it.
+        if located.missing.is_none() && matches!(object.pointer(&located.pointer), Some(Value::Object(_))) {
+            let params = parameters(policies, check);
+            let mut search = Search::new(policies, check, ctx, prepared, hit, all, &params);
+            search.budget = MISSING_BUDGET;
+            if let Some((existing, missing)) = search.missing(object, &located.pointer, reads_of(policies, check)) {
+                (located.pointer, located.missing) = (existing, Some(missing));
+            }
+            located.evaluations = search.evaluations;
+        }
+        return located;
     }
     let params = parameters(policies, check);
-    let mut search = Search {
-        policies,
-        check,
-        ctx,
-        base: prepared,
-        target: &hit.message,
-        baseline: all,
-        evaluations: 0,
-        budget: SEARCH_BUDGET,
-        params: &params,
-    };
+    let mut search = Search::new(policies, check, ctx, prepared, hit, all, &params);
     // A message about the API version itself (a deprecated or alpha version): its field.
     let api = object.get("apiVersion").and_then(Value::as_str).filter(|a| a.contains('/'));
     let mut found = search.descend(object, "");
@@ -204,7 +252,29 @@ struct Search<'a> {
     params: &'a [Value],
 }
 
-impl Search<'_> {
+impl<'a> Search<'a> {
+    fn new(
+        policies: &'a PolicySet,
+        check: Check,
+        ctx: &'a Context,
+        base: &'a Prepared,
+        hit: &'a Hit,
+        baseline: &'a [Hit],
+        params: &'a [Value],
+    ) -> Self {
+        Search {
+            policies,
+            check,
+            ctx,
+            base,
+            target: &hit.message,
+            baseline,
+            evaluations: 0,
+            budget: SEARCH_BUDGET,
+            params,
+        }
+    }
+
     /// The object with the field at `pointer` removed (`with` = `None`) or replaced.
     fn variant(&self, pointer: &str, with: Option<&Value>) -> Prepared {
         let tokens: Vec<String> = pointer_tokens(pointer).collect();
@@ -266,8 +336,9 @@ impl Search<'_> {
         if hinted {
             let child = &children[0];
             let child_pointer = pointer_push(pointer, child);
-            if child != "name" && !child_pointer.starts_with("/metadata") {
-                if let Some(found) = self.try_child(root, &child_pointer, true, &mut fallback) {
+            let reference = (child == "kind" || child == "apiVersion") && is_reference(node, self.target);
+            if child != "name" && !child_pointer.starts_with("/metadata") && !reference {
+                if let Some(found) = self.try_child(root, &child_pointer, true, true, &mut fallback) {
                     return Some(found);
                 }
                 tried = Some(child.clone());
@@ -299,6 +370,11 @@ impl Search<'_> {
             if child == "name" || child_pointer == "/metadata/namespace" || child_pointer == "/metadata/generateName" {
                 continue;
             }
+            // An object reference (`scaleTargetRef`, `roleRef`, an owner reference): its kind and
+            // apiVersion name the other object, as its name does, and messages quote them.
+            if !pointer.is_empty() && (child == "kind" || child == "apiVersion") && is_reference(node, self.target) {
+                continue;
+            }
             if child_pointer == "/metadata" {
                 if let Some(found) = self.descend(root, &child_pointer) {
                     return Some(found);
@@ -308,7 +384,7 @@ impl Search<'_> {
             if tried.as_ref() == Some(&child) {
                 continue;
             }
-            if let Some(found) = self.try_child(root, &child_pointer, removals, &mut fallback) {
+            if let Some(found) = self.try_child(root, &child_pointer, removals, false, &mut fallback) {
                 return Some(found);
             }
         }
@@ -318,19 +394,27 @@ impl Search<'_> {
     /// Edits one child: removal (then the search goes on inside it), value resets for a scalar
     /// whose removal raised a consequence, a flip for a boolean. A clean result is returned; an
     /// edit with a consequence is kept in `fallback` for when no sibling clears cleanly.
+    /// `hinted`: the message names this child (its key or its value).
     fn try_child(
         &mut self,
         root: &Value,
         child_pointer: &str,
         removals: bool,
+        hinted: bool,
         fallback: &mut Option<String>,
     ) -> Option<String> {
         let value = root.pointer(child_pointer)?;
         let container = matches!(value, Value::Object(_) | Value::Array(_));
         if !removals && container {
             // No removal clears here, but a boolean below may be the field whose value is wrong
-            // (an explicit `allowPrivilegeEscalation: true` where absence is wrong too).
-            return if has_boolean(value, 4) { self.descend(root, child_pointer) } else { None };
+            // (an explicit `allowPrivilegeEscalation: true` where absence is wrong too), or one
+            // item of a short list of values may be the wrong one (`values: [a, b]` where `b` is
+            // not allowed and no values at all is not allowed either).
+            return if has_boolean(value, 4) || is_small_scalar_collection(value) {
+                self.descend(root, child_pointer)
+            } else {
+                None
+            };
         }
         let removed = if removals || value.is_boolean() { self.verdict(child_pointer, None) } else { Verdict::Kept };
         match removed {
@@ -350,17 +434,55 @@ impl Search<'_> {
                     }
                 }
             }
-            Verdict::Kept => {
-                if let Value::Bool(b) = value {
-                    match self.verdict(child_pointer, Some(&Value::Bool(!b))) {
+            Verdict::Kept => match value {
+                Value::Bool(b) => match self.verdict(child_pointer, Some(&Value::Bool(!b))) {
+                    Verdict::Clean => return Some(child_pointer.to_string()),
+                    Verdict::Consequence => {}
+                    Verdict::Kept => return None,
+                },
+                // Absence is as wrong as this value (`object.get(spec, "maxUnavailable", 1)` reads
+                // a missing `spec` as wrong too): an empty object or list of the same shape tells
+                // whether the wrong value is inside.
+                Value::Object(_) | Value::Array(_) => {
+                    let empty =
+                        if value.is_object() { Value::Object(Default::default()) } else { Value::Array(vec![]) };
+                    let emptied = self.verdict(child_pointer, Some(&empty));
+                    if emptied != Verdict::Kept || is_small_scalar_collection(value) {
+                        if let Some(found) = self.descend(root, child_pointer) {
+                            return Some(found);
+                        }
+                    }
+                    match emptied {
                         Verdict::Clean => return Some(child_pointer.to_string()),
                         Verdict::Consequence => {}
                         Verdict::Kept => return None,
                     }
-                } else {
+                }
+                // A value whose absence is as wrong as the value itself (`replicas: 100` where the
+                // rule also fails without replicas, `memory: ""`): another value of its type. The
+                // constraint's own values for numbers; for a field the message names, any.
+                _ => {
+                    let resets = match value {
+                        _ if hinted => resets(value, self.params),
+                        Value::Number(_) => {
+                            resets(value, self.params).into_iter().filter(|r| self.params.contains(r)).collect()
+                        }
+                        // A label value a pattern of the constraint rejects: a value it accepts.
+                        Value::String(_) => samples(self.params),
+                        _ => Vec::new(),
+                    };
+                    for other in resets {
+                        match self.verdict(child_pointer, Some(&other)) {
+                            Verdict::Clean => return Some(child_pointer.to_string()),
+                            Verdict::Consequence => {
+                                fallback.get_or_insert_with(|| child_pointer.to_string());
+                            }
+                            Verdict::Kept => {}
+                        }
+                    }
                     return None;
                 }
-            }
+            },
         }
         fallback.get_or_insert_with(|| child_pointer.to_string());
         None
@@ -370,14 +492,34 @@ impl Search<'_> {
     /// fields, tries inserting the fields the policy reads that the object lacks; the first
     /// insertion that makes the violation go away names the missing field.
     /// Returns the nearest existing enclosing object and the missing path below it.
+    /// An insertion that also raises a violation of its own (a value of the wrong type makes the
+    /// policy fail another way) counts only when no insertion clears cleanly.
     fn missing(&mut self, root: &Value, pointer: &str, reads: &[Vec<String>]) -> Option<(String, String)> {
         let Some(Value::Object(_)) = root.pointer(pointer) else { return None };
-        for (depth, path) in missing_candidates(root, pointer, reads, self.params) {
+        let mut fallback = None;
+        let mut candidates = missing_candidates(root, pointer, reads, self.params);
+        // A path the message spells out ("in securityContext.capabilities.drop") first.
+        candidates.sort_by_key(|(depth, path)| !self.target.contains(&path[*depth..].join(".")));
+        for (depth, path) in &candidates {
+            let (depth, path) = (*depth, path.clone());
             let existing = path[..depth].iter().fold(pointer.to_string(), |p, t| pointer_push(&p, t));
             let Some(Value::Object(map)) = root.pointer(&existing) else { continue };
-            for leaf in leaf_values(path.last().map(String::as_str).unwrap_or("")) {
+            // A map the policy reads by the constraint's keys (`labels[key]`): only a map fits
+            // there (a string in its place can make the policy fail quietly rather than pass).
+            let keyed = candidates.iter().any(|(_, p)| {
+                p.len() == path.len() + 1
+                    && p.starts_with(&path)
+                    && self.params.iter().any(|v| v.as_str() == p.last().map(String::as_str))
+            });
+            let keyed_leaf = self.params.iter().any(|v| v.as_str() == path.last().map(String::as_str));
+            let leaves = if keyed {
+                vec![Value::Object(Default::default())]
+            } else {
+                leaf_values(path.last().map(String::as_str).unwrap_or(""), self.params)
+            };
+            for leaf in leaves {
                 if self.evaluations >= self.budget {
-                    return None;
+                    return fallback;
                 }
                 let built = path[depth + 1..].iter().rev().fold(leaf, |v, t| {
                     let mut m = serde_json::Map::new();
@@ -386,12 +528,19 @@ impl Search<'_> {
                 });
                 let mut with = map.clone();
                 with.insert(path[depth].clone(), built);
-                if self.verdict(&existing, Some(&Value::Object(with))) != Verdict::Kept {
-                    return Some((existing, path[depth..].join(".")));
+                match self.verdict(&existing, Some(&Value::Object(with))) {
+                    Verdict::Clean => return Some((existing, missing_path(&path[depth..]))),
+                    // One of several keys the constraint requires: inserting it changes the
+                    // message ("a, b" -> "b") and names only a part of what is missing.
+                    Verdict::Consequence if !keyed_leaf => {
+                        fallback.get_or_insert_with(|| (existing.clone(), missing_path(&path[depth..])));
+                    }
+                    Verdict::Consequence => {}
+                    Verdict::Kept => {}
                 }
             }
         }
-        None
+        fallback
     }
 
     /// The other offenders behind the target: (1) the message names several items of a list (two
@@ -479,13 +628,29 @@ fn missing_candidates(
     let mut out: Vec<(usize, Vec<String>)> = Vec::new();
     // A map the policy reads by a key from its parameters (`labels[key]`): the parameters' strings
     // are the keys it may lack.
-    let keys: Vec<&str> =
-        params.iter().filter_map(Value::as_str).filter(|s| !s.is_empty() && s.len() < 64 && !s.contains(' ')).collect();
+    let keys: Vec<&str> = params
+        .iter()
+        .filter_map(Value::as_str)
+        .filter(|s| !s.is_empty() && s.len() < 64 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._/".contains(c)))
+        .collect();
+    // The map may be missing too (a Namespace without `labels`), and the policy may read it
+    // through a variable (`variables.anyObject.metadata.labels`): every tail of the chain whose
+    // parent is an object here.
     let mut chains: Vec<Vec<String>> = reads.to_vec();
     for chain in reads {
-        if let Some(Value::Object(map)) = chain.iter().try_fold(node, |at, t| at.get(t)) {
-            for key in keys.iter().filter(|k| !map.contains_key(**k)) {
-                chains.push(chain.iter().cloned().chain(std::iter::once(key.to_string())).collect());
+        for start in 0..chain.len() {
+            let tail = &chain[start..];
+            let parent = tail[..tail.len() - 1].iter().try_fold(node, |at, t| at.get(t));
+            let lacks: Vec<&&str> = match (parent, parent.and_then(|p| p.get(&tail[tail.len() - 1]))) {
+                (Some(_), Some(Value::Object(map))) => keys.iter().filter(|k| !map.contains_key(**k)).collect(),
+                (Some(Value::Object(_)), None) => keys.iter().collect(),
+                _ => continue,
+            };
+            for key in lacks.into_iter().take(4) {
+                let longer: Vec<String> = tail.iter().cloned().chain(std::iter::once(key.to_string())).collect();
+                if !chains.contains(&longer) {
+                    chains.push(longer);
+                }
             }
         }
     }
@@ -514,8 +679,9 @@ fn missing_candidates(
     out
 }
 
-/// Values to try for a missing field, by its name.
-fn leaf_values(name: &str) -> Vec<Value> {
+/// Values to try for a missing field, by its name; then strings the constraint's regular
+/// expressions accept (a required label whose value must match one).
+fn leaf_values(name: &str, params: &[Value]) -> Vec<Value> {
     use serde_json::json;
     match name {
         "drop" => vec![json!(["ALL"])],
@@ -523,26 +689,38 @@ fn leaf_values(name: &str) -> Vec<Value> {
         "cpu" => vec![json!("100m")],
         "memory" | "ephemeral-storage" => vec![json!("64Mi")],
         "limits" | "requests" => vec![json!({"cpu": "100m", "memory": "64Mi"})],
-        _ => vec![json!(true), json!(false), json!("guardrail"), json!({}), json!(1)],
+        _ => {
+            let mut out = vec![json!(true), json!(false), json!("guardrail"), json!({}), json!(1)];
+            out.extend(samples(params));
+            out
+        }
     }
+}
+
+/// A matching string for each of the parameters that is a regular expression.
+fn samples(params: &[Value]) -> Vec<Value> {
+    params.iter().filter_map(Value::as_str).filter_map(sample::matching).map(Value::String).take(3).collect()
 }
 
 /// Other values of the same type for a scalar: for strings and quantities, values that change
 /// the message; the constraint's own parameter values (an allowed value) first.
 fn resets(value: &Value, params: &[Value]) -> Vec<Value> {
     use serde_json::json;
-    let mut out: Vec<Value> = params
-        .iter()
-        .filter(|p| std::mem::discriminant(*p) == std::mem::discriminant(value) && *p != value)
-        .take(3)
-        .cloned()
-        .collect();
+    let mut out: Vec<Value> = if value.is_string() { samples(params) } else { Vec::new() };
+    out.extend(
+        params
+            .iter()
+            .filter(|p| std::mem::discriminant(*p) == std::mem::discriminant(value) && *p != value)
+            .take(3)
+            .cloned(),
+    );
     match value {
         Value::Number(_) => out.extend([json!(1), json!(0)]),
         Value::String(_) => out.extend([json!("1"), json!("guardrail")]),
         _ => {}
     }
-    out.truncate(4);
+    out.retain(|v| v != value);
+    out.truncate(5);
     out
 }
 
@@ -550,6 +728,24 @@ fn resets(value: &Value, params: &[Value]) -> Vec<Value> {
 fn same_but_numbers(a: &str, b: &str) -> bool {
     let strip = |s: &str| s.chars().filter(|c| !c.is_ascii_digit()).collect::<String>();
     a != b && strip(a) == strip(b)
+}
+
+/// An object that names another object the message quotes: a `name` with a `kind` or an
+/// `apiVersion` beside it.
+fn is_reference(node: &Value, message: &str) -> bool {
+    node.get("name").is_some_and(|n| mentions(n, message))
+        && (node.get("kind").is_some() || node.get("apiVersion").is_some())
+}
+
+/// A list or map of at most eight scalars (`values: [a, b]`, `drop: [NET_RAW]`, `labels`): cheap to
+/// search item by item when no removal of the whole clears.
+fn is_small_scalar_collection(v: &Value) -> bool {
+    let scalar = |i: &Value| !i.is_object() && !i.is_array();
+    match v {
+        Value::Array(items) => !items.is_empty() && items.len() <= 8 && items.iter().all(scalar),
+        Value::Object(map) => !map.is_empty() && map.len() <= 8 && map.values().all(scalar),
+        _ => false,
+    }
 }
 
 fn has_boolean(v: &Value, depth: usize) -> bool {
@@ -615,4 +811,19 @@ fn has_word(text: &str, word: &str) -> bool {
     text.match_indices(word).any(|(i, _)| {
         !text[..i].chars().next_back().is_some_and(inside) && !text[i + word.len()..].chars().next().is_some_and(inside)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_paths_quote_names_with_dots() {
+        let tokens: Vec<String> = ["labels", "app.kubernetes.io/owner", "x"].map(String::from).to_vec();
+        let path = missing_path(&tokens);
+        assert_eq!(path, r#"labels["app.kubernetes.io/owner"].x"#);
+        assert_eq!(missing_tokens(&path), tokens);
+        assert_eq!(missing_tokens("capabilities.drop"), ["capabilities", "drop"]);
+        assert_eq!(Located::field_pointer("/metadata", Some(&path)), "/metadata/labels/app.kubernetes.io~1owner/x");
+    }
 }

@@ -35,7 +35,14 @@ pub(super) fn render(outcome: &Outcome, opts: &RenderOptions) -> String {
     let results: Vec<Value> = all
         .iter()
         .zip(fingerprints)
-        .map(|((f, suppressed), fingerprint)| result(f, *suppressed, rule_index[f.policy.as_str()], fingerprint, opts))
+        .map(|((f, suppressed), fingerprint)| {
+            let mut result = result(f, *suppressed, rule_index[f.policy.as_str()], fingerprint, opts);
+            let related = related(f, all.iter().map(|(g, _)| *g), opts);
+            if !related.is_empty() {
+                result["relatedLocations"] = related.into();
+            }
+            result
+        })
         .collect();
 
     let mut driver = Map::new();
@@ -187,13 +194,36 @@ fn directory_uri(path: &std::path::Path) -> String {
     uri
 }
 
-fn result(
-    f: &Finding,
-    suppressed: Option<&Suppressed>,
-    rule_index: usize,
-    fingerprint: String,
-    opts: &RenderOptions,
-) -> Value {
+/// The other offenders behind the same violation (two containers one message names, each volume
+/// of a set): the findings of the same policy, constraint and resource whose message differs at
+/// most by the missing field it names. Each is also a result of its own; linking them lets a
+/// viewer of one see the others.
+fn related<'a>(f: &Finding, all: impl Iterator<Item = &'a Finding>, opts: &RenderOptions) -> Vec<Value> {
+    fn base(m: &str) -> &str {
+        m.split(" (missing: ").next().unwrap_or(m)
+    }
+    let same = |g: &Finding| {
+        g.policy == f.policy
+            && g.constraint == f.constraint
+            && g.file == f.file
+            && g.resource.is_some()
+            && g.resource == f.resource
+            && base(&g.message) == base(&f.message)
+            && (g.region.line, g.region.column, &g.pointer) != (f.region.line, f.region.column, &f.pointer)
+    };
+    all.filter(|g| same(g))
+        .enumerate()
+        .map(|(i, g)| {
+            json!({
+                "id": i,
+                "physicalLocation": physical_location(g, opts),
+                "message": { "text": format!("another offender: {}", readable_pointer(&g.pointer)) },
+            })
+        })
+        .collect()
+}
+
+fn physical_location(f: &Finding, opts: &RenderOptions) -> Value {
     let mut physical = Map::new();
     let path = opts.run.repo_path(&f.file);
     let uri = sarif_uri(&path);
@@ -220,7 +250,17 @@ fn result(
         }
         physical.insert("region".into(), region.into());
     }
+    physical.into()
+}
 
+fn result(
+    f: &Finding,
+    suppressed: Option<&Suppressed>,
+    rule_index: usize,
+    fingerprint: String,
+    opts: &RenderOptions,
+) -> Value {
+    let physical = physical_location(f, opts);
     let mut properties = Map::new();
     properties.insert("constraint".into(), f.constraint.clone().into());
     properties.insert("pointer".into(), f.pointer.clone().into());

@@ -204,3 +204,132 @@ fn a_v0_conftest_module_with_a_syntax_error_gets_the_v0_message() {
     assert!(!errors[0].contains("keyword is required"), "{errors:?}");
     assert!(errors[0].contains("bad.rego:"), "{errors:?}");
 }
+
+const HELDOUT_POLICIES: &str = include_str!("../fixtures/locations/heldout-policies.yaml");
+const HELDOUT: &str = include_str!("../fixtures/locations/heldout.yaml");
+
+fn at<'a>(findings: &'a [Finding], starts: &str) -> &'a Finding {
+    findings
+        .iter()
+        .find(|f| f.message.starts_with(starts))
+        .unwrap_or_else(|| panic!("{starts}: {:#?}", located(findings)))
+}
+
+#[test]
+fn values_whose_absence_is_as_wrong_land_on_the_value() {
+    let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
+    let got = check(&set, HELDOUT);
+    insta::assert_snapshot!(located(&got).join("\n"));
+    // `object.get(spec, "maxUnavailable", 1)`: without `spec` the budget is wrong too, so only an
+    // emptied `spec` shows the value is inside it.
+    let budget = at(&got, "budget web blocks");
+    assert_eq!((budget.region.line, budget.region.column, budget.pointer.as_str()), (8, 3, "/spec/maxUnavailable"));
+    proves(&set, &got, &edit(HELDOUT, 8, "  maxUnavailable: 1"), 8, 0, &[]);
+    proves(&set, &got, &edit(HELDOUT, 8, "  # maxUnavailable: 0"), 8, 0, &[]);
+    // A range the replicas must fall in, and the message does not name the field: the constraint's
+    // own bounds as values.
+    let scale = at(&got, "the scale of db");
+    assert_eq!((scale.region.line, scale.region.column), (16, 3), "{scale:?}");
+    proves(&set, &got, &edit(HELDOUT, 16, "  replicas: 3"), 16, 0, &[]);
+}
+
+#[test]
+fn a_reference_the_message_quotes_lands_on_the_reference() {
+    let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
+    let got = check(&set, HELDOUT);
+    // The message quotes the role's kind and name: changing either changes the message, but the
+    // offender is the reference.
+    let binding = at(&got, "ops grants ClusterRole/cluster-admin");
+    assert_eq!((binding.region.line, binding.region.column, binding.pointer.as_str()), (27, 1, "/roleRef"));
+    proves(&set, &got, &edit(HELDOUT, 30, "  name: view"), 27, 0, &[]);
+}
+
+#[test]
+fn one_wrong_item_of_a_list_that_must_not_be_empty() {
+    let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
+    let got = check(&set, HELDOUT);
+    // `supplementalGroups: [1000, 0]`: the `0`, not the list (an empty list is wrong too).
+    let groups = at(&got, "supplemental groups must be set");
+    assert_eq!(
+        (groups.region.line, groups.region.column, groups.pointer.as_str()),
+        (39, 32, "/spec/securityContext/supplementalGroups/1")
+    );
+    proves(&set, &got, &edit(HELDOUT, 39, "    supplementalGroups: [1000]"), 39, 0, &[]);
+    // Emptying the list keeps the violation: the list itself is not the offender.
+    let empty = check(&set, &edit(HELDOUT, 39, "    supplementalGroups: []"));
+    assert!(empty.iter().any(|f| f.message.starts_with("supplemental groups must be set")), "{:#?}", located(&empty));
+}
+
+#[test]
+fn a_missing_label_map_is_named_at_metadata_with_a_value_the_pattern_accepts() {
+    let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
+    let got = check(&set, HELDOUT);
+    for message in ["labels required: team", "label value does not match its pattern"] {
+        let payments = |f: &&Finding| f.resource.as_ref().is_some_and(|r| r.name == "payments");
+        let f = got.iter().filter(payments).find(|f| f.message.starts_with(message)).expect(message);
+        assert_eq!((f.region.line, f.region.column), (46, 1), "{f:?}");
+        assert!(f.message.ends_with("(missing: labels.team)"), "{}", f.message);
+        assert_eq!(f.pointer, "/metadata/labels/team");
+    }
+    // Inserting the label with a value its pattern accepts clears both, and nothing else.
+    let fixed = edit(HELDOUT, 46, "metadata:\n  labels: {team: team-payments}");
+    let after = check(&set, &fixed);
+    assert!(!after.iter().any(|f| f.resource.as_ref().is_some_and(|r| r.name == "payments")), "{:#?}", located(&after));
+    assert_eq!(after.len(), got.len() - 2, "{:#?}", located(&after));
+}
+
+#[test]
+fn sarif_links_the_offenders_behind_one_message() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    std::fs::create_dir(d.join("policy")).unwrap();
+    std::fs::write(d.join("policy/p.yaml"), POLICIES).unwrap();
+    std::fs::write(d.join("m.yaml"), MANIFESTS).unwrap();
+    let args = ["check", "--no-builtin", "--no-config", "--policy", "policy", "m.yaml", "-f", "sarif=out.sarif"];
+    let (code, _, stderr) = crate::check::guardrail_in(d, &args);
+    assert_eq!(code, 1, "{stderr}");
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("out.sarif")).unwrap()).unwrap();
+    crate::report::validate_sarif(&sarif);
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    let line = |l: &serde_json::Value| l["physicalLocation"]["region"]["startLine"].as_u64().unwrap();
+    // "privileged containers: alpha, beta": a result at each container's `privileged`, each
+    // pointing at the other.
+    let mut pairs: Vec<(u64, Vec<u64>)> = results
+        .iter()
+        .filter(|r| r["message"]["text"] == "privileged containers: alpha, beta")
+        .map(|r| {
+            let related = r["relatedLocations"].as_array().map(|a| a.iter().map(line).collect()).unwrap_or_default();
+            (line(&r["locations"][0]), related)
+        })
+        .collect();
+    pairs.sort();
+    assert_eq!(pairs, [(31, vec![38]), (38, vec![31])]);
+    // A finding alone behind its message has none.
+    let alone = results.iter().find(|r| r["message"]["text"].as_str().unwrap().starts_with("owner label")).unwrap();
+    assert!(alone.get("relatedLocations").is_none(), "{alone}");
+}
+
+#[test]
+fn a_label_value_its_pattern_rejects_lands_on_the_label() {
+    let set = policies(false, &[("p.yaml", HELDOUT_POLICIES)]);
+    let got = check(&set, HELDOUT);
+    // Without the label the same message stays (the expression needs the label *and* a match), so
+    // no removal clears it: only a value the pattern accepts does.
+    let ledger: Vec<_> = got.iter().filter(|f| f.resource.as_ref().is_some_and(|r| r.name == "ledger")).collect();
+    assert_eq!(ledger.len(), 1, "{:#?}", located(&got));
+    assert_eq!(
+        (ledger[0].region.line, ledger[0].region.column, ledger[0].pointer.as_str()),
+        (54, 5, "/metadata/labels/team")
+    );
+    proves(&set, &got, &edit(HELDOUT, 54, "    team: team-ledger"), 54, 0, &[]);
+    // Removed, it is missing from the `labels:` map that is left.
+    let removed = check(&set, &edit(HELDOUT, 54, "    # team: Ledger"));
+    assert!(
+        removed
+            .iter()
+            .any(|f| f.message == "label value does not match its pattern (missing: team)" && f.region.line == 53),
+        "{:#?}",
+        located(&removed)
+    );
+}

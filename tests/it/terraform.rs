@@ -349,3 +349,62 @@ fn every_kubernetes_provider_resource_that_is_an_object_is_converted_and_the_res
         ["info typed_more/main.tf:117:1 kubernetes_labels.extra: guardrail does not convert kubernetes_labels resources to Kubernetes objects, so no policy checked it"]
     );
 }
+
+/// The API versions the provider sends, as its `provider.go` registers the resources (checked
+/// against hashicorp/terraform-provider-kubernetes): the un-suffixed names of a few resources are
+/// older API versions than their `_v1` forms.
+#[test]
+fn typed_resources_get_the_api_version_the_provider_sends() {
+    let tf = r#"
+resource "kubernetes_ingress" "old" {
+  metadata { name = "old" }
+  spec {
+    backend {
+      service_name = "web"
+      service_port = 80
+    }
+  }
+}
+resource "kubernetes_ingress_v1" "new" {
+  metadata { name = "new" }
+  spec {
+    default_backend {
+      service {
+        name = "web"
+        port { number = 80 }
+      }
+    }
+  }
+}
+resource "kubernetes_pod_disruption_budget" "old" {
+  metadata { name = "old" }
+  spec { max_unavailable = 1 }
+}
+resource "kubernetes_pod_disruption_budget_v1" "new" {
+  metadata { name = "new" }
+  spec { max_unavailable = 1 }
+}
+"#;
+    let mut map = FileMap::new("");
+    map.insert("main.tf", Arc::from(tf));
+    let mut out = Loaded::default();
+    terraform::load(&map, &LoadOptions::default(), &mut out);
+    let versions: Vec<(String, String, String)> = out
+        .resources
+        .iter()
+        .map(|r| {
+            let s = |p: &str| r.object.pointer(p).and_then(|v| v.as_str()).unwrap_or("").to_string();
+            (s("/apiVersion"), s("/kind"), s("/metadata/name"))
+        })
+        .collect();
+    let expected = [
+        ("extensions/v1beta1", "Ingress", "old"),
+        ("networking.k8s.io/v1", "Ingress", "new"),
+        ("policy/v1beta1", "PodDisruptionBudget", "old"),
+        ("policy/v1", "PodDisruptionBudget", "new"),
+    ]
+    .map(|(a, k, n)| (a.to_string(), k.to_string(), n.to_string()));
+    assert_eq!(versions, expected);
+    let old = &out.resources[0].object;
+    assert_eq!(old.pointer("/spec/backend/serviceName").and_then(|v| v.as_str()), Some("web"), "{old}");
+}

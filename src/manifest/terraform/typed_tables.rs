@@ -16,7 +16,6 @@ pub const KINDS: &[(&str, &str, &str)] = &[
     ("kubernetes_replication_controller", "v1", "ReplicationController"),
     ("kubernetes_service", "v1", "Service"),
     ("kubernetes_namespace", "v1", "Namespace"),
-    ("kubernetes_ingress", "networking.k8s.io/v1", "Ingress"),
     ("kubernetes_role", "rbac.authorization.k8s.io/v1", "Role"),
     ("kubernetes_cluster_role", "rbac.authorization.k8s.io/v1", "ClusterRole"),
     ("kubernetes_role_binding", "rbac.authorization.k8s.io/v1", "RoleBinding"),
@@ -43,6 +42,10 @@ pub const KINDS: &[(&str, &str, &str)] = &[
 /// Resource types whose un-suffixed and `_v1` forms send different API versions (provider.go
 /// registers a v1beta1 resource under the old name), and the other versioned names.
 const VERSIONED: &[(&str, &str, &str)] = &[
+    // resource_kubernetes_ingress_v1beta1.go: the un-suffixed resource goes through
+    // ExtensionsV1beta1(), with the v1beta1 spec (`backend { service_name service_port }`).
+    ("kubernetes_ingress", "extensions/v1beta1", "Ingress"),
+    ("kubernetes_ingress_v1", "networking.k8s.io/v1", "Ingress"),
     ("kubernetes_cron_job_v1", "batch/v1", "CronJob"),
     ("kubernetes_horizontal_pod_autoscaler_v2", "autoscaling/v2", "HorizontalPodAutoscaler"),
     ("kubernetes_horizontal_pod_autoscaler_v2beta2", "autoscaling/v2beta2", "HorizontalPodAutoscaler"),
