@@ -107,7 +107,8 @@ async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
     let started = Instant::now();
     let policies = organisation_policies(session, &repo_config).await?;
     let fetched = fetch(session, &repo_config).await?;
-    let (outcome, scanned) = scan(session, &repo_config, &policies, fetched.texts, fetched.extra).await?;
+    let (outcome, scanned) =
+        scan(session, &repo_config, &policies, fetched.texts, fetched.extra, fetched.kustomize).await?;
     session.app.metrics.evaluation(started.elapsed());
     let mut notes = fetched.notes;
     notes.extend(policies.notes.iter().cloned());
@@ -186,6 +187,7 @@ struct Fetched {
     extra: Vec<Finding>,
     notes: Vec<String>,
     patches: HashMap<String, Option<String>>,
+    kustomize: super::kustomize::Gathered,
 }
 
 /// Step "fetch": the changed files the configuration selects, at the head commit, and the
@@ -216,6 +218,13 @@ async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetche
     let (terraform, terraform_notes) =
         super::terraform::gather(gh, inst, repo, &req.head_sha, &changed, &filter, limits.max_file_bytes).await?;
     notes.extend(terraform_notes);
+    // Kustomize: overlays that include a changed file are rendered; the files they reach are not
+    // checked on their own.
+    let all: Vec<String> = files.iter().map(|f| f.filename.clone()).collect();
+    let head = super::kustomize::GitHubHead { gh, inst, repo, sha: &req.head_sha };
+    let load = manifest::LoadOptions::default();
+    let kustomize = super::kustomize::gather(&head, &all, &|p| filter.matches(p), &load, &Default::default()).await?;
+    notes.extend(kustomize.notes.iter().cloned());
     let mut texts = Vec::new();
     let mut extra: Vec<Finding> = Vec::new();
     for (path, text) in fetched {
@@ -237,7 +246,8 @@ async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetche
             texts.push((path, text));
         }
     }
-    Ok(Fetched { texts, extra, notes, patches })
+    texts.retain(|(path, _)| !kustomize.covers(path));
+    Ok(Fetched { texts, extra, notes, patches, kustomize })
 }
 
 /// Step "scan": through the App's scanner seam, off the async threads. A panic is ours.
@@ -247,6 +257,7 @@ async fn scan(
     policies: &OrgPolicies,
     texts: Vec<(String, String)>,
     extra: Vec<Finding>,
+    kustomize: super::kustomize::Gathered,
 ) -> Result<(Outcome, scan::Scan), Stop> {
     let opts = ScanOptions {
         load: manifest::LoadOptions { default_namespace: repo_config.namespace.clone(), ..Default::default() },
@@ -260,9 +271,13 @@ async fn scan(
     };
     let set = policies.policies.set.clone();
     let scanner = session.app.scanner.clone();
-    let scanned = tokio::task::spawn_blocking(move || scanner(texts, set, opts))
-        .await
-        .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
+    let scanned = tokio::task::spawn_blocking(move || {
+        let mut scanned = scanner(texts, set.clone(), opts.clone());
+        super::kustomize::add_rendered(&mut scanned, kustomize, &set, &opts);
+        scanned
+    })
+    .await
+    .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
     let mut outcome = Outcome {
         findings: scanned.outcome.findings.clone(),
         errors: scanned.outcome.errors.clone(),

@@ -1,0 +1,209 @@
+//! Kustomize in pull requests (issue 16, the App): a change to any file of a kustomization's tree
+//! renders again the overlays at the head that include it (with the real `kubectl kustomize`), and
+//! findings land on the source lines that set the values; patch files are never checked on their
+//! own, and remote resources are refused before anything is rendered.
+
+use super::*;
+
+/// A clean Deployment; `privileged: false` is line 16.
+const BASE_DEPLOY: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: app
+          image: gcr.io/corp/pause:3.9
+          securityContext:
+            privileged: false
+          resources:
+            limits: {cpu: 100m, memory: 64Mi}
+            requests: {cpu: 100m, memory: 64Mi}
+";
+
+const BASE_KUSTOMIZATION: &str = "resources:\n  - deployment.yaml\n";
+
+/// A strategic-merge patch; `privileged: false` is line 11. On its own it would be a Deployment
+/// without resources (a finding of its own if it were ever checked standalone).
+const SECURITY_PATCH: &str = "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  template:
+    spec:
+      containers:
+        - name: app
+          securityContext:
+            privileged: false
+";
+
+fn overlay(namespace: &str, patch: Option<&str>) -> String {
+    let mut k = format!("namespace: {namespace}\nresources:\n  - ../../base\n");
+    if let Some(p) = patch {
+        k.push_str(&format!("patches:\n  - path: {p}\n"));
+    }
+    k
+}
+
+/// (path, line, policy) of every annotation.
+fn at(run: &crate::fake_github::CheckRun) -> Vec<(String, u64, String)> {
+    let mut out: Vec<(String, u64, String)> = run
+        .annotations
+        .iter()
+        .map(|a| {
+            (
+                a["path"].as_str().unwrap().to_string(),
+                a["start_line"].as_u64().unwrap(),
+                a["title"].as_str().unwrap().split(' ').next().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn comment_lines(h: &Harness, number: u64) -> Vec<(String, Option<u64>)> {
+    let mut out: Vec<(String, Option<u64>)> =
+        h.gh.review_comments(REPO, number).into_iter().map(|c| (c.path, c.line)).collect();
+    out.sort();
+    out
+}
+
+fn s(path: &str, line: u64, policy: &str) -> (String, u64, String) {
+    (path.to_string(), line, policy.to_string())
+}
+
+#[tokio::test]
+async fn a_pull_request_changing_only_a_patch_line_gets_its_comment_at_that_patch_line() {
+    let h = Harness::new().await;
+    let prod = overlay("prod", Some("security.yaml"));
+    h.pull(
+        90,
+        &[
+            ("base/deployment.yaml", BASE_DEPLOY),
+            ("base/kustomization.yaml", BASE_KUSTOMIZATION),
+            ("overlays/prod/kustomization.yaml", &prod),
+            ("overlays/prod/security.yaml", SECURITY_PATCH),
+        ],
+        &[("overlays/prod/security.yaml", Some(&SECURITY_PATCH.replace("privileged: false", "privileged: true")))],
+    );
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 90)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    // Only the rendered overlay's finding, at the patch line; the patch itself is not a manifest.
+    assert_eq!(at(run), vec![s("overlays/prod/security.yaml", 11, "privileged-containers")], "{:#?}", run.annotations);
+    assert!(run.annotations[0]["message"].as_str().unwrap().contains("overlays/prod"), "{:?}", run.annotations);
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert_eq!(comment_lines(&h, 90), vec![("overlays/prod/security.yaml".to_string(), Some(11))]);
+    assert!(run.summary.as_deref().unwrap().contains("`overlays/prod`"), "{:?}", run.summary);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_base_shared_by_two_overlays_is_reported_once_for_the_overlay_that_violates() {
+    let h = Harness::new().await;
+    // dev patches privileged back to false; prod takes the base as it is; broken names a patch
+    // that does not exist, so it cannot be rendered.
+    let (dev, prod, broken) =
+        (overlay("dev", Some("security.yaml")), overlay("prod", None), overlay("broken", Some("missing.yaml")));
+    h.pull(
+        91,
+        &[
+            ("base/deployment.yaml", BASE_DEPLOY),
+            ("base/kustomization.yaml", BASE_KUSTOMIZATION),
+            ("overlays/dev/kustomization.yaml", &dev),
+            ("overlays/dev/security.yaml", SECURITY_PATCH),
+            ("overlays/prod/kustomization.yaml", &prod),
+            ("overlays/broken/kustomization.yaml", &broken),
+            ("apps/other.yaml", CLEAN),
+        ],
+        &[("base/deployment.yaml", Some(&BASE_DEPLOY.replace("privileged: false", "privileged: true")))],
+    );
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 91)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    assert_eq!(
+        at(run),
+        vec![
+            s("base/deployment.yaml", 16, "privileged-containers"),
+            s("overlays/broken/kustomization.yaml", 5, "guardrail/kustomize"),
+        ],
+        "{:#?}",
+        run.annotations
+    );
+    let base_finding = run.annotations.iter().find(|a| a["path"] == "base/deployment.yaml").unwrap();
+    let message = base_finding["message"].as_str().unwrap();
+    assert!(message.contains("overlays/prod") && !message.contains("overlays/dev"), "{message}");
+    let broken_finding = run.annotations.iter().find(|a| a["path"] == "overlays/broken/kustomization.yaml").unwrap();
+    assert!(broken_finding["message"].as_str().unwrap().contains("missing.yaml"), "{broken_finding}");
+    // The base line is in the diff: one comment there. The broken overlay is not in the diff.
+    assert_eq!(comment_lines(&h, 91), vec![("base/deployment.yaml".to_string(), Some(16))]);
+    let summary = run.summary.as_deref().unwrap();
+    for overlay in ["`overlays/broken`", "`overlays/dev`", "`overlays/prod`"] {
+        assert!(summary.contains(overlay), "{overlay} listed as rendered: {summary}");
+    }
+    // No file outside the kustomizations' trees was among those read for rendering, and no
+    // temporary folder shows anywhere.
+    let text = format!("{summary}\n{}\n{:?}", run.text.as_deref().unwrap_or(""), run.annotations);
+    assert!(!text.contains("/tmp/") && !text.contains("guardrail-kustomize"), "{text}");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_pull_request_changing_an_unrelated_file_renders_nothing() {
+    let h = Harness::new().await;
+    // The prod overlay violates at the head, but this pull request does not touch its tree.
+    let prod = overlay("prod", None);
+    let privileged_base = BASE_DEPLOY.replace("privileged: false", "privileged: true");
+    h.pull(
+        92,
+        &[
+            ("base/deployment.yaml", &privileged_base),
+            ("base/kustomization.yaml", BASE_KUSTOMIZATION),
+            ("overlays/prod/kustomization.yaml", &prod),
+        ],
+        &[("apps/other.yaml", Some(CLEAN)), ("overlays/prod/notes.txt", Some("not used by kustomize\n"))],
+    );
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 92)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    assert!(run.annotations.is_empty(), "{:#?}", run.annotations);
+    assert_eq!(run.conclusion.as_deref(), Some("success"), "{:?}", run.summary);
+    assert!(!run.summary.as_deref().unwrap().contains("Kustomize overlays rendered"), "{:?}", run.summary);
+    assert!(h.gh.review_comments(REPO, 92).is_empty());
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_remote_resource_is_refused_at_its_line_and_nothing_is_rendered() {
+    let h = Harness::new().await;
+    let remote = "resources:\n  - ../../base\n  - https://github.com/example/manifests//deploy?ref=v1\n";
+    h.pull(
+        93,
+        &[("base/deployment.yaml", BASE_DEPLOY), ("base/kustomization.yaml", BASE_KUSTOMIZATION)],
+        &[("overlays/remote/kustomization.yaml", Some(remote))],
+    );
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 93)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    assert_eq!(
+        at(run),
+        vec![s("overlays/remote/kustomization.yaml", 3, "guardrail/kustomize")],
+        "{:#?}",
+        run.annotations
+    );
+    let message = run.annotations[0]["message"].as_str().unwrap();
+    assert!(message.contains("not fetched") && message.contains("was not rendered"), "{message}");
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    assert_eq!(comment_lines(&h, 93), vec![("overlays/remote/kustomization.yaml".to_string(), Some(3))]);
+    // Nothing was asked of anyone but the (fake) GitHub API, and nothing of it beyond this repository.
+    assert!(h.gh.calls().iter().all(|c| !c.path.contains("example/manifests")), "{:?}", h.gh.calls());
+    h.finish().await;
+}
