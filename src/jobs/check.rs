@@ -215,13 +215,13 @@ async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetche
         ));
     }
     let changed: Vec<String> = files.iter().filter(|f| f.status != "removed").map(|f| f.filename.clone()).collect();
+    let head = super::kustomize::GitHubHead::new(gh, inst, repo, &req.head_sha);
     let (terraform, terraform_notes) =
-        super::terraform::gather(gh, inst, repo, &req.head_sha, &changed, &filter, limits.max_file_bytes).await?;
+        super::terraform::gather(&head, &changed, &filter, limits.max_file_bytes).await?;
     notes.extend(terraform_notes);
     // Kustomize: overlays that include a changed file are rendered; the files they reach are not
     // checked on their own.
     let all: Vec<String> = files.iter().map(|f| f.filename.clone()).collect();
-    let head = super::kustomize::GitHubHead { gh, inst, repo, sha: &req.head_sha };
     let load = manifest::LoadOptions::default();
     let kustomize = super::kustomize::gather(&head, &all, &|p| filter.matches(p), &load, &Default::default()).await?;
     notes.extend(kustomize.notes.iter().cloned());

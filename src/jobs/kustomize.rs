@@ -29,17 +29,27 @@ pub trait HeadTree: Sync {
     ) -> impl Future<Output = Result<Vec<(String, FileText)>, ForgeError>> + Send;
 }
 
-/// A pull request's head on GitHub: the git trees API (recursive) and GraphQL blobs.
+/// A pull request's head on GitHub: the git trees API (recursive) and GraphQL blobs. The listing
+/// is read once and shared by the steps that need it (Terraform, kustomize): a commit's tree
+/// never changes.
 pub struct GitHubHead<'a> {
     pub gh: &'a GitHub,
     pub inst: &'a InstallationId,
     pub repo: &'a RepoSlug,
     pub sha: &'a CommitSha,
+    listing: tokio::sync::OnceCell<(Vec<(String, u64)>, bool)>,
+}
+
+impl<'a> GitHubHead<'a> {
+    pub fn new(gh: &'a GitHub, inst: &'a InstallationId, repo: &'a RepoSlug, sha: &'a CommitSha) -> Self {
+        GitHubHead { gh, inst, repo, sha, listing: tokio::sync::OnceCell::new() }
+    }
 }
 
 impl HeadTree for GitHubHead<'_> {
     async fn listing(&self) -> Result<(Vec<(String, u64)>, bool), ForgeError> {
-        self.gh.tree_listing(self.inst, self.repo, self.sha).await
+        let listing = self.listing.get_or_try_init(|| self.gh.tree_listing(self.inst, self.repo, self.sha)).await?;
+        Ok(listing.clone())
     }
 
     async fn texts(&self, paths: &[String], max_bytes: u64) -> Result<Vec<(String, FileText)>, ForgeError> {

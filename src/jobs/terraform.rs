@@ -5,11 +5,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::forge::github::{FileText, GitHub};
-use crate::forge::{CommitSha, ForgeError, InstallationId, RepoSlug};
+use crate::forge::github::FileText;
+use crate::forge::ForgeError;
 use crate::manifest::terraform::{is_plan_name, is_terraform_name, referenced_files};
 
 use super::config::FileFilter;
+use super::kustomize::{GitHubHead, HeadTree};
 
 /// `.tf` files read to find who references a changed file; beyond this only the changed files'
 /// directories are considered (and the check run says so).
@@ -28,19 +29,18 @@ fn may_matter(path: &str) -> bool {
 /// The Terraform side of a pull request: extra `(path, text)` pairs to scan beside the changed
 /// manifests, and notes for the check run.
 pub async fn gather(
-    gh: &GitHub,
-    inst: &InstallationId,
-    repo: &RepoSlug,
-    sha: &CommitSha,
+    head: &GitHubHead<'_>,
     changed: &[String],
     filter: &FileFilter,
     max_bytes: u64,
 ) -> Result<(Vec<(String, String)>, Vec<String>), ForgeError> {
+    let (gh, inst, repo, sha) = (head.gh, head.inst, head.repo, head.sha);
     let mut notes = Vec::new();
     if !changed.iter().any(|p| may_matter(p)) {
         return Ok((Vec::new(), notes));
     }
-    let tree: Vec<String> = gh.tree(inst, repo, sha, "").await?.into_iter().map(|(p, _)| p).collect();
+    // The listing the kustomize step reads too (read once).
+    let tree: Vec<String> = head.listing().await?.0.into_iter().map(|(p, _)| p).collect();
     let tf_all: Vec<String> = tree.iter().filter(|p| p.ends_with(".tf") && filter.matches(p)).cloned().collect();
     let plans: Vec<String> = changed.iter().filter(|p| is_plan_name(p) && filter.matches(p)).cloned().collect();
     if tf_all.is_empty() && plans.is_empty() {
