@@ -207,3 +207,115 @@ async fn a_remote_resource_is_refused_at_its_line_and_nothing_is_rendered() {
     assert!(h.gh.calls().iter().all(|c| !c.path.contains("example/manifests")), "{:?}", h.gh.calls());
     h.finish().await;
 }
+
+/// An overlay that takes a component (whose patch sets `privileged`) and generates a ConfigMap from
+/// a file.
+fn with_component_and_generator() -> Vec<(&'static str, String)> {
+    vec![
+        ("base/deployment.yaml", BASE_DEPLOY.to_string()),
+        ("base/kustomization.yaml", BASE_KUSTOMIZATION.to_string()),
+        (
+            "components/hardening/kustomization.yaml",
+            "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\npatches:\n  - path: security.yaml\n"
+                .to_string(),
+        ),
+        ("components/hardening/security.yaml", SECURITY_PATCH.to_string()),
+        (
+            "overlays/prod/kustomization.yaml",
+            "namespace: prod\nresources:\n  - ../../base\ncomponents:\n  - ../../components/hardening\nconfigMapGenerator:\n  - name: settings\n    files:\n      - settings.properties\n"
+                .to_string(),
+        ),
+        ("overlays/prod/settings.properties", "mode=safe\n".to_string()),
+    ]
+}
+
+#[tokio::test]
+async fn a_change_to_a_component_patch_renders_the_overlay_that_takes_it() {
+    let h = Harness::new().await;
+    let base = with_component_and_generator();
+    let base: Vec<(&str, &str)> = base.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    let patched = SECURITY_PATCH.replace("privileged: false", "privileged: true");
+    h.pull(94, &base, &[("components/hardening/security.yaml", Some(&patched))]);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 94)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    assert_eq!(
+        at(run),
+        vec![s("components/hardening/security.yaml", 11, "privileged-containers")],
+        "{:#?}",
+        run.annotations
+    );
+    assert_eq!(comment_lines(&h, 94), vec![("components/hardening/security.yaml".to_string(), Some(11))]);
+    let summary = run.summary.as_deref().unwrap();
+    assert!(summary.contains("`overlays/prod`") && !summary.contains("`components/hardening`"), "{summary}");
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn a_change_to_a_generator_input_renders_the_overlay_that_reads_it() {
+    let h = Harness::new().await;
+    let base = with_component_and_generator();
+    let base: Vec<(&str, &str)> = base.iter().map(|(p, t)| (*p, t.as_str())).collect();
+    h.pull(95, &base, &[("overlays/prod/settings.properties", Some("mode=fast\n"))]);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 95)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    // Rendered (and clean: the component keeps privileged off).
+    assert!(run.annotations.is_empty(), "{:#?}", run.annotations);
+    assert_eq!(run.conclusion.as_deref(), Some("success"));
+    assert!(run.summary.as_deref().unwrap().contains("`overlays/prod`"), "{:?}", run.summary);
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn removing_a_file_an_overlay_needs_is_a_finding_at_the_overlay() {
+    let h = Harness::new().await;
+    let prod = overlay("prod", Some("security.yaml"));
+    h.pull(
+        96,
+        &[
+            ("base/deployment.yaml", BASE_DEPLOY),
+            ("base/kustomization.yaml", BASE_KUSTOMIZATION),
+            ("overlays/prod/kustomization.yaml", &prod),
+            ("overlays/prod/security.yaml", SECURITY_PATCH),
+        ],
+        &[("overlays/prod/security.yaml", None)],
+    );
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 96)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    assert_eq!(
+        at(run),
+        vec![s("overlays/prod/kustomization.yaml", 5, "guardrail/kustomize")],
+        "{:#?}",
+        run.annotations
+    );
+    assert!(run.annotations[0]["message"].as_str().unwrap().contains("security.yaml"), "{:?}", run.annotations);
+    assert_eq!(run.conclusion.as_deref(), Some("failure"));
+    h.finish().await;
+}
+
+#[tokio::test]
+async fn overlays_beyond_the_limit_are_not_rendered_and_say_so() {
+    let h = Harness::new().await;
+    let limit = guardrail::manifest::kustomize::app::Bounds::default().max_roots;
+    let overlays: Vec<(String, String)> = (0..=limit)
+        .map(|i| (format!("overlays/o{i:02}/kustomization.yaml"), overlay(&format!("ns{i}"), None)))
+        .collect();
+    let mut base: Vec<(&str, &str)> =
+        vec![("base/deployment.yaml", BASE_DEPLOY), ("base/kustomization.yaml", BASE_KUSTOMIZATION)];
+    base.extend(overlays.iter().map(|(p, t)| (p.as_str(), t.as_str())));
+    let privileged = BASE_DEPLOY.replace("privileged: false", "privileged: true");
+    h.pull(97, &base, &[("base/deployment.yaml", Some(&privileged))]);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 97)).await;
+    h.drain().await;
+    let run = &h.gh.check_runs(REPO)[0];
+    let found = at(run);
+    // Every overlay within the limit finds the base line; the one over it is a finding of its own.
+    let at_base = found.iter().filter(|f| *f == &s("base/deployment.yaml", 16, "privileged-containers")).count();
+    assert_eq!(at_base, limit, "{found:?}");
+    let last = format!("overlays/o{limit:02}/kustomization.yaml");
+    assert!(found.contains(&s(&last, 1, "guardrail/kustomize")), "{found:?}");
+    assert_eq!(found.len(), limit + 1, "{found:?}");
+    h.finish().await;
+}
