@@ -196,8 +196,12 @@ pub fn add_rendered(scanned: &mut Scan, gathered: Gathered, set: &PolicySet, opt
     scanned.exemptions.rejected.extend(rendered.exemptions.rejected);
 }
 
+/// Rendering time for all the overlays of one pull request (each is also bounded on its own, by
+/// `RenderOptions::timeout`); overlays not started within it are findings, not silently skipped.
+pub const RENDER_BUDGET: std::time::Duration = std::time::Duration::from_secs(180);
+
 fn render_all(roots: &[String], files: &BTreeMap<String, String>, opts: &ScanOptions, out: &mut Loaded) {
-    let fail = |out: &mut Loaded, message: String| {
+    let fail = |out: &mut Loaded, roots: &[String], message: String| {
         for root in roots {
             let file = files.keys().find(|f| app::kustomization_files([f.as_str()]).contains_key(root.as_str()));
             out.findings.push(Finding::about_file(
@@ -210,18 +214,31 @@ fn render_all(roots: &[String], files: &BTreeMap<String, String>, opts: &ScanOpt
         }
     };
     let Some(renderer) = render::find_renderer(&opts.load.kustomize) else {
-        fail(out, "this guardrail server has neither `kustomize` nor `kubectl`; its operators must install one".into());
+        fail(
+            out,
+            roots,
+            "this guardrail server has neither `kustomize` nor `kubectl`; its operators must install one".into(),
+        );
         return;
     };
     let materialized = match Materialized::write(files) {
         Ok(m) => m,
         Err(e) => {
             tracing::error!(error = %e, "could not write the kustomization files for rendering");
-            fail(out, "guardrail could not prepare the files for rendering (its logs say why)".into());
+            fail(out, roots, "guardrail could not prepare the files for rendering (its logs say why)".into());
             return;
         }
     };
-    for root in roots {
+    let started = std::time::Instant::now();
+    for (i, root) in roots.iter().enumerate() {
+        if started.elapsed() > RENDER_BUDGET {
+            let message = format!(
+                "rendering this pull request's overlays took over {} s (guardrail's limit)",
+                RENDER_BUDGET.as_secs()
+            );
+            fail(out, &roots[i..], message);
+            break;
+        }
         let part = materialized.render(root, &renderer, &opts.load);
         out.resources.extend(part.resources);
         out.findings.extend(part.findings);
