@@ -319,3 +319,51 @@ async fn overlays_beyond_the_limit_are_not_rendered_and_say_so() {
     assert_eq!(found.len(), limit + 1, "{found:?}");
     h.finish().await;
 }
+
+#[test]
+fn the_graph_from_a_listing_renders_overlays_never_bases_or_components_and_reads_only_their_files() {
+    use guardrail::manifest::kustomize::app::{join, kustomization_files, select, Bounds};
+    use std::collections::BTreeMap;
+    assert_eq!(join("overlays/prod", "../../base").as_deref(), Some("base"));
+    assert_eq!(join("overlays", "../../outside"), None, "leaves the repository");
+    assert_eq!(join("overlays", "/etc"), None, "absolute");
+    let texts: BTreeMap<&str, String> = [
+        ("base/deployment.yaml", BASE_DEPLOY.to_string()),
+        ("base/kustomization.yaml", BASE_KUSTOMIZATION.to_string()),
+        ("base/Kustomization", "resources: [elsewhere.yaml]\n".to_string()),
+        ("components/c/kustomization.yaml", "kind: Component\npatches:\n  - path: p.yaml\n".to_string()),
+        ("components/c/p.yaml", SECURITY_PATCH.to_string()),
+        ("overlays/dev/kustomization.yaml", format!("{}components:\n  - ../../components/c\n", overlay("dev", None))),
+        ("overlays/prod/kustomization.yaml", overlay("prod", Some("security.yaml"))),
+        ("overlays/prod/security.yaml", SECURITY_PATCH.to_string()),
+        ("apps/other.yaml", CLEAN.to_string()),
+    ]
+    .into_iter()
+    .collect();
+    let listing: BTreeMap<String, u64> = texts.iter().map(|(p, t)| (p.to_string(), t.len() as u64)).collect();
+    let kfiles = kustomization_files(listing.keys().map(String::as_str));
+    assert_eq!(kfiles["base"], "base/kustomization.yaml", "kustomize's order of preference");
+    let kustomizations: BTreeMap<String, (String, String)> =
+        kfiles.iter().map(|(d, f)| (d.clone(), (f.clone(), texts[f.as_str()].clone()))).collect();
+    let opts = guardrail::manifest::LoadOptions::default();
+    let pick = |changed: &[&str]| {
+        let changed: Vec<String> = changed.iter().map(|c| c.to_string()).collect();
+        select(&listing, &kustomizations, &changed, &|_| true, &opts, &Bounds::default())
+    };
+    let base = pick(&["base/deployment.yaml"]);
+    assert_eq!(base.roots, vec!["overlays/dev", "overlays/prod"]);
+    assert!(!base.fetch.contains("apps/other.yaml") && base.fetch.contains("components/c/p.yaml"), "{:?}", base.fetch);
+    assert!(base.covered.contains("overlays/prod/security.yaml") && !base.covered.contains("apps/other.yaml"));
+    assert_eq!(pick(&["components/c/p.yaml"]).roots, vec!["overlays/dev"], "the overlay that takes the component");
+    assert_eq!(pick(&["overlays/prod/security.yaml"]).roots, vec!["overlays/prod"]);
+    assert!(pick(&["apps/other.yaml", "README.md"]).roots.is_empty());
+    let excluded = select(
+        &listing,
+        &kustomizations,
+        &["base/deployment.yaml".to_string()],
+        &|f| !f.starts_with("overlays/dev/"),
+        &opts,
+        &Bounds::default(),
+    );
+    assert_eq!(excluded.roots, vec!["overlays/prod"], "the configuration's exclude applies to kustomizations");
+}
