@@ -215,7 +215,7 @@ async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetche
         ));
     }
     let changed: Vec<String> = files.iter().filter(|f| f.status != "removed").map(|f| f.filename.clone()).collect();
-    let head = super::kustomize::GitHubHead::new(gh, inst, repo, &req.head_sha);
+    let head = super::head::GitHubHead::new(gh, inst, repo, &req.head_sha);
     let (terraform, terraform_notes) =
         super::terraform::gather(&head, &changed, &filter, limits.max_file_bytes).await?;
     notes.extend(terraform_notes);

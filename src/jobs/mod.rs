@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod config;
+pub mod head;
 pub mod kustomize;
 pub mod policies;
 mod policy_repo_check;

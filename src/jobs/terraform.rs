@@ -10,7 +10,7 @@ use crate::forge::ForgeError;
 use crate::manifest::terraform::{is_plan_name, is_terraform_name, referenced_files};
 
 use super::config::FileFilter;
-use super::kustomize::{GitHubHead, HeadTree};
+use super::head::{GitHubHead, HeadTree};
 
 /// `.tf` files read to find who references a changed file; beyond this only the changed files'
 /// directories are considered (and the check run says so).
