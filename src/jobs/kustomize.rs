@@ -42,8 +42,8 @@ impl Gathered {
     }
 }
 
-/// Documentation never feeds a kustomization; for a pull request of only such files the
-/// repository's listing is not read.
+/// Documentation is taken not to feed kustomizations: for a pull request of only such files the
+/// repository's listing is not read (a generator reading a `.md` file is the one change not followed).
 fn may_matter(path: &str) -> bool {
     ![".md", ".markdown", ".rst", ".adoc"].iter().any(|ext| path.to_ascii_lowercase().ends_with(ext))
 }
