@@ -141,8 +141,14 @@ pub struct ChangedFile {
 
 /// Files of one commit of one repository, as the check job reads them. Implemented per forge.
 pub trait Contents: Send + Sync {
+    /// Every blob of the commit with its size (0 where the forge does not say), and whether the
+    /// forge cut the listing short. Read once per check and shared by the steps that need it
+    /// (Terraform, kustomize): a commit's tree never changes.
+    fn listing(&self) -> impl std::future::Future<Output = Result<(Vec<(String, u64)>, bool), ForgeError>> + Send;
     /// Every blob path in the commit.
-    fn tree(&self) -> impl std::future::Future<Output = Result<Vec<String>, ForgeError>> + Send;
+    fn tree(&self) -> impl std::future::Future<Output = Result<Vec<String>, ForgeError>> + Send {
+        async { Ok(self.listing().await?.0.into_iter().map(|(p, _)| p).collect()) }
+    }
     /// The files at `paths`, each read up to `max_bytes` (larger ones are `TooLarge`).
     fn files(
         &self,

@@ -116,7 +116,8 @@ async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
     let fetched = fetch(session, &repo_config).await?;
     let repository = session.req.repo.to_string();
     let (outcome, scanned) =
-        scan(session.app, &repository, &repo_config, &policies, fetched.texts, fetched.extra).await?;
+        scan(session.app, &repository, &repo_config, &policies, fetched.texts, fetched.extra, fetched.kustomize)
+            .await?;
     session.app.metrics.evaluation(started.elapsed());
     let mut notes = fetched.notes;
     notes.extend(policies.notes.iter().cloned());
@@ -193,6 +194,7 @@ pub(super) struct Fetched {
     pub extra: Vec<Finding>,
     pub notes: Vec<String>,
     pub patches: HashMap<String, Option<String>>,
+    pub kustomize: super::kustomize::Gathered,
 }
 
 /// Step "fetch", GitHub side: the pull request's changed files (with their patches, which say where
@@ -203,7 +205,7 @@ async fn fetch(session: &Session<'_>, repo_config: &RepoConfig) -> Result<Fetche
     let files = gh.pull_files(inst, repo, &req.number).await?;
     let changed: Vec<ChangedFile> =
         files.iter().map(|f| ChangedFile { path: f.filename.clone(), removed: f.status == "removed" }).collect();
-    let contents = RepoAt { github: gh, installation: inst, repo, sha: &req.head_sha };
+    let contents = RepoAt::new(gh, inst, repo, &req.head_sha);
     let mut fetched = read_changed(&contents, &changed, repo_config).await?;
     fetched.patches = files.iter().map(|f| (f.filename.clone(), f.patch.clone())).collect();
     if files.len() >= crate::forge::github::MAX_PULL_FILES {
@@ -233,6 +235,13 @@ pub(super) async fn read_changed(
     let (terraform, terraform_notes) =
         super::terraform::gather(contents, &changed, &filter, limits.max_file_bytes).await?;
     notes.extend(terraform_notes);
+    // Kustomize: overlays that include a changed file are rendered; the files they reach are not
+    // checked on their own.
+    let all: Vec<String> = files.iter().map(|f| f.path.clone()).collect();
+    let load = manifest::LoadOptions::default();
+    let kustomize =
+        super::kustomize::gather(contents, &all, &|p| filter.matches(p), &load, &Default::default()).await?;
+    notes.extend(kustomize.notes.iter().cloned());
     let mut texts = Vec::new();
     let mut extra: Vec<Finding> = Vec::new();
     for (path, text) in fetched {
@@ -254,7 +263,8 @@ pub(super) async fn read_changed(
             texts.push((path, text));
         }
     }
-    Ok(Fetched { texts, extra, notes, patches: HashMap::new() })
+    texts.retain(|(path, _)| !kustomize.covers(path));
+    Ok(Fetched { texts, extra, notes, patches: HashMap::new(), kustomize })
 }
 
 /// Step "scan": through the App's scanner seam, off the async threads. A panic is ours.
@@ -266,6 +276,7 @@ pub(super) async fn scan(
     policies: &OrgPolicies,
     texts: Vec<(String, String)>,
     extra: Vec<Finding>,
+    kustomize: super::kustomize::Gathered,
 ) -> Result<(Outcome, scan::Scan), Stop> {
     let opts = ScanOptions {
         load: manifest::LoadOptions { default_namespace: repo_config.namespace.clone(), ..Default::default() },
@@ -279,9 +290,13 @@ pub(super) async fn scan(
     };
     let set = policies.policies.set.clone();
     let scanner = app.scanner.clone();
-    let scanned = tokio::task::spawn_blocking(move || scanner(texts, set, opts))
-        .await
-        .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
+    let scanned = tokio::task::spawn_blocking(move || {
+        let mut scanned = scanner(texts, set.clone(), opts.clone());
+        super::kustomize::add_rendered(&mut scanned, kustomize, &set, &opts);
+        scanned
+    })
+    .await
+    .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
     let mut outcome = Outcome {
         findings: scanned.outcome.findings.clone(),
         errors: scanned.outcome.errors.clone(),

@@ -186,9 +186,16 @@ async fn steps(session: &mut MrSession<'_>) -> Result<(), Stop> {
         // The head moved while this job ran: its `running` must not stay (the newer head has its job).
         return session.status(StatusState::Canceled, SUPERSEDED, None).await;
     };
-    let (outcome, scanned) =
-        check::scan(app, &session.req.project.0, &repo_config, &policies, fetched.read.texts, fetched.read.extra)
-            .await?;
+    let (outcome, scanned) = check::scan(
+        app,
+        &session.req.project.0,
+        &repo_config,
+        &policies,
+        fetched.read.texts,
+        fetched.read.extra,
+        fetched.read.kustomize,
+    )
+    .await?;
     app.metrics.evaluation(started.elapsed());
     let mut notes = fetched.read.notes;
     notes.extend(fetched.notes);
@@ -339,7 +346,7 @@ async fn fetch(
     let Some((source, git_ref)) = gl.content_source(mr, head).await? else { return Ok(None) };
     let changed: Vec<ChangedFile> =
         diffs.iter().map(|d| ChangedFile { path: d.new_path.clone(), removed: d.deleted_file }).collect();
-    let contents = ProjectAt { gitlab: gl, project: source, git_ref };
+    let contents = ProjectAt::new(gl, source, git_ref);
     let read = check::read_changed(&contents, &changed, repo_config).await?;
     let mut notes = Vec::new();
     if !complete {

@@ -4,6 +4,7 @@
 
 pub mod check;
 pub mod config;
+pub mod kustomize;
 pub mod merge_request;
 pub mod policies;
 mod policy_repo_check;

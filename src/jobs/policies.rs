@@ -113,8 +113,7 @@ impl PolicyCache {
             return Ok(files.clone());
         }
         let path = project.path.clone().unwrap_or_default();
-        let contents =
-            crate::forge::gitlab::ProjectAt { gitlab, project: project.project.clone(), git_ref: commit.0.clone() };
+        let contents = crate::forge::gitlab::ProjectAt::new(gitlab, project.project.clone(), commit.0.clone());
         let (tree, _) = gitlab.tree(&project.project, &commit.0, &path, MAX_POLICY_FILES).await?;
         let files = Arc::new(read_policy_files(&contents, tree, &path, &commit).await?);
         self.files.lock().expect("policy cache").insert(commit.0.clone(), files.clone());
@@ -188,7 +187,7 @@ pub async fn fetch_files(
     commit: &CommitSha,
 ) -> Result<PolicyFiles, PolicyLoadError> {
     let tree = github.tree(inst, &repo.repo, commit, &repo.path).await?;
-    let contents = crate::forge::github::RepoAt { github, installation: inst, repo: &repo.repo, sha: commit };
+    let contents = crate::forge::github::RepoAt::new(github, inst, &repo.repo, commit);
     read_policy_files(&contents, tree.into_iter().map(|(p, _)| p).collect(), &repo.path, commit).await
 }
 

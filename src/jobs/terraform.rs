@@ -36,6 +36,7 @@ pub async fn gather(
     if !changed.iter().any(|p| may_matter(p)) {
         return Ok((Vec::new(), notes));
     }
+    // The listing the kustomize step reads too (read once).
     let tree: Vec<String> = contents.tree().await?;
     let tf_all: Vec<String> = tree.iter().filter(|p| p.ends_with(".tf") && filter.matches(p)).cloned().collect();
     let plans: Vec<String> = changed.iter().filter(|p| is_plan_name(p) && filter.matches(p)).cloned().collect();

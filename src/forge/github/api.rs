@@ -194,6 +194,29 @@ impl GitHub {
             .collect())
     }
 
+    /// Every file of a commit with its size, and whether GitHub cut the listing short (it lists at
+    /// most 100,000 entries); a caller that needs the whole tree must not trust a truncated one.
+    pub async fn tree_listing(
+        &self,
+        inst: &InstallationId,
+        repo: &RepoSlug,
+        sha: &CommitSha,
+    ) -> Result<(Vec<(String, u64)>, bool), ForgeError> {
+        let op = "git/get-tree";
+        let v = self.get_json(inst, &format!("/repos/{repo}/git/trees/{sha}?recursive=1"), op).await?;
+        let Some(entries) = v.get("tree").and_then(Value::as_array) else { return Err(decode(op, "no tree")) };
+        let truncated = v.get("truncated").and_then(Value::as_bool).unwrap_or(false);
+        let files = entries
+            .iter()
+            .filter(|e| e.get("type").and_then(Value::as_str) == Some("blob"))
+            .filter_map(|e| {
+                let path = e.get("path")?.as_str()?;
+                Some((path.to_string(), e.get("size").and_then(Value::as_u64).unwrap_or(0)))
+            })
+            .collect();
+        Ok((files, truncated))
+    }
+
     /// One small file through the contents API (`None` when it does not exist).
     pub async fn file(
         &self,

@@ -15,11 +15,20 @@ pub struct RepoAt<'a> {
     pub installation: &'a InstallationId,
     pub repo: &'a RepoSlug,
     pub sha: &'a CommitSha,
+    listing: tokio::sync::OnceCell<(Vec<(String, u64)>, bool)>,
+}
+
+impl<'a> RepoAt<'a> {
+    pub fn new(github: &'a GitHub, installation: &'a InstallationId, repo: &'a RepoSlug, sha: &'a CommitSha) -> Self {
+        RepoAt { github, installation, repo, sha, listing: tokio::sync::OnceCell::new() }
+    }
 }
 
 impl Contents for RepoAt<'_> {
-    async fn tree(&self) -> Result<Vec<String>, ForgeError> {
-        Ok(self.github.tree(self.installation, self.repo, self.sha, "").await?.into_iter().map(|(p, _)| p).collect())
+    async fn listing(&self) -> Result<(Vec<(String, u64)>, bool), ForgeError> {
+        let listing =
+            self.listing.get_or_try_init(|| self.github.tree_listing(self.installation, self.repo, self.sha)).await?;
+        Ok(listing.clone())
     }
 
     async fn files(&self, paths: &[String], max_bytes: u64) -> Result<Vec<(String, FileText)>, ForgeError> {

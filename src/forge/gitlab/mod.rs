@@ -116,14 +116,24 @@ pub struct ProjectAt<'a> {
     pub gitlab: &'a GitLab,
     pub project: ProjectRef,
     pub git_ref: String,
+    listing: tokio::sync::OnceCell<(Vec<String>, bool)>,
+}
+
+impl<'a> ProjectAt<'a> {
+    pub fn new(gitlab: &'a GitLab, project: ProjectRef, git_ref: String) -> Self {
+        ProjectAt { gitlab, project, git_ref, listing: tokio::sync::OnceCell::new() }
+    }
 }
 
 /// Blobs listed at most from one project tree (the Terraform step reads the tree).
 pub const MAX_TREE_FILES: usize = 20_000;
 
 impl crate::forge::Contents for ProjectAt<'_> {
-    async fn tree(&self) -> Result<Vec<String>, crate::forge::ForgeError> {
-        Ok(self.gitlab.tree(&self.project, &self.git_ref, "", MAX_TREE_FILES).await?.0)
+    /// GitLab's tree API gives no sizes (0 here): each file read is still bounded by `max_bytes`.
+    async fn listing(&self) -> Result<(Vec<(String, u64)>, bool), crate::forge::ForgeError> {
+        let (paths, complete) =
+            self.listing.get_or_try_init(|| self.gitlab.tree(&self.project, &self.git_ref, "", MAX_TREE_FILES)).await?;
+        Ok((paths.iter().map(|p| (p.clone(), 0)).collect(), !*complete))
     }
 
     async fn files(

@@ -77,6 +77,15 @@ pub fn lexical_join(base: &Path, rel: &str) -> PathBuf {
     out
 }
 
+/// `path` named relative to `from` when it is under it (`.` for `from` itself), else as given.
+pub fn shown(from: Option<&Path>, path: &Path) -> String {
+    match from.and_then(|f| path.strip_prefix(f).ok()) {
+        Some(rel) if rel.as_os_str().is_empty() => ".".into(),
+        Some(rel) => display_path(rel),
+        None => display_path(path),
+    }
+}
+
 /// Whether a `resources:`/`components:` entry names something kustomize would fetch.
 pub fn is_remote(entry: &str) -> bool {
     let e = entry.trim();
@@ -98,11 +107,19 @@ pub struct Graph<'a> {
     pub boundary: PathBuf,
     pub limits: &'a Limits,
     pub parsed: HashMap<PathBuf, Arc<Kustomization>>,
+    /// Files are named relative to this folder when set (the App's copy of a repository, whose
+    /// temporary location must not show), else as the paths were given.
+    pub shown_from: Option<PathBuf>,
 }
 
 impl<'a> Graph<'a> {
     pub fn new(boundary: PathBuf, limits: &'a Limits) -> Self {
-        Graph { boundary, limits, parsed: HashMap::new() }
+        Graph { boundary, limits, parsed: HashMap::new(), shown_from: None }
+    }
+
+    /// The name findings give `path`.
+    pub fn display(&self, path: &Path) -> String {
+        shown(self.shown_from.as_deref(), path)
     }
 
     /// Parses the kustomization in `dir` (displayed as `dir`), once.
@@ -113,14 +130,14 @@ impl<'a> Graph<'a> {
             return Some(k.clone());
         }
         let text = crate::manifest::read_file(
-            &crate::manifest::InputFile { display: display_path(&file), path: file.clone() },
+            &crate::manifest::InputFile { display: self.display(&file), path: file.clone() },
             self.limits,
         )
         .unwrap_or_default();
         let root = yaml::parse_stream(&text, &self.limits.yaml).into_iter().find_map(|d| d.root);
         let k = Arc::new(Kustomization {
             dir: dir.to_path_buf(),
-            display: Arc::from(display_path(&file)),
+            display: Arc::from(self.display(&file)),
             text: Arc::from(text),
             root,
         });
@@ -193,7 +210,7 @@ impl<'a> Graph<'a> {
             if !real.starts_with(&self.boundary) {
                 reach.refusals.push(refuse(format!(
                     "`{path_part}` is outside the repository ({}); it is not read",
-                    self.boundary.display()
+                    self.display(&self.boundary)
                 )));
                 continue;
             }

@@ -3,6 +3,7 @@
 //! patch, component or kustomization that set it (see `replay` and `place`). Files reached through a
 //! kustomization are checked as part of it, never on their own.
 
+pub mod app;
 pub mod graph;
 pub mod place;
 pub mod render;
@@ -42,6 +43,8 @@ pub struct Root {
     pub display: String,
     pub boundary: PathBuf,
     pub reach: Reach,
+    /// Files are named relative to this folder when set (see `Graph::shown_from`).
+    pub shown_from: Option<PathBuf>,
 }
 
 impl Plan {
@@ -51,7 +54,7 @@ impl Plan {
 
     /// The overlays rendered, by folder (for reports).
     pub fn overlays(&self) -> Vec<String> {
-        self.roots.iter().map(|r| display_path(&r.dir)).collect()
+        self.roots.iter().map(|r| graph::shown(r.shown_from.as_deref(), &r.dir)).collect()
     }
 }
 
@@ -88,7 +91,7 @@ pub fn plan(files: &[InputFile], opts: &LoadOptions) -> Result<Plan, LoadError> 
         let reach = graph.reach(&dir);
         plan.covered.extend(reach.files.iter().cloned());
         let Ok(real) = dir.canonicalize() else { continue };
-        reached.push((real, Root { dir, display: display_path(&file), boundary, reach }));
+        reached.push((real, Root { dir, display: display_path(&file), boundary, reach, shown_from: None }));
     }
     let is_reached_by_other =
         |real: &PathBuf| reached.iter().any(|(other, root)| other != real && root.reach.dirs.contains(real));
@@ -144,7 +147,7 @@ impl Drop for TempDir {
 /// Renders one root and loads its objects, each placed at its sources.
 pub fn render_root(root: &Root, renderer: &Renderer, opts: &LoadOptions) -> Loaded {
     let mut out = Loaded::default();
-    let overlay = display_path(&root.dir);
+    let overlay = graph::shown(root.shown_from.as_deref(), &root.dir);
     let refused = !root.reach.refusals.is_empty() || !root.reach.helm.is_empty();
     for r in &root.reach.refusals {
         out.findings.push(finding(
@@ -160,6 +163,7 @@ pub fn render_root(root: &Root, renderer: &Renderer, opts: &LoadOptions) -> Load
         out.findings.push(f);
     }
     let mut graph = Graph::new(root.boundary.clone(), &opts.limits);
+    graph.shown_from = root.shown_from.clone();
     let mut replay = replay::Replay::new(&mut graph);
     let objs = replay.build(&root.dir);
     out.sources.extend(replay.sources.iter().map(|(k, v)| (k.clone(), v.clone())));

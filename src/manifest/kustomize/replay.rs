@@ -13,7 +13,7 @@ use super::graph::{kustomization_file, lexical_join, Graph, Kustomization};
 use super::tree::{merge_key, At, Attr, ImageSources, Kids, Shift};
 use crate::findings::Region;
 use crate::manifest::node::{pointer_tokens, Node, NodeKind};
-use crate::manifest::{display_path, is_cluster_scoped, region, yaml};
+use crate::manifest::{is_cluster_scoped, region, yaml};
 
 /// One object as the replay sees it.
 #[derive(Clone, Debug)]
@@ -223,7 +223,7 @@ impl<'g, 'l> Replay<'g, 'l> {
     }
 
     fn read(&mut self, path: &Path) -> Option<(Arc<str>, Arc<str>)> {
-        let display = display_path(path);
+        let display = self.graph.display(path);
         if let Some(text) = self.sources.get(&display) {
             return Some((Arc::from(display.as_str()), text.clone()));
         }

@@ -10,6 +10,7 @@ mod durability;
 mod faults;
 mod harness;
 mod isolation;
+mod kustomize;
 mod more;
 mod recovery;
 mod retention;
