@@ -8,7 +8,7 @@ use serde_saphyr::{Budget, DuplicateKeyPolicy, MergeKeyPolicy, Options, Spanned}
 use super::node::{Node, NodeKind, Pos, Span};
 
 /// Limits applied to every YAML document.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct YamlLimits {
     pub max_depth: usize,
     pub max_nodes: usize,

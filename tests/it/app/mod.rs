@@ -12,6 +12,7 @@ mod harness;
 mod isolation;
 mod more;
 mod scale;
+mod scan_isolation;
 mod stories;
 mod terraform;
 
