@@ -38,6 +38,7 @@ const TOKENS: &[&str] = &[
     "#c\n",
     "\n",
     "\t",
+    "\r",
     "key",
     "é",
     "{{ .Values.x }}",
@@ -97,4 +98,21 @@ fn a_hunk_at_the_last_line_number_does_not_overflow() {
     let diff = guardrail::gitlab::FileDiff::parse("a", "a", "@@ -4294967295,2 +1,2 @@\n a\n-b\n c\n+d\n");
     let numbered: Vec<(Option<u32>, Option<u32>)> = diff.lines.iter().map(|l| (l.old_line(), l.new_line())).collect();
     assert_eq!(numbered, vec![(Some(u32::MAX), Some(1))]);
+}
+
+/// Found by `scripts/fuzz run yaml`: YAML breaks lines at a lone `\r`, so a syntax error after one
+/// was reported on a line past the end of the file (GitHub counts `\n` lines and refuses such an
+/// annotation). The position is now the same place counted in `\n` lines: the bad character.
+#[test]
+fn a_yaml_error_after_lone_carriage_returns_points_inside_the_file() {
+    let fuzzed = format!("{}\u{ff}\r- - \u{5}\0", "- ".repeat(30));
+    for text in ["x: 1\r\ry: \u{5}\nz: 2\n", "a: b\nx: 1\r\r\ry: \u{5}\n", fuzzed.as_str()] {
+        let mut out = Loaded::default();
+        load_text("f.yaml", text, &LoadOptions::default(), &mut out);
+        let before = &text[..text.find('\u{5}').unwrap()];
+        let line = before.matches('\n').count() as u32 + 1;
+        let column = before.rsplit('\n').next().unwrap().chars().count() as u32 + 1;
+        let regions: Vec<(u32, u32)> = out.findings.iter().map(|f| (f.region.line, f.region.column)).collect();
+        assert_eq!(regions, vec![(line, column)], "{text:?}: {:#?}", out.findings);
+    }
 }
