@@ -116,3 +116,19 @@ fn a_yaml_error_after_lone_carriage_returns_points_inside_the_file() {
         assert_eq!(regions, vec![(line, column)], "{text:?}: {:#?}", out.findings);
     }
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: a v0 module (a Gatekeeper template) that imports
+/// `rego.v1` is written in v1 syntax, and the `some x in "string"` rewrite appended v0 helper rules
+/// to it, so a policy that regorus and OPA read no longer parsed.
+#[test]
+fn the_rewrites_keep_v1_syntax_in_a_v0_module_that_imports_rego_v1() {
+    let text = "package p\nimport rego.v1\nviolation contains {\"msg\": m} if { some c in \"abc\"; m := c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v0(text);
+    assert!(rewritten.contains("__gr_iterable(\"abc\")"), "the rewrite applies: {rewritten}");
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
+    engine
+        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
+        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}
