@@ -132,3 +132,18 @@ fn the_rewrites_keep_v1_syntax_in_a_v0_module_that_imports_rego_v1() {
         .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
         .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: a `some … in` whose collection runs over a later one
+/// (here through an unterminated string) made the rewrite slice backwards and panic while the
+/// policy loaded. Such text is left for regorus to refuse with its own error.
+#[test]
+fn overlapping_some_in_rewrites_do_not_panic() {
+    let text = "package p\nimpor contains m if { some c in \"abc2; m := c }\n(x) := f(x   Cny contains m if { some c in \"abc\"; m := c }\n";
+    for rewritten in [guardrail::policy::compat::rewrite_v0(text), guardrail::policy::compat::rewrite_v1(text)] {
+        assert!(rewritten.starts_with("package p\nimpor contains m if { some c in __gr_iterable("), "{rewritten}");
+    }
+    let nested = "package p\nimport rego.v1\nx contains y if { some a in [b | some b in input.xs] ; y := a }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(nested);
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("p.rego".into(), rewritten.clone()).unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}
