@@ -13,7 +13,7 @@
 
 use chrono::NaiveDate;
 use globset::Glob;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::findings::{Finding, ResourceRef, Severity, Suppressed, Suppression, SuppressionKind};
 use crate::manifest::Resource;
@@ -27,7 +27,7 @@ pub const OWNER: &str = "guardrail.dev/exempt-owner";
 pub const ORGANISATION_SOURCE: &str = "policy repository";
 
 /// An exemption listed in the policy repository (`exemptions:` in `guardrail-org.yml`).
-#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Policy (built-in name or template kind) or constraint name.
@@ -55,7 +55,7 @@ pub struct Rule {
 }
 
 /// What a check run is allowed to exempt.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Exemptions {
     pub rules: Vec<Rule>,
     /// The repository being checked (`owner/name`), matched against `Rule::repository`.
@@ -64,7 +64,7 @@ pub struct Exemptions {
 }
 
 /// The result of applying exemptions to findings.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Applied {
     pub used: Vec<UsedExemption>,
     /// The findings the exemptions covered, each with the exemption that covered it.

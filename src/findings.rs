@@ -2,10 +2,10 @@
 //! is rendered from the same `Finding` values, which carry the policy, the severity, the message and
 //! the exact place in a file.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How much a finding matters. `Deny` fails the check (exit code 1, check-run `failure`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// A violation of a `deny` constraint, or input guardrail could not check (broken YAML, a policy error).
@@ -28,7 +28,7 @@ impl Severity {
 
 /// A 1-based position range in a source file. `end_*` is inclusive of the last character's column + 1
 /// convention used by editors: `end_column` points just past the last character.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Region {
     pub line: u32,
     pub column: u32,
@@ -43,7 +43,7 @@ impl Region {
 }
 
 /// The Kubernetes object a finding is about.
-#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ResourceRef {
     #[serde(rename = "apiVersion")]
     pub api_version: String,
@@ -64,7 +64,7 @@ impl ResourceRef {
 }
 
 /// One thing guardrail has to say about one place in one file.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Finding {
     /// The ConstraintTemplate kind, built-in policy name, conftest module package, or a `guardrail/…`
     /// name for findings about the input itself (`guardrail/yaml`, `guardrail/policy-error`).
@@ -102,7 +102,7 @@ impl Finding {
 }
 
 /// Where the decision not to count a finding was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum SuppressionKind {
     /// `guardrail.dev/exempt` annotations on the resource itself.
@@ -114,7 +114,7 @@ pub enum SuppressionKind {
 }
 
 /// Why a finding does not count: the exemption or baseline entry that covers it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suppression {
     pub kind: SuppressionKind,
     pub reason: String,
@@ -127,7 +127,7 @@ pub struct Suppression {
 
 /// A finding that an exemption or a baseline covers: reported as such (SARIF `suppressions`, JSON
 /// `suppressed`), never counted as a failure.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Suppressed {
     #[serde(flatten)]
     pub finding: Finding,
@@ -136,7 +136,7 @@ pub struct Suppressed {
 
 /// What one `check` produced: the findings, and errors that stopped guardrail from checking at all
 /// (an unreadable path, a policy file that does not load). Errors make the exit code 2.
-#[derive(Clone, Debug, Default, Serialize)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Outcome {
     /// Findings that count: every one of them fails or warns.
     pub findings: Vec<Finding>,
@@ -148,7 +148,7 @@ pub struct Outcome {
 }
 
 /// A conftest `exception` rule that excused an object from a rule: the rule did not run on it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExceptionApplied {
     /// The module's package (`main`).
     pub policy: String,

@@ -15,12 +15,23 @@ use serde::{Deserialize, Serialize};
 pub enum Request {
     /// `verify` over `paths`; `within`: no suite may read outside the first path (pull-request files).
     Verify { paths: Vec<PathBuf>, within: bool, options: crate::verify::Options },
+    /// `scan::scan_texts` of a pull request's files against the policy set `recipe` loads again.
+    Scan { texts: Vec<(String, String)>, recipe: crate::policy::Recipe, options: ScanRequestOptions },
+}
+
+/// The parts of `scan::ScanOptions` a worker needs (`select` only applies to `scan_paths`).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ScanRequestOptions {
+    pub load: crate::manifest::LoadOptions,
+    pub threads: usize,
+    pub exemptions: crate::exempt::Exemptions,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "job", rename_all = "snake_case")]
 pub enum Response {
     Verify { results: Vec<(String, Option<String>)> },
+    Scan { scan: Box<crate::scan::Scan> },
 }
 
 /// Where workers come from and what they may use.
@@ -217,6 +228,25 @@ pub fn worker_main(args: &[String]) -> ExitCode {
             };
             Response::Verify { results: summary.results.into_iter().map(|r| (r.name, r.error)).collect() }
         }
+        Request::Scan { texts, recipe, options } => {
+            let opts = crate::scan::ScanOptions {
+                load: options.load,
+                threads: options.threads,
+                exemptions: options.exemptions,
+                ..Default::default()
+            };
+            let scan = match recipe.load() {
+                Ok(set) => crate::scan::scan_texts(&texts, &set, &opts),
+                // The parent loaded the same sources: failing here is ours, not the author's.
+                Err(errors) => {
+                    let mut scan = crate::scan::Scan::default();
+                    let why = errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ");
+                    scan.outcome.errors.push(format!("the evaluation worker could not load the policies: {why}"));
+                    scan
+                }
+            };
+            Response::Scan { scan: Box::new(scan) }
+        }
     };
     let mut out = std::io::stdout().lock();
     if serde_json::to_writer(&mut out, &response).is_err() || out.flush().is_err() {
@@ -225,10 +255,49 @@ pub fn worker_main(args: &[String]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `scan::scan_texts` in a worker. A crash (or a set made by hand, which a worker cannot load
+/// again) becomes an error of the scan that says so: the check fails closed, and the process that
+/// asked goes on with its other jobs.
+pub fn scan(
+    isolation: &Isolation,
+    texts: Vec<(String, String)>,
+    set: &crate::policy::PolicySet,
+    opts: &crate::scan::ScanOptions,
+) -> crate::scan::Scan {
+    let files = texts.len();
+    let failed = |why: String| {
+        let mut scan = crate::scan::Scan::default();
+        scan.outcome.errors.push(why);
+        scan.stats.files = files;
+        scan
+    };
+    let Some(recipe) = &set.recipe else {
+        return failed("guardrail could not evaluate: the policy set has no sources to load in a worker".into());
+    };
+    let request = Request::Scan {
+        texts,
+        recipe: (**recipe).clone(),
+        options: ScanRequestOptions {
+            load: opts.load.clone(),
+            threads: opts.threads,
+            exemptions: opts.exemptions.clone(),
+        },
+    };
+    match isolation.run(&request) {
+        Ok(Response::Scan { scan }) => *scan,
+        Ok(other) => failed(format!("the evaluation worker answered something else: {other:?}")),
+        Err(e) => {
+            tracing::error!(error = %e, "evaluation worker failed");
+            failed(e.to_string())
+        }
+    }
+}
+
 /// `verify` in a worker: a crash becomes one failing result that says so.
 pub fn verify(isolation: &Isolation, request: Request) -> crate::verify::Summary {
     let results = match isolation.run(&request) {
         Ok(Response::Verify { results }) => results,
+        Ok(Response::Scan { .. }) => vec![("policy tests".to_string(), Some("the worker answered a scan".to_string()))],
         Err(e) => vec![("policy tests".to_string(), Some(e.to_string()))],
     };
     crate::verify::Summary {

@@ -52,7 +52,7 @@ impl std::fmt::Debug for FileSelect {
 }
 
 /// Counters for benchmarks and logs.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Stats {
     pub files: usize,
     pub resources: usize,
@@ -68,7 +68,7 @@ pub struct Stats {
     pub locate_time: Duration,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Scan {
     pub outcome: Outcome,
     /// File name -> text, for rendering source lines.

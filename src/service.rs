@@ -71,7 +71,7 @@ impl Service {
             retry,
             worker_id,
             lease: settings.lease,
-            scanner: jobs::in_process_scanner(),
+            scanner: jobs::isolated_scanner(settings.isolation.clone()),
             isolation: settings.isolation.clone(),
         });
         let server = Arc::new(ServerState {

@@ -25,8 +25,8 @@ use crate::settings::PolicyRepo;
 
 use policies::PolicyCache;
 
-/// The one seam where the check job evaluates: texts and policies in, findings out. In-process by
-/// default (`in_process_scanner`); an isolated worker can take its place.
+/// The one seam where the check job evaluates: texts and policies in, findings out. `serve` uses
+/// `isolated_scanner`; `in_process_scanner` is for embedding and tests that need no worker binary.
 pub type Scanner = Arc<
     dyn Fn(Vec<(String, String)>, Arc<crate::policy::PolicySet>, crate::scan::ScanOptions) -> crate::scan::Scan
         + Send
@@ -35,6 +35,13 @@ pub type Scanner = Arc<
 
 pub fn in_process_scanner() -> Scanner {
     Arc::new(|texts, set, opts| crate::scan::scan_texts(&texts, &set, &opts))
+}
+
+/// Evaluation in a `guardrail __worker` process (what `serve` uses): an engine abort, a stack
+/// overflow or memory over the worker's limit ends that worker, and the check reports it as an
+/// error while the service and its other jobs go on.
+pub fn isolated_scanner(isolation: crate::isolate::Isolation) -> Scanner {
+    Arc::new(move |texts, set, opts| crate::isolate::scan(&isolation, texts, &set, &opts))
 }
 
 /// How failed jobs are retried: `max_attempts` quick retries (backoff from `base` up to `cap`); then

@@ -262,7 +262,7 @@ pub fn resource_ref(object: &Value) -> ResourceRef {
 }
 
 /// Options for loading.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct LoadOptions {
     /// Namespace for namespaced objects that do not set one.
     pub default_namespace: Option<String>,
@@ -271,7 +271,7 @@ pub struct LoadOptions {
     pub kustomize: kustomize::RenderOptions,
 }
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Limits {
     pub max_file_bytes: u64,
     pub yaml: YamlLimits,

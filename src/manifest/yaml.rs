@@ -8,7 +8,7 @@ use serde_saphyr::{Budget, DuplicateKeyPolicy, MergeKeyPolicy, Options, Spanned}
 use super::node::{Node, NodeKind, Pos, Span};
 
 /// Limits applied to every YAML document.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
 pub struct YamlLimits {
     pub max_depth: usize,
     pub max_nodes: usize,
@@ -294,9 +294,11 @@ impl LineIndex {
                 Span { start, end }
             }
             _ => {
-                let line = loc.line().max(1) as u32 + self.line_offset;
-                let column = loc.column().max(1) as u32;
-                Span::at(line, column)
+                // serde-saphyr counts lines as YAML does (a lone `\r` breaks a line too); findings
+                // count `\n` as editors and forges do, and must not point past the file's last line.
+                let byte = yaml_line_column_byte(text, loc.line().max(1) as usize, loc.column().max(1) as usize);
+                let start = self.pos_of_byte(text, byte);
+                Span { start, end: Pos { line: start.line, column: start.column + 1 } }
             }
         }
     }
@@ -307,6 +309,32 @@ impl LineIndex {
         let len = span.byte_len()? as usize;
         text.get(offset..offset + len)
     }
+}
+
+/// The byte at a 1-based YAML line and column (`\r\n`, `\r` and `\n` break lines; columns count
+/// characters), or the end of the text when it has no such place.
+fn yaml_line_column_byte(text: &str, line: usize, column: usize) -> usize {
+    let mut chars = text.char_indices().peekable();
+    let mut current = 1;
+    while current < line {
+        match chars.next() {
+            None => return text.len(),
+            Some((_, '\n')) => current += 1,
+            Some((_, '\r')) => {
+                chars.next_if(|(_, c)| *c == '\n');
+                current += 1;
+            }
+            Some(_) => {}
+        }
+    }
+    let mut byte = chars.peek().map_or(text.len(), |(i, _)| *i);
+    for (i, c) in chars.take(column - 1) {
+        if c == '\n' || c == '\r' {
+            break;
+        }
+        byte = i + c.len_utf8();
+    }
+    byte
 }
 
 /// What serde-saphyr hands us: values in source order, duplicates included.

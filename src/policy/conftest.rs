@@ -13,7 +13,7 @@ use super::PolicyError;
 use crate::findings::Severity;
 
 /// conftest's conventions, from the flags of `check` and `verify`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Options {
     /// The packages whose rules run (`--rego-namespace`, conftest's `--namespace`); `*` matches
     /// any run of characters. Default: `main`.

@@ -56,10 +56,33 @@ pub struct PolicySet {
     pub builtin_of: BTreeMap<usize, String>,
     /// ValidatingAdmissionPolicies, their bindings, and the objects their parameters come from.
     pub vaps: cel::vap::Set,
+    /// How the set was made from sources (`None` when built by hand): what a worker process needs
+    /// to make the same set again (`isolate::Request::Scan`).
+    pub recipe: Option<std::sync::Arc<Recipe>>,
+}
+
+/// The sources and options a set was loaded from, and the built-ins whose constraints stay.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Recipe {
+    pub groups: Vec<Vec<(String, String)>>,
+    pub options: LoadOptions,
+    /// `report::catalog::disable_builtins` left only these built-ins' constraints; all when `None`.
+    pub enabled: Option<Vec<String>>,
+}
+
+impl Recipe {
+    /// The same set, loaded again (in a worker process).
+    pub fn load(&self) -> Result<PolicySet, Vec<PolicyError>> {
+        let mut set = PolicySet::from_sources(&self.groups, &self.options)?;
+        if let Some(enabled) = &self.enabled {
+            crate::report::catalog::disable_builtins(&mut set, enabled);
+        }
+        Ok(set)
+    }
 }
 
 /// Options for loading policies.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct LoadOptions {
     pub builtin: bool,
     /// Only these built-ins (all when empty).
@@ -204,6 +227,8 @@ impl PolicySet {
             }
         }
         if errors.is_empty() {
+            set.recipe =
+                Some(std::sync::Arc::new(Recipe { groups: groups.to_vec(), options: opts.clone(), enabled: None }));
             Ok(set)
         } else {
             Err(errors)

@@ -181,6 +181,15 @@ pub fn disable_builtins(set: &mut PolicySet, enabled: &[String]) -> Vec<String> 
         .map(|(i, _)| set.templates[*i].kind.clone())
         .collect();
     set.constraints.retain(|c| !disabled_kinds.contains(&c.kind));
+    // A worker that loads the set again drops the same constraints (twice disabled: both lists).
+    if let Some(recipe) = &mut set.recipe {
+        let recipe = std::sync::Arc::make_mut(recipe);
+        let kept = match &recipe.enabled {
+            Some(before) => enabled.iter().filter(|e| before.contains(e)).cloned().collect(),
+            None => enabled.to_vec(),
+        };
+        recipe.enabled = Some(kept);
+    }
     disabled
 }
 

@@ -15,7 +15,7 @@ pub const MAX_OUTPUT: usize = 65_535;
 pub const ANNOTATIONS_PER_REQUEST: usize = 50;
 
 /// An exemption that silenced a finding, for the summary.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct UsedExemption {
     pub policy: String,
     pub resource: String,

@@ -33,16 +33,13 @@ pub fn commentable_lines(patch: &str) -> BTreeSet<u32> {
                 .and_then(|n| n.parse().ok());
             continue;
         }
-        let Some(n) = next.as_mut() else { continue };
+        let Some(n) = next else { continue };
         match line.as_bytes().first() {
-            Some(b'+') | Some(b' ') => {
-                lines.insert(*n);
-                *n += 1;
-            }
-            None => {
-                // An empty context line whose leading space was stripped.
-                lines.insert(*n);
-                *n += 1;
+            // `None`: an empty context line whose leading space was stripped.
+            Some(b'+') | Some(b' ') | None => {
+                lines.insert(n);
+                // A hunk that claims to run past line 4294967295 is not GitHub's: its rest is ignored.
+                next = n.checked_add(1);
             }
             _ => {} // `-` (old side only) and `\ No newline at end of file`
         }

@@ -38,6 +38,7 @@ const TOKENS: &[&str] = &[
     "#c\n",
     "\n",
     "\t",
+    "\r",
     "key",
     "é",
     "{{ .Values.x }}",
@@ -83,4 +84,66 @@ proptest! {
         let text = format!("{}{}{}", &base[..at], insert, &base[at..]);
         check(&text);
     }
+}
+
+/// Found by `scripts/fuzz run diff`: a hunk numbered up to u32::MAX overflowed the line counters of
+/// both patch readers (a panic with overflow checks, line 0 without). Its rest is not numbered.
+#[test]
+fn a_hunk_at_the_last_line_number_does_not_overflow() {
+    let patch = "@@ -4294967295,1 +4294967295,2 @@\n+a\n+b\n";
+    let lines = guardrail::report::review::commentable_lines(patch);
+    assert_eq!(lines.into_iter().collect::<Vec<_>>(), vec![u32::MAX]);
+    let diff = guardrail::gitlab::FileDiff::parse("a", "a", patch);
+    assert_eq!(diff.added_lines().collect::<Vec<_>>(), vec![u32::MAX]);
+    let diff = guardrail::gitlab::FileDiff::parse("a", "a", "@@ -4294967295,2 +1,2 @@\n a\n-b\n c\n+d\n");
+    let numbered: Vec<(Option<u32>, Option<u32>)> = diff.lines.iter().map(|l| (l.old_line(), l.new_line())).collect();
+    assert_eq!(numbered, vec![(Some(u32::MAX), Some(1))]);
+}
+
+/// Found by `scripts/fuzz run yaml`: YAML breaks lines at a lone `\r`, so a syntax error after one
+/// was reported on a line past the end of the file (GitHub counts `\n` lines and refuses such an
+/// annotation). The position is now the same place counted in `\n` lines: the bad character.
+#[test]
+fn a_yaml_error_after_lone_carriage_returns_points_inside_the_file() {
+    let fuzzed = format!("{}\u{ff}\r- - \u{5}\0", "- ".repeat(30));
+    for text in ["x: 1\r\ry: \u{5}\nz: 2\n", "a: b\nx: 1\r\r\ry: \u{5}\n", fuzzed.as_str()] {
+        let mut out = Loaded::default();
+        load_text("f.yaml", text, &LoadOptions::default(), &mut out);
+        let before = &text[..text.find('\u{5}').unwrap()];
+        let line = before.matches('\n').count() as u32 + 1;
+        let column = before.rsplit('\n').next().unwrap().chars().count() as u32 + 1;
+        let regions: Vec<(u32, u32)> = out.findings.iter().map(|f| (f.region.line, f.region.column)).collect();
+        assert_eq!(regions, vec![(line, column)], "{text:?}: {:#?}", out.findings);
+    }
+}
+
+/// Found by `scripts/fuzz run rego_rewrite`: a v0 module (a Gatekeeper template) that imports
+/// `rego.v1` is written in v1 syntax, and the `some x in "string"` rewrite appended v0 helper rules
+/// to it, so a policy that regorus and OPA read no longer parsed.
+#[test]
+fn the_rewrites_keep_v1_syntax_in_a_v0_module_that_imports_rego_v1() {
+    let text = "package p\nimport rego.v1\nviolation contains {\"msg\": m} if { some c in \"abc\"; m := c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v0(text);
+    assert!(rewritten.contains("__gr_iterable(\"abc\")"), "the rewrite applies: {rewritten}");
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
+    engine
+        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
+        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}
+
+/// Found by `scripts/fuzz run rego_rewrite`: a `some … in` whose collection runs over a later one
+/// (here through an unterminated string) made the rewrite slice backwards and panic while the
+/// policy loaded. Such text is left for regorus to refuse with its own error.
+#[test]
+fn overlapping_some_in_rewrites_do_not_panic() {
+    let text = "package p\nimpor contains m if { some c in \"abc2; m := c }\n(x) := f(x   Cny contains m if { some c in \"abc\"; m := c }\n";
+    for rewritten in [guardrail::policy::compat::rewrite_v0(text), guardrail::policy::compat::rewrite_v1(text)] {
+        assert!(rewritten.starts_with("package p\nimpor contains m if { some c in __gr_iterable("), "{rewritten}");
+    }
+    let nested = "package p\nimport rego.v1\nx contains y if { some a in [b | some b in input.xs] ; y := a }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(nested);
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("p.rego".into(), rewritten.clone()).unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
 }

@@ -56,6 +56,9 @@ impl FileDiff {
         let mut lines = Vec::new();
         let (mut old, mut new) = (0u32, 0u32);
         let mut hunk: Option<usize> = None;
+        // Off after a line number would pass u32::MAX (no diff GitLab makes): the rest of that hunk
+        // is not numbered.
+        let mut counting = false;
         for raw in diff.lines() {
             if let Some(rest) = raw.strip_prefix("@@ ") {
                 let mut parts = rest.split_whitespace();
@@ -70,25 +73,21 @@ impl FileDiff {
                 old = o.max(1);
                 new = n.max(1);
                 hunk = Some(hunk.map_or(0, |h| h + 1));
+                counting = true;
                 continue;
             }
-            let Some(h) = hunk else { continue };
-            match raw.chars().next() {
-                Some('+') => {
-                    lines.push(DiffLine { kind: LineKind::Added, old_pos: old, new_pos: new, hunk: h });
-                    new += 1;
-                }
-                Some('-') => {
-                    lines.push(DiffLine { kind: LineKind::Removed, old_pos: old, new_pos: new, hunk: h });
-                    old += 1;
-                }
-                Some(' ') | None => {
-                    lines.push(DiffLine { kind: LineKind::Context, old_pos: old, new_pos: new, hunk: h });
-                    old += 1;
-                    new += 1;
-                }
+            let Some(h) = hunk.filter(|_| counting) else { continue };
+            let (kind, o, n) = match raw.chars().next() {
+                Some('+') => (LineKind::Added, 0, 1),
+                Some('-') => (LineKind::Removed, 1, 0),
+                Some(' ') | None => (LineKind::Context, 1, 1),
                 // `\ No newline at end of file` and anything else is not a line of either side.
-                _ => {}
+                _ => continue,
+            };
+            lines.push(DiffLine { kind, old_pos: old, new_pos: new, hunk: h });
+            match (old.checked_add(o), new.checked_add(n)) {
+                (Some(a), Some(b)) => (old, new) = (a, b),
+                _ => counting = false,
             }
         }
         FileDiff { old_path: old_path.to_string(), new_path: new_path.to_string(), lines }

@@ -17,7 +17,7 @@ pub enum Renderer {
 }
 
 /// Rendering budgets and where to look for the renderer.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct RenderOptions {
     /// Folders searched for `kustomize` then `kubectl`; the process's `PATH` when `None`.
     pub search_path: Option<std::ffi::OsString>,

@@ -18,11 +18,20 @@ use super::vm::code_only;
 
 /// The OPA-answer rewrites, for either dialect (`v0` says which rule syntax to append).
 pub fn rewrite(text: &str, v0: bool) -> String {
+    // A v0 module that imports `rego.v1` is written in v1 syntax: what is appended must be too
+    // (found by the rego_rewrite fuzz target: v0 helpers broke such a module's parse).
+    let v0 = v0 && !imports_rego_v1(text);
     let text = drop_unused_some(text);
     let text = rename_comprehension_locals(&text);
     let text = self_keyed_unification(&text);
     let text = ref_headed_sets(&text, v0);
     some_in_iterable(&text, v0)
+}
+
+fn imports_rego_v1(text: &str) -> bool {
+    static IMPORT: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    let re = IMPORT.get_or_init(|| regex::Regex::new(r"(?m)^[ \t]*import[ \t]+rego\.v1\b").expect("valid regex"));
+    re.is_match(&String::from_utf8_lossy(&code_only(text)))
 }
 
 fn is_ident_byte(b: u8) -> bool {
@@ -434,6 +443,12 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     let mut out = String::with_capacity(text.len() + 200);
     let mut last = 0;
     for (start, end) in spans {
+        // A `some … in` inside an earlier one's collection (or inside an unterminated string, which
+        // runs to the end): the outer rewrite covers its text already (found by the rego_rewrite
+        // fuzz target: the overlapping slice panicked).
+        if start < last {
+            continue;
+        }
         out.push_str(&text[last..start]);
         out.push_str("__gr_iterable(");
         out.push_str(&text[start..end]);

@@ -8,7 +8,7 @@ const POLICIES: &str = "acme/policies";
 
 /// A template whose evaluation multiplies a string by 8 ten times: on the bytecode VM (which cannot cap
 /// `concat`) it allocates past any memory limit and aborts the process that evaluates it.
-const BOMB: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+pub(super) const BOMB: &str = r#"apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata:
   name: k8sbomb

@@ -15,6 +15,7 @@ mod more;
 mod recovery;
 mod retention;
 mod scale;
+mod scan_isolation;
 mod soak;
 mod stories;
 mod terraform;

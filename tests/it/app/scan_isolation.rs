@@ -1,0 +1,61 @@
+//! `serve` evaluates every pull request in a worker process (issue 9 §2): a policy of the policy
+//! repository that crashes the engine on one pull request's objects ends that worker only. Its
+//! check run says what happened; a normal pull request in flight at the same time is checked as
+//! usual, and the service goes on taking jobs afterwards.
+
+use super::*;
+
+const POLICIES: &str = "acme/policies";
+
+/// The bomb of `isolation.rs`, bound to ConfigMaps only: a pull request without one never meets it.
+const BOMB_ON_CONFIGMAPS: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sBomb\nmetadata:\n  name: bomb\nspec:\n  match:\n    kinds:\n      - apiGroups: [\"\"]\n        kinds: [ConfigMap]\n";
+
+const CONFIGMAP: &str =
+    "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  a: b\n";
+
+fn text_of(run: &crate::fake_github::CheckRun) -> String {
+    format!("{}\n{}", run.summary.as_deref().unwrap_or_default(), run.text.as_deref().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
+    let h = Harness::with_args(&["--policy-repo", POLICIES, "--workers", "2", "--memory-limit", "512"]).await;
+    h.gh.add_repo(POLICIES, INSTALLATION);
+    let root = h.gh.branch_head(POLICIES, "main");
+    let policies = h.gh.commit(
+        POLICIES,
+        Some(&root),
+        &[("bomb/template.yaml", Some(super::isolation::BOMB)), ("bomb/constraint.yaml", Some(BOMB_ON_CONFIGMAPS))],
+    );
+    h.gh.set_branch(POLICIES, "main", &policies);
+    h.pull(8, &[], &[("config/settings.yaml", Some(CONFIGMAP))]);
+    let root = h.gh.branch_head(REPO, "main");
+    let head = h.gh.commit(REPO, Some(&root), &[("deploy/web.yaml", Some(PRIVILEGED))]);
+    h.gh.open_pull(REPO, 9, &root, &head, None);
+    // Both in flight at once: two workers take them together.
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 8)).await;
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 9)).await;
+    h.drain().await;
+
+    let runs = h.gh.check_runs(REPO);
+    let crashed =
+        runs.iter().find(|r| text_of(r).contains("policy engine crashed")).expect("a run says the engine crashed");
+    assert_eq!(crashed.status, "completed");
+    assert_eq!(crashed.conclusion.as_deref(), Some("failure"), "fails closed: {}", text_of(crashed));
+
+    let normal = runs.iter().find(|r| r.head_sha == head).expect("the normal pull request's run");
+    assert_eq!(normal.status, "completed");
+    assert_eq!(normal.conclusion.as_deref(), Some("failure"));
+    assert!(!text_of(normal).contains("crashed"), "{}", text_of(normal));
+    let titles: Vec<&str> = normal.annotations.iter().map(|a| a["title"].as_str().unwrap()).collect();
+    assert!(titles.contains(&"privileged-containers (privileged-containers)"), "{titles:?}");
+
+    // The service lives on: the next pull request is checked (and passes).
+    let next = h.gh.commit(REPO, Some(&root), &[("deploy/clean.yaml", Some(CLEAN))]);
+    h.gh.open_pull(REPO, 10, &root, &next, None);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 10)).await;
+    h.drain().await;
+    let clean = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == next).expect("the next run");
+    assert_eq!(clean.conclusion.as_deref(), Some("success"), "{}", text_of(&clean));
+    h.finish().await;
+}
