@@ -411,8 +411,9 @@ resource "kubernetes_pod_disruption_budget_v1" "new" {
 
 /// A value passed in through a module call is reported in the caller's file, at the argument
 /// (nested calls: at the first caller that wrote it); a value the module writes itself stays in
-/// the module. Each location is proven by editing the line it names to `false`: exactly the
-/// finding there goes, and nothing else changes.
+/// the module; an unknown argument's "may be a violation" warning is at the argument too. Each
+/// location is proven by editing the line it names to `false`: exactly the finding there goes,
+/// and nothing else changes.
 #[test]
 fn a_value_passed_in_through_a_module_call_is_reported_in_the_callers_file() {
     let files = fixture(&["module-args"]);
@@ -429,17 +430,18 @@ fn a_value_passed_in_through_a_module_call_is_reported_in_the_callers_file() {
         .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
         .collect();
     let expected = [
-        ("module-args/main.tf", 4, "deny module-args/main.tf:4:3 web"),
-        ("module-args/main.tf", 9, "deny module-args/main.tf:9:3 inner"),
-        ("module-args/modules/wrapper/main.tf", 13, "deny module-args/modules/wrapper/main.tf:13:3 own"),
-        ("module-args/main.tf", 10, "deny module-args/main.tf:10:18 object"),
+        ("module-args/main.tf", 4, "true", "deny module-args/main.tf:4:3 web"),
+        ("module-args/main.tf", 9, "true", "deny module-args/main.tf:9:3 inner"),
+        ("module-args/modules/wrapper/main.tf", 13, "true", "deny module-args/modules/wrapper/main.tf:13:3 own"),
+        ("module-args/main.tf", 10, "true", "deny module-args/main.tf:10:18 object"),
+        ("module-args/main.tf", 18, "var.unknown", "warn module-args/main.tf:18:3 maybe"),
     ];
-    let mut sorted: Vec<&str> = expected.iter().map(|e| e.2).collect();
+    let mut sorted: Vec<&str> = expected.iter().map(|e| e.3).collect();
     sorted.sort();
     let mut got: Vec<&str> = privileged.iter().map(String::as_str).collect();
     got.sort();
     assert_eq!(got, sorted);
-    for (file, line, finding) in expected {
+    for (file, line, value, finding) in expected {
         let edited: Vec<(String, String)> = files
             .iter()
             .map(|(name, text)| {
@@ -449,13 +451,13 @@ fn a_value_passed_in_through_a_module_call_is_reported_in_the_callers_file() {
                 let text = text
                     .lines()
                     .enumerate()
-                    .map(|(i, l)| if i + 1 == line { l.replace("true", "false") } else { l.to_string() })
+                    .map(|(i, l)| if i + 1 == line { l.replace(value, "false") } else { l.to_string() })
                     .collect::<Vec<_>>()
                     .join("\n");
                 (name.clone(), text + "\n")
             })
             .collect();
-        assert_ne!(edited, files, "{file}:{line} holds a `true`");
+        assert_ne!(edited, files, "{file}:{line} holds `{value}`");
         let after = run(&edited);
         let gone: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
         let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
