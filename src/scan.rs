@@ -436,13 +436,13 @@ fn evaluate(policies: &PolicySet, resource: &Resource, ctx: &Context) -> Evaluat
                 };
                 let probes = manifest::terraform::Probes::run(&resource.object, &run);
                 if let Some(may) = probes.as_ref().and_then(|p| p.may_violate(&resource.object, hits.len(), &run)) {
-                    let (region, pointer) = resource.origin.locate(&may.pointer);
+                    let (file, region, pointer) = resource.origin.place(&may.pointer, "");
                     out.findings.push(Finding {
                         policy: policy.clone(),
                         constraint: constraint.clone(),
                         severity: Severity::Warn,
                         message: format!("{prefix}{}", may.message),
-                        file: resource.origin.file.to_string(),
+                        file: file.to_string(),
                         region,
                         pointer,
                         resource: Some(resource.reported.clone()),

@@ -131,10 +131,7 @@ impl Origin {
     pub fn place(&self, pointer: &str, message: &str) -> (Arc<str>, Region, String) {
         match &self.document.placer {
             Some(p) => p.place(&format!("{}{}", self.prefix, pointer), message),
-            None => {
-                let (region, found) = self.locate(pointer);
-                (self.file.clone(), region, found)
-            }
+            None => self.locate_in_file(pointer),
         }
     }
 
@@ -177,13 +174,21 @@ impl Origin {
     /// The region for a pointer into the object: the field itself if it exists, else its nearest
     /// existing parent. Returns the region and the document pointer actually found.
     pub fn locate(&self, pointer: &str) -> (Region, String) {
+        let (_, region, found) = self.locate_in_file(pointer);
+        (region, found)
+    }
+
+    /// `locate`, with the file the field is written in: the object's, or for a value written
+    /// elsewhere (a Terraform module argument) that file.
+    pub fn locate_in_file(&self, pointer: &str) -> (Arc<str>, Region, String) {
         let full = format!("{}{}", self.prefix, pointer);
         let tree = self.document.node();
-        let Some(root) = tree.as_ref() else { return (Region::point(1, 1), String::new()) };
+        let Some(root) = tree.as_ref() else { return (self.file.clone(), Region::point(1, 1), String::new()) };
         let (node, depth) = root.walk(&full);
         let found: String =
             node::pointer_tokens(&full).take(depth).fold(String::new(), |p, t| node::pointer_push(&p, &t));
-        (region(node.focus()), found)
+        let file = node.focus_file().cloned().unwrap_or_else(|| self.file.clone());
+        (file, region(node.focus()), found)
     }
 
     /// The first line of the object (its `apiVersion`/`kind` usually).

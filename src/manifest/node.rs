@@ -1,6 +1,8 @@
 //! A YAML/HCL value tree in which every node remembers where it came from, so that a JSON Pointer
 //! into a resource maps back to `file:line:column`. Evaluation sees the same tree as plain JSON.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 /// A 1-based line/column position (columns count characters, not bytes).
@@ -46,11 +48,23 @@ pub struct Node {
     pub span: Span,
     pub key_span: Option<Span>,
     pub kind: NodeKind,
+    /// The file the spans are in when it is not the document's own: a Terraform module
+    /// argument's value is written in the calling module's file.
+    pub file: Option<Arc<str>>,
 }
 
 impl Node {
     pub fn new(span: Span, kind: NodeKind) -> Self {
-        Node { span, key_span: None, kind }
+        Node { span, key_span: None, kind, file: None }
+    }
+
+    /// The file of `focus()`'s span, when it is not the document's own.
+    pub fn focus_file(&self) -> Option<&Arc<str>> {
+        match (&self.kind, self.key_span, &self.file) {
+            (_, _, Some(file)) => Some(file),
+            (NodeKind::Map(entries), None, None) => entries.first().and_then(|(_, v)| v.focus_file()),
+            _ => None,
+        }
     }
 
     /// Builds a span-less tree from JSON (for objects that have no source, e.g. AdmissionReview

@@ -408,3 +408,61 @@ resource "kubernetes_pod_disruption_budget_v1" "new" {
     let old = &out.resources[0].object;
     assert_eq!(old.pointer("/spec/backend/serviceName").and_then(|v| v.as_str()), Some("web"), "{old}");
 }
+
+/// A value passed in through a module call is reported in the caller's file, at the argument
+/// (nested calls: at the first caller that wrote it); a value the module writes itself stays in
+/// the module; an unknown argument's "may be a violation" warning is at the argument too. Each
+/// location is proven by editing the line it names to `false`: exactly the finding there goes,
+/// and nothing else changes.
+#[test]
+fn a_value_passed_in_through_a_module_call_is_reported_in_the_callers_file() {
+    let files = fixture(&["module-args"]);
+    let run = |files: &[(String, String)]| -> Vec<String> {
+        let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+        let findings = scan(&policies(true, &[]), &refs).outcome.findings;
+        lines(&findings).lines().map(str::to_string).collect()
+    };
+    let before = run(&files);
+    insta::assert_snapshot!(before.join("\n"));
+    let privileged: Vec<String> = before
+        .iter()
+        .filter(|l| l.contains("[privileged-containers]"))
+        .map(|l| l.split(' ').take(3).collect::<Vec<_>>().join(" "))
+        .collect();
+    let expected = [
+        ("module-args/main.tf", 4, "true", "deny module-args/main.tf:4:3 web"),
+        ("module-args/main.tf", 9, "true", "deny module-args/main.tf:9:3 inner"),
+        ("module-args/modules/wrapper/main.tf", 13, "true", "deny module-args/modules/wrapper/main.tf:13:3 own"),
+        ("module-args/main.tf", 10, "true", "deny module-args/main.tf:10:18 object"),
+        ("module-args/main.tf", 18, "var.unknown", "warn module-args/main.tf:18:3 maybe"),
+    ];
+    let mut sorted: Vec<&str> = expected.iter().map(|e| e.3).collect();
+    sorted.sort();
+    let mut got: Vec<&str> = privileged.iter().map(String::as_str).collect();
+    got.sort();
+    assert_eq!(got, sorted);
+    for (file, line, value, finding) in expected {
+        let edited: Vec<(String, String)> = files
+            .iter()
+            .map(|(name, text)| {
+                if name != file {
+                    return (name.clone(), text.clone());
+                }
+                let text = text
+                    .lines()
+                    .enumerate()
+                    .map(|(i, l)| if i + 1 == line { l.replace(value, "false") } else { l.to_string() })
+                    .collect::<Vec<_>>()
+                    .join("\n");
+                (name.clone(), text + "\n")
+            })
+            .collect();
+        assert_ne!(edited, files, "{file}:{line} holds `{value}`");
+        let after = run(&edited);
+        let gone: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
+        let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+        assert!(new.is_empty(), "editing {file}:{line} raised {new:?}");
+        assert_eq!(gone.len(), 1, "editing {file}:{line} removed {gone:?}");
+        assert!(gone[0].starts_with(finding), "editing {file}:{line} removed {gone:?}, not {finding}");
+    }
+}

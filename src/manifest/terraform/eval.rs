@@ -58,7 +58,8 @@ impl Val {
         scalar_text(&self.node)
     }
     /// The node, with spans from another file replaced by `span` (a value read from elsewhere is
-    /// reported where this file uses it).
+    /// reported where this file uses it). Parts that carry their file (a module argument's
+    /// value) keep their spans: they are reported where the caller wrote them.
     pub fn adopt(self, file: &Arc<str>, span: Span) -> Node {
         if &self.file == file {
             self.node
@@ -96,6 +97,9 @@ pub fn scalar_text(node: &Node) -> Option<String> {
 }
 
 pub fn respan(mut node: Node, span: Span) -> Node {
+    if node.file.is_some() {
+        return node;
+    }
     node.span = span;
     if node.key_span.is_some() {
         node.key_span = Some(span);
@@ -106,6 +110,27 @@ pub fn respan(mut node: Node, span: Span) -> Node {
         other => other,
     };
     node
+}
+
+/// Marks every part of a value that does not carry its file yet as written in `file` (a module
+/// argument, marked in the caller), so the module that uses it reports it there.
+pub fn mark(node: &mut Node, file: &Arc<str>) {
+    if node.file.is_none() {
+        node.file = Some(file.clone());
+    }
+    match &mut node.kind {
+        NodeKind::Seq(items) => items.iter_mut().for_each(|n| mark(n, file)),
+        NodeKind::Map(entries) => entries.iter_mut().for_each(|(_, n)| mark(n, file)),
+        _ => {}
+    }
+}
+
+/// Sets the span of the key that holds `node` in `file`, unless the node is written in another
+/// file (a module argument keeps the caller's key).
+pub fn set_key(node: &mut Node, file: &Arc<str>, key: Span) {
+    if node.file.as_ref().is_none_or(|f| f == file) {
+        node.key_span = Some(key);
+    }
 }
 
 /// What an expression can see: its module, and names bound by `for`, `each`, `count`, `dynamic`
@@ -229,7 +254,7 @@ impl<'a> Scope<'a> {
                         }
                     };
                     let mut node = self.eval(file, value.expr()).adopt(name, file.span_of(value.expr()));
-                    node.key_span = Some(key_span);
+                    set_key(&mut node, name, key_span);
                     entries.retain(|(k, _)| k != &key_text);
                     entries.push((key_text, node));
                 }
@@ -429,7 +454,7 @@ impl<'a> Scope<'a> {
                         return Val::unknown(&file.text_of(whole), span, name);
                     };
                     let mut node = v.adopt(name, v_span);
-                    node.key_span = Some(file.span_of(f.key_expr.as_ref().unwrap_or(&f.value_expr)));
+                    set_key(&mut node, name, file.span_of(f.key_expr.as_ref().unwrap_or(&f.value_expr)));
                     map.retain(|(existing, _)| existing != &k);
                     map.push((k, node));
                 }

@@ -6,8 +6,9 @@
 //!
 //! Locations: a value written in a `.tf` file points there; a manifest read with
 //! `yamldecode(file(…))` or `yamldecode(templatefile(…))` points into the YAML file or the
-//! template (the resource's file is then that file); a value from another file (a variable's
-//! default, a tfvars value, a module argument) points at the expression that uses it.
+//! template (the resource's file is then that file); a module argument's value points where the
+//! caller wrote it, in the caller's file (`eval::mark`); a value from another file (a variable's
+//! default, a tfvars value) points at the expression that uses it.
 
 pub mod budget;
 pub mod eval;

@@ -334,7 +334,11 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
                 if matches!(key, "source" | "version" | "providers" | "count" | "for_each" | "depends_on") {
                     continue;
                 }
-                vars.insert(key.to_string(), Some(inner.eval(f, &attr.value)));
+                // The value is reported where the caller wrote it (see `eval::mark`).
+                let mut node = inner.eval(f, &attr.value).adopt(&f.name, f.span_of(&attr.value));
+                super::eval::set_key(&mut node, &f.name, f.span_of(&attr.key));
+                super::eval::mark(&mut node, &f.name);
+                vars.insert(key.to_string(), Some(Val { node, file: f.name.clone(), text: None, encoded: None }));
             }
             child.vars = vars;
             instances(&child, &format!("{prefix}module.{name}{suffix}."), depth + 1, out);
@@ -475,7 +479,7 @@ pub fn state(scope: &Scope<'_>, f: &HclFile, body: &Body, span: Span, key_span: 
                 }
                 let value_span = f.span_of(&attr.value);
                 let mut node = scope.eval(f, &attr.value).adopt(&f.name, value_span);
-                node.key_span = Some(f.span_of(&attr.key));
+                super::eval::set_key(&mut node, &f.name, f.span_of(&attr.key));
                 entries.retain(|(k, _)| k != key);
                 entries.push((key.to_string(), node));
             }
