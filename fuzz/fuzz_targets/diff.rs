@@ -3,7 +3,7 @@
 //! are on), and every added line is found again by its number.
 #![no_main]
 
-use guardrail::gitlab::{FileDiff, MrVersion};
+use guardrail::forge::gitlab::{FileDiff, MrVersion};
 use guardrail::report::review::commentable_lines;
 use libfuzzer_sys::fuzz_target;
 

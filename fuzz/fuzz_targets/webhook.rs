@@ -35,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         let event = GITLAB[(pick as usize >> 1) % GITLAB.len()];
         let ctx = GitlabIntakeContext {
-            policy_project: guardrail::gitlab::ProjectRef::parse_path("acme/policies"),
+            policy_project: guardrail::forge::gitlab::ProjectRef::parse_path("acme/policies"),
             bot_user_id: Some(7),
         };
         let _ = read_gitlab(event, body, &ctx);

@@ -93,9 +93,9 @@ fn a_hunk_at_the_last_line_number_does_not_overflow() {
     let patch = "@@ -4294967295,1 +4294967295,2 @@\n+a\n+b\n";
     let lines = guardrail::report::review::commentable_lines(patch);
     assert_eq!(lines.into_iter().collect::<Vec<_>>(), vec![u32::MAX]);
-    let diff = guardrail::gitlab::FileDiff::parse("a", "a", patch);
+    let diff = guardrail::forge::gitlab::FileDiff::parse("a", "a", patch);
     assert_eq!(diff.added_lines().collect::<Vec<_>>(), vec![u32::MAX]);
-    let diff = guardrail::gitlab::FileDiff::parse("a", "a", "@@ -4294967295,2 +1,2 @@\n a\n-b\n c\n+d\n");
+    let diff = guardrail::forge::gitlab::FileDiff::parse("a", "a", "@@ -4294967295,2 +1,2 @@\n a\n-b\n c\n+d\n");
     let numbered: Vec<(Option<u32>, Option<u32>)> = diff.lines.iter().map(|l| (l.old_line(), l.new_line())).collect();
     assert_eq!(numbered, vec![(Some(u32::MAX), Some(1))]);
 }
