@@ -354,3 +354,30 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
     assert_eq!((m[0].as_str(), m[1].as_str()), ("10", "none"));
     assert!(m[2].contains("HostileOverlap failed on this object") && m[2].contains("conflict"), "{m:?}");
 }
+
+/// regorus's parser backtracks over every `[` and `{`: 40 levels did not finish (a 2.8 KB policy
+/// found by the fuzzer stalled a worker). Deep nesting is refused at the bracket that crosses the
+/// bound, in the template's YAML file; the nesting real policies use still loads.
+#[test]
+fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever() {
+    let dir = scratch("nesting");
+    let rego = |depth: usize| {
+        format!(
+            "package hostiledeep\nviolation[{{\"msg\": m}}] {{\n  x := {}1{}\n  count(x) == 1\n  m := \"deep\"\n}}",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        )
+    };
+    policy(&dir.join("deep"), "HostileDeep", &rego(40));
+    let (code, _, stderr) = check(&dir, &["--no-builtin", "--policy", "deep", "pod.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("brackets nested more than 16 deep"), "{stderr}");
+    // Rego line 3 is the YAML file's line 15 (the block starts at line 13, indented by 6); the rule
+    // body's `{` is level 1, so the 16th `[` after `  x := ` (column 7 + 16) crosses the bound.
+    assert!(stderr.contains("template.yaml:15:29"), "{stderr}");
+
+    policy(&dir.join("fine"), "HostileDeepFine", &rego(12));
+    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(messages(&stdout), vec!["deep"]);
+}

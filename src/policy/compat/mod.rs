@@ -15,11 +15,13 @@
 
 mod conftest;
 mod limits;
+mod nesting;
 mod opa;
 mod vm;
 
 pub use conftest::{combine, combined_entries, conftest_file_paths, install_conftest_builtins};
 pub use limits::{install_limits, LIMIT_MARK, MAX_STRING_BYTES};
+pub use nesting::{check_nesting, MAX_NESTING};
 pub use vm::prepare_for_vm;
 
 /// A byte-level scan of Rego that knows strings, raw strings and comments.
