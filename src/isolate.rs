@@ -16,7 +16,14 @@ pub enum Request {
     /// `verify` over `paths`; `within`: no suite may read outside the first path (pull-request files).
     Verify { paths: Vec<PathBuf>, within: bool, options: crate::verify::Options },
     /// `scan::scan_texts` of a pull request's files against the policy set `recipe` loads again.
-    Scan { texts: Vec<(String, String)>, recipe: crate::policy::Recipe, options: ScanRequestOptions },
+    /// `overlays`: kustomize overlays to render and evaluate beside the texts.
+    Scan {
+        texts: Vec<(String, String)>,
+        #[serde(default)]
+        overlays: crate::jobs::kustomize::Gathered,
+        recipe: crate::policy::Recipe,
+        options: ScanRequestOptions,
+    },
 }
 
 /// The parts of `scan::ScanOptions` a worker needs (`select` only applies to `scan_paths`).
@@ -228,7 +235,7 @@ pub fn worker_main(args: &[String]) -> ExitCode {
             };
             Response::Verify { results: summary.results.into_iter().map(|r| (r.name, r.error)).collect() }
         }
-        Request::Scan { texts, recipe, options } => {
+        Request::Scan { texts, overlays, recipe, options } => {
             let opts = crate::scan::ScanOptions {
                 load: options.load,
                 threads: options.threads,
@@ -236,7 +243,11 @@ pub fn worker_main(args: &[String]) -> ExitCode {
                 ..Default::default()
             };
             let scan = match recipe.load() {
-                Ok(set) => crate::scan::scan_texts(&texts, &set, &opts),
+                Ok(set) => {
+                    let mut scan = crate::scan::scan_texts(&texts, &set, &opts);
+                    crate::jobs::kustomize::add_rendered(&mut scan, overlays, &set, &opts);
+                    scan
+                }
                 // The parent loaded the same sources: failing here is ours, not the author's.
                 Err(errors) => {
                     let mut scan = crate::scan::Scan::default();
@@ -261,6 +272,7 @@ pub fn worker_main(args: &[String]) -> ExitCode {
 pub fn scan(
     isolation: &Isolation,
     texts: Vec<(String, String)>,
+    overlays: crate::jobs::kustomize::Gathered,
     set: &crate::policy::PolicySet,
     opts: &crate::scan::ScanOptions,
 ) -> crate::scan::Scan {
@@ -276,6 +288,7 @@ pub fn scan(
     };
     let request = Request::Scan {
         texts,
+        overlays,
         recipe: (**recipe).clone(),
         options: ScanRequestOptions {
             load: opts.load.clone(),

@@ -290,13 +290,9 @@ pub(super) async fn scan(
     };
     let set = policies.policies.set.clone();
     let scanner = app.scanner.clone();
-    let scanned = tokio::task::spawn_blocking(move || {
-        let mut scanned = scanner(texts, set.clone(), opts.clone());
-        super::kustomize::add_rendered(&mut scanned, kustomize, &set, &opts);
-        scanned
-    })
-    .await
-    .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
+    let scanned = tokio::task::spawn_blocking(move || scanner(texts, kustomize, set, opts))
+        .await
+        .map_err(|e| Stop::Internal(format!("evaluation panicked: {e}")))?;
     let mut outcome = Outcome {
         findings: scanned.outcome.findings.clone(),
         errors: scanned.outcome.errors.clone(),

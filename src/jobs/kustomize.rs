@@ -16,8 +16,9 @@ use crate::manifest::{LoadOptions, Loaded};
 use crate::policy::PolicySet;
 use crate::scan::{Scan, ScanOptions};
 
-/// What step "fetch" found for kustomize.
-#[derive(Debug, Default)]
+/// What step "fetch" found for kustomize. It travels to the evaluation worker with the texts, so
+/// overlays are rendered and evaluated where an engine crash is contained.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Gathered {
     /// Overlay folders to render.
     roots: Vec<String>,

@@ -27,21 +27,31 @@ use policies::PolicyCache;
 
 /// The one seam where the check job evaluates: texts and policies in, findings out. `serve` uses
 /// `isolated_scanner`; `in_process_scanner` is for embedding and tests that need no worker binary.
+/// The changed files' texts, and the kustomize overlays to render with them.
 pub type Scanner = Arc<
-    dyn Fn(Vec<(String, String)>, Arc<crate::policy::PolicySet>, crate::scan::ScanOptions) -> crate::scan::Scan
+    dyn Fn(
+            Vec<(String, String)>,
+            kustomize::Gathered,
+            Arc<crate::policy::PolicySet>,
+            crate::scan::ScanOptions,
+        ) -> crate::scan::Scan
         + Send
         + Sync,
 >;
 
 pub fn in_process_scanner() -> Scanner {
-    Arc::new(|texts, set, opts| crate::scan::scan_texts(&texts, &set, &opts))
+    Arc::new(|texts, overlays, set, opts| {
+        let mut scanned = crate::scan::scan_texts(&texts, &set, &opts);
+        kustomize::add_rendered(&mut scanned, overlays, &set, &opts);
+        scanned
+    })
 }
 
 /// Evaluation in a `guardrail __worker` process (what `serve` uses): an engine abort, a stack
 /// overflow or memory over the worker's limit ends that worker, and the check reports it as an
 /// error while the service and its other jobs go on.
 pub fn isolated_scanner(isolation: crate::isolate::Isolation) -> Scanner {
-    Arc::new(move |texts, set, opts| crate::isolate::scan(&isolation, texts, &set, &opts))
+    Arc::new(move |texts, overlays, set, opts| crate::isolate::scan(&isolation, texts, overlays, &set, &opts))
 }
 
 /// How failed jobs are retried: `max_attempts` quick retries (backoff from `base` up to `cap`); then

@@ -59,3 +59,39 @@ async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
     assert_eq!(clean.conclusion.as_deref(), Some("success"), "{}", text_of(&clean));
     h.finish().await;
 }
+
+/// Objects that only exist after kustomize renders an overlay are evaluated in the worker too: the
+/// same bomb, met by a ConfigMap a base contributes to the overlay the pull request adds, ends that
+/// check (failing closed) and not the service.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_crash_on_a_rendered_overlay_fails_that_check_alone() {
+    let h = Harness::with_args(&["--policy-repo", POLICIES, "--memory-limit", "512"]).await;
+    h.gh.add_repo(POLICIES, INSTALLATION);
+    let root = h.gh.branch_head(POLICIES, "main");
+    let policies = h.gh.commit(
+        POLICIES,
+        Some(&root),
+        &[("bomb/template.yaml", Some(super::isolation::BOMB)), ("bomb/constraint.yaml", Some(BOMB_ON_CONFIGMAPS))],
+    );
+    h.gh.set_branch(POLICIES, "main", &policies);
+    let (_, head) = h.pull(
+        11,
+        &[("base/settings.yaml", CONFIGMAP), ("base/kustomization.yaml", "resources:\n- settings.yaml\n")],
+        &[("overlays/prod/kustomization.yaml", Some("resources:\n- ../../base\nnamePrefix: prod-\n"))],
+    );
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 11)).await;
+    h.drain().await;
+    let run = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == head).expect("the overlay's run");
+    assert_eq!(run.status, "completed");
+    assert_eq!(run.conclusion.as_deref(), Some("failure"), "{}", text_of(&run));
+    assert!(text_of(&run).contains("policy engine crashed"), "{}", text_of(&run));
+
+    let root = h.gh.branch_head(REPO, "main");
+    let next = h.gh.commit(REPO, Some(&root), &[("deploy/clean.yaml", Some(CLEAN))]);
+    h.gh.open_pull(REPO, 12, &root, &next, None);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 12)).await;
+    h.drain().await;
+    let clean = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == next).expect("the next run");
+    assert_eq!(clean.conclusion.as_deref(), Some("success"), "{}", text_of(&clean));
+    h.finish().await;
+}
