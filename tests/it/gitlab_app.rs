@@ -637,3 +637,33 @@ async fn out_of_order_deliveries_check_the_current_head_and_leave_nothing_on_the
     assert!(h.fake.discussions(project, iid).is_empty());
     h.finish().await;
 }
+
+/// One token, one rate limit: after GitLab answers one worker 429, the other worker of the process
+/// does not call GitLab either until the Retry-After has passed (the fake records any request sent
+/// inside the window as a problem).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_holds_every_worker_of_the_process() {
+    let h = GitLabHarness::new(&["--workers", "2"]).await;
+    let (project, first) = open_violating(&h.fake);
+    h.fake.commit(project, "second", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
+    let second = h.fake.open_mr(project, project, "second", "Also privileged");
+    h.fake.rate_limit("GET", "/diffs", 2, 1);
+    for iid in [first, second] {
+        h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
+    }
+    // Two workers of one process, each taking one of the merge requests at the same time.
+    let worker = |n: usize| {
+        let (app, worker) = (h.service.app.clone(), h.service.worker(n));
+        async move { worker.run_until_idle(move |job| guardrail::jobs::perform(app.clone(), job)).await.expect("queue") }
+    };
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async { tokio::join!(worker(0), worker(1)) })
+        .await
+        .expect("the queue drains");
+    assert_eq!(ran.0 + ran.1, 2, "one job each, or both by one worker: {ran:?}");
+    assert_eq!(h.fake.calls().iter().filter(|c| c.2 == 429).count(), 1);
+    for iid in [first, second] {
+        let head = h.fake.mr_head(project, iid);
+        assert_eq!(statuses(&h.fake, project, &head)[0].0, "failed", "merge request !{iid}");
+    }
+    h.finish().await;
+}

@@ -57,6 +57,9 @@ pub struct GitLab {
     /// Writes are serialised: GitLab's per-user write limits punish bursts, and the reconcile-then-write
     /// steps of one merge request must not interleave.
     writes: tokio::sync::Mutex<()>,
+    /// One rate-limit state for the token, shared by every worker of the process: once GitLab
+    /// answers 429, no call goes out before the time it gave is up.
+    limited_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl std::fmt::Debug for GitLab {
@@ -90,6 +93,7 @@ impl GitLab {
             metrics,
             policy,
             writes: tokio::sync::Mutex::new(()),
+            limited_until: std::sync::Mutex::new(None),
         })
     }
 
@@ -146,6 +150,21 @@ impl GitLab {
         Ok(Page { items, complete: true })
     }
 
+    /// How long calls must still wait, if GitLab asked to.
+    pub fn limited_for(&self) -> Option<Duration> {
+        let until = (*self.limited_until.lock().expect("rate limit"))?;
+        until.checked_duration_since(std::time::Instant::now()).filter(|d| !d.is_zero())
+    }
+
+    /// Records that GitLab asked to wait `wait`.
+    pub fn limit(&self, wait: Duration) {
+        let until = std::time::Instant::now() + wait;
+        let mut slot = self.limited_until.lock().expect("rate limit");
+        if slot.is_none_or(|u| u < until) {
+            *slot = Some(until);
+        }
+    }
+
     async fn send_retried(
         &self,
         method: Method,
@@ -158,11 +177,18 @@ impl GitLab {
         let mut attempt = 0u32;
         let mut waits = 0u32;
         loop {
+            if let Some(wait) = self.limited_for() {
+                if wait > self.policy.max_inline_wait {
+                    return Err(ForgeError::RateLimited { operation: operation.into(), wait });
+                }
+                tokio::time::sleep(wait).await;
+            }
             attempt += 1;
             let result = self.send_once(method.clone(), url, body, operation, max_bytes).await;
             let retryable = match &result {
                 Ok(reply) => {
                     if let Some(wait) = rate_limit_wait(reply) {
+                        self.limit(wait);
                         waits += 1;
                         if wait > self.policy.max_inline_wait || waits > self.policy.attempts + 2 {
                             return Err(ForgeError::RateLimited { operation: operation.into(), wait });
