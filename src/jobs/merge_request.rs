@@ -225,8 +225,9 @@ async fn start(session: &mut MrSession<'_>) -> Result<Option<MergeRequest>, Stop
             current.requested_by = None;
             current.force = false;
             // The merge request's own time, as GitHub's `updated_at` orders pull requests; `ensure`
-            // lowers this (stale) job's recency below it.
-            let updated = crate::intake::gitlab::gitlab_time_ms(mr.updated_at.as_deref());
+            // lowers this (stale) job's recency below it. Whole seconds, as hooks give it (the API
+            // gives milliseconds): a later push's hook in the same second must not rank below it.
+            let updated = crate::intake::gitlab::gitlab_time_ms(mr.updated_at.as_deref()) / 1000 * 1000;
             current.recency = if updated > 0 { updated } else { session.req.recency + 1 };
             if session.app.queue.ensure(&current.job(), session.job).await? {
                 tracing::info!(project = %session.req.project, mr = %session.req.iid, head = %head, "the current head gets its check");

@@ -640,7 +640,8 @@ async fn out_of_order_deliveries_check_the_current_head_and_leave_nothing_on_the
 
 /// One token, one rate limit: after GitLab answers one worker 429, the other worker of the process
 /// does not call GitLab either until the Retry-After has passed (the fake records any request sent
-/// inside the window as a problem).
+/// inside the window as a problem). The second merge request arrives once the 429 was answered, so
+/// none of its requests was already on its way.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_holds_every_worker_of_the_process() {
     let h = GitLabHarness::new(&["--workers", "2"]).await;
@@ -648,18 +649,22 @@ async fn a_rate_limit_holds_every_worker_of_the_process() {
     h.fake.commit(project, "second", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
     let second = h.fake.open_mr(project, project, "second", "Also privileged");
     h.fake.rate_limit("GET", "/diffs", 2, 1);
-    for iid in [first, second] {
-        h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
-    }
-    // Two workers of one process, each taking one of the merge requests at the same time.
     let worker = |n: usize| {
         let (app, worker) = (h.service.app.clone(), h.service.worker(n));
         async move { worker.run_until_idle(move |job| guardrail::jobs::perform(app.clone(), job)).await.expect("queue") }
     };
-    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async { tokio::join!(worker(0), worker(1)) })
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, first, "open", None, json!({}))).await;
+    let limited = async {
+        while !h.fake.calls().iter().any(|c| c.2 == 429) {
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, second, "open", None, json!({}))).await;
+        worker(1).await
+    };
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async { tokio::join!(worker(0), limited) })
         .await
         .expect("the queue drains");
-    assert_eq!(ran.0 + ran.1, 2, "one job each, or both by one worker: {ran:?}");
+    assert_eq!(ran, (1, 1), "each worker took one merge request");
     assert_eq!(h.fake.calls().iter().filter(|c| c.2 == 429).count(), 1);
     for iid in [first, second] {
         let head = h.fake.mr_head(project, iid);

@@ -18,6 +18,8 @@ fn mr_json(s: &State, pid: u64, iid: u64) -> Value {
         "target_project_id": m.project_id, "source_branch": m.source_branch, "target_branch": m.target_branch,
         "diff_refs": {"base_sha": v.base, "head_sha": v.head, "start_sha": v.start},
         "web_url": format!("https://gitlab.example/{}/-/merge_requests/{}", s.projects[&pid].path, iid),
+        // One second per version; the API gives milliseconds, hooks whole seconds (as GitLab does).
+        "updated_at": format!("2026-12-03T10:00:{:02}.250Z", m.versions.len()),
     })
 }
 

@@ -322,6 +322,7 @@ impl FakeGitLab {
             "work_in_progress": m.draft, "source_project_id": m.source_project_id, "target_project_id": m.project_id,
             "source_branch": m.source_branch, "target_branch": m.target_branch,
             "last_commit": {"id": m.head().head, "message": "change"},
+            "updated_at": format!("2026-12-03 10:00:{:02} UTC", m.versions.len()),
         });
         if let Some(rev) = oldrev {
             attrs["oldrev"] = json!(rev);
