@@ -32,10 +32,17 @@ async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
     let root = h.gh.branch_head(REPO, "main");
     let head = h.gh.commit(REPO, Some(&root), &[("deploy/web.yaml", Some(PRIVILEGED))]);
     h.gh.open_pull(REPO, 9, &root, &head, None);
-    // Both in flight at once: two workers take them together.
+    // Both in flight at once: two workers of the service take one each, at the same time.
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 8)).await;
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 9)).await;
-    h.drain().await;
+    let worker = |n: usize| {
+        let (app, worker) = (h.service.app.clone(), h.service.worker(n));
+        async move { worker.run_until_idle(move |job| guardrail::jobs::perform(app.clone(), job)).await.expect("queue") }
+    };
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async { tokio::join!(worker(0), worker(1)) })
+        .await
+        .expect("the queue drains");
+    assert_eq!(ran.0 + ran.1, 2, "{ran:?}");
 
     let runs = h.gh.check_runs(REPO);
     let crashed =
