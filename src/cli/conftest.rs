@@ -48,7 +48,7 @@ impl RegoArgs {
         }
         if !self.data.is_empty() {
             let mut data = Value::Object(Default::default());
-            for path in self.data.iter().filter(|p| !p.extension().is_some_and(|e| e == "rego")) {
+            for path in self.data.iter().filter(|p| p.extension().is_none_or(|e| e != "rego")) {
                 read_data(path, &mut data)?;
             }
             options.data = Some(data);

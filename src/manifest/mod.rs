@@ -407,7 +407,7 @@ fn yaml_finding(file: &str, issue: &yaml::YamlIssue) -> Finding {
 
 /// The size budget in words, for findings that name it.
 fn size_limit(limit: u64) -> String {
-    if limit % (1024 * 1024) == 0 {
+    if limit.is_multiple_of(1024 * 1024) {
         format!("the {} MiB file size limit ({limit} bytes)", limit / (1024 * 1024))
     } else {
         format!("the file size limit of {limit} bytes")

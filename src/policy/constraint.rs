@@ -246,49 +246,6 @@ pub fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
     true
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn pod(ns: &str) -> Value {
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns, "labels": {"app": "web"}}})
-    }
-
-    #[test]
-    fn excluded_namespaces_take_wildcards() {
-        let m = Match::from_json(Some(&json!({"excludedNamespaces": ["kube-*", "*-system"]})));
-        let t = |o: &Value| m.matches(&Target { object: o, namespace: None, source: "Original" });
-        assert!(!t(&pod("kube-public")));
-        assert!(!t(&pod("gatekeeper-system")));
-        assert!(t(&pod("shop")));
-    }
-
-    #[test]
-    fn kinds_and_label_selectors() {
-        let m = Match::from_json(Some(&json!({
-            "kinds": [{"apiGroups": [""], "kinds": ["Pod"]}],
-            "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}
-        })));
-        let t = |o: &Value| m.matches(&Target { object: o, namespace: None, source: "Original" });
-        assert!(t(&pod("a")));
-        let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"labels": {"app": "web"}}});
-        assert!(!t(&dep));
-    }
-
-    #[test]
-    fn scoped_enforcement_uses_gator_point() {
-        let c = load(
-            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K", "metadata": {"name": "n"},
-            "spec": {"enforcementAction": "scoped", "scopedEnforcementActions": [
-                {"action": "warn", "enforcementPoints": [{"name": "gator.gatekeeper.sh"}]},
-                {"action": "deny", "enforcementPoints": [{"name": "validation.gatekeeper.sh"}]}]}}),
-            "f",
-        );
-        assert_eq!(c.severity, Some(Severity::Warn));
-    }
-}
-
 /// "constraint x is of kind K8sRequiredLabel, but no ConstraintTemplate defines that kind; did you
 /// mean K8sRequiredLabels?", at the constraint's `kind:` line when `text` (its file) is known.
 pub fn without_template(c: &Constraint, kinds: &[&str], text: Option<&str>) -> super::PolicyError {
@@ -354,4 +311,47 @@ fn distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(ns: &str) -> Value {
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": ns, "labels": {"app": "web"}}})
+    }
+
+    #[test]
+    fn excluded_namespaces_take_wildcards() {
+        let m = Match::from_json(Some(&json!({"excludedNamespaces": ["kube-*", "*-system"]})));
+        let t = |o: &Value| m.matches(&Target { object: o, namespace: None, source: "Original" });
+        assert!(!t(&pod("kube-public")));
+        assert!(!t(&pod("gatekeeper-system")));
+        assert!(t(&pod("shop")));
+    }
+
+    #[test]
+    fn kinds_and_label_selectors() {
+        let m = Match::from_json(Some(&json!({
+            "kinds": [{"apiGroups": [""], "kinds": ["Pod"]}],
+            "labelSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]}
+        })));
+        let t = |o: &Value| m.matches(&Target { object: o, namespace: None, source: "Original" });
+        assert!(t(&pod("a")));
+        let dep = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"labels": {"app": "web"}}});
+        assert!(!t(&dep));
+    }
+
+    #[test]
+    fn scoped_enforcement_uses_gator_point() {
+        let c = load(
+            &json!({"apiVersion": "constraints.gatekeeper.sh/v1beta1", "kind": "K", "metadata": {"name": "n"},
+            "spec": {"enforcementAction": "scoped", "scopedEnforcementActions": [
+                {"action": "warn", "enforcementPoints": [{"name": "gator.gatekeeper.sh"}]},
+                {"action": "deny", "enforcementPoints": [{"name": "validation.gatekeeper.sh"}]}]}}),
+            "f",
+        );
+        assert_eq!(c.severity, Some(Severity::Warn));
+    }
 }

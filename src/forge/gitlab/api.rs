@@ -306,7 +306,7 @@ impl GitLab {
         let op = "merge_requests/versions";
         let page = self.pages(&format!("{}/versions", Self::mr_path(project, iid)), op, 10_000).await?;
         let mut versions: Vec<MrVersion> = page.items.into_iter().map(|v| parse(op, v)).collect::<Result<_, _>>()?;
-        versions.sort_by(|a, b| b.id.cmp(&a.id));
+        versions.sort_by_key(|v| std::cmp::Reverse(v.id));
         Ok(versions)
     }
 
@@ -432,7 +432,7 @@ impl GitLab {
         let page = self.pages(&path, op, 1000).await?;
         let mut list: Vec<CommitStatus> = page.items.into_iter().map(|v| parse(op, v)).collect::<Result<_, _>>()?;
         list.retain(|s| s.name == name);
-        list.sort_by(|a, b| b.id.cmp(&a.id));
+        list.sort_by_key(|s| std::cmp::Reverse(s.id));
         Ok(list)
     }
 

@@ -419,7 +419,7 @@ fn selector_ok(selector: Option<&str>, map: &Value) -> bool {
     })
 }
 
-fn directive<'a>(a: &'a Attr) -> Option<&'a str> {
+fn directive(a: &Attr) -> Option<&str> {
     a.get("$patch").and_then(Attr::as_str)
 }
 

@@ -34,11 +34,8 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
         match state {
             In::Comment => {}
             In::Quoted => match c {
-                '\\' => {
-                    if chars.next().is_some() {
-                        col += 1;
-                    }
-                }
+                // An escape: the next character is part of the string, whatever it is.
+                '\\' => col += usize::from(chars.next().is_some()),
                 '"' => state = In::Code,
                 _ => {}
             },

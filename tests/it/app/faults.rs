@@ -230,7 +230,7 @@ async fn persistent_github_failure_ends_in_an_honest_failure_and_rerun_works() {
     let id = run.id;
     h.deliver("check_run", &h.gh.check_run("requested_action", REPO, id)).await;
     h.drain().await;
-    let latest = h.gh.check_runs(REPO).into_iter().filter(|r| r.head_sha == head).last().unwrap();
+    let latest = h.gh.check_runs(REPO).into_iter().rfind(|r| r.head_sha == head).unwrap();
     assert_eq!(latest.conclusion.as_deref(), Some("failure"));
     assert_eq!(latest.annotations.len(), 2, "checked this time");
     let jobs = h.service.app.queue.jobs().await.unwrap();

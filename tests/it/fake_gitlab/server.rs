@@ -54,7 +54,7 @@ fn decode(seg: &str) -> String {
     let mut out = Vec::new();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() + 0 && i + 2 <= bytes.len() - 1 {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
             if let Ok(b) = u8::from_str_radix(&seg[i + 1..i + 3], 16) {
                 out.push(b);
                 i += 3;
@@ -234,7 +234,7 @@ fn project_route(
             if let Some(r) = q.get("ref") {
                 list.retain(|st| &st.git_ref == r);
             }
-            list.sort_by(|a, b| b.id.cmp(&a.id));
+            list.sort_by_key(|st| std::cmp::Reverse(st.id));
             let items: Vec<Value> = list.iter().map(|st| status_json(st)).collect();
             paginate(s, q, items, 20)
         }
