@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::json;
 
-use super::webhook::{header, read_body, reply, Macs, ReadError};
+use super::webhook::{header, read_body, reply, unreadable, Macs};
 use super::ServerState;
 use crate::forge::DeliveryId;
 use crate::intake::gitlab::{authenticate, delivery_key, read, GitlabIntakeContext};
@@ -36,22 +36,7 @@ pub async fn webhook(State(state): State<Arc<ServerState>>, request: Request) ->
     let headers = parts.headers;
     let body = match read_body(&state, &headers, body, &mut Macs::new(&[])).await {
         Ok(body) => body,
-        Err(e) => {
-            let (status, why, outcome) = match e {
-                ReadError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body too large", "too_large"),
-                ReadError::OverCap => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "too many unauthenticated bytes in flight", "over_capacity")
-                }
-                ReadError::Timeout => (StatusCode::REQUEST_TIMEOUT, "body not received in time", "timeout"),
-                ReadError::Broken => (StatusCode::BAD_REQUEST, "body could not be read", "bad_request"),
-            };
-            state.metrics.delivery("unverified", outcome);
-            let mut response = reply(status, json!({"error": why}));
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-            return response;
-        }
+        Err(e) => return unreadable(&state, e),
     };
     if authenticate(&gitlab.auth, &headers, &body).is_err() {
         state.metrics.delivery("unverified", "bad_signature");

@@ -147,29 +147,30 @@ pub(super) async fn read_body(
     Ok(bytes)
 }
 
+/// The answer to a webhook whose body could not be read within the bounds. The rest of the body is
+/// not read: the connection is closed after the answer.
+pub(super) fn unreadable(state: &ServerState, e: ReadError) -> Response {
+    let (status, why, outcome) = match e {
+        ReadError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body too large", "too_large"),
+        ReadError::OverCap => {
+            (StatusCode::SERVICE_UNAVAILABLE, "too many unauthenticated bytes in flight", "over_capacity")
+        }
+        ReadError::Timeout => (StatusCode::REQUEST_TIMEOUT, "body not received in time", "timeout"),
+        ReadError::Broken => (StatusCode::BAD_REQUEST, "body could not be read", "bad_request"),
+    };
+    state.metrics.delivery("unverified", outcome);
+    let mut response = reply(status, serde_json::json!({"error": why}));
+    response.headers_mut().insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
+    response
+}
+
 pub async fn github(State(state): State<Arc<ServerState>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let headers = parts.headers;
     let mut macs = Macs::new(&state.webhook_secrets);
     let body = match read_body(&state, &headers, body, &mut macs).await {
         Ok(body) => body,
-        Err(e) => {
-            let (status, why, outcome) = match e {
-                ReadError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body too large", "too_large"),
-                ReadError::OverCap => {
-                    (StatusCode::SERVICE_UNAVAILABLE, "too many unauthenticated bytes in flight", "over_capacity")
-                }
-                ReadError::Timeout => (StatusCode::REQUEST_TIMEOUT, "body not received in time", "timeout"),
-                ReadError::Broken => (StatusCode::BAD_REQUEST, "body could not be read", "bad_request"),
-            };
-            state.metrics.delivery("unverified", outcome);
-            // The rest of the body is not read: the connection is closed after the answer.
-            let mut response = reply(status, serde_json::json!({"error": why}));
-            response
-                .headers_mut()
-                .insert(axum::http::header::CONNECTION, axum::http::HeaderValue::from_static("close"));
-            return response;
-        }
+        Err(e) => return unreadable(&state, e),
     };
     let signature = header(&headers, "x-hub-signature-256").unwrap_or("");
     if !macs.verify(signature) {
