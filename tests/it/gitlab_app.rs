@@ -11,7 +11,7 @@ use guardrail::service::Service;
 use guardrail::settings::{ServeArgs, Settings};
 use serde_json::{json, Value};
 
-use crate::app::{call_policy, job_retry};
+use crate::app::{call_policy, job_retry, run_worker, serve};
 use crate::fake_gitlab::{FakeGitLab, Fault, TOKEN};
 
 const SECRET: &str = "gitlab-hook-secret";
@@ -51,16 +51,6 @@ pub fn gitlab_args(fake: &FakeGitLab, extra: &[&str]) -> Vec<String> {
     argv
 }
 
-async fn serve_router(service: &Service) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let router = service.router();
-    tokio::spawn(async move {
-        axum::serve(listener, router).await.expect("serve");
-    });
-    format!("http://{addr}")
-}
-
 impl GitLabHarness {
     pub async fn new(extra: &[&str]) -> GitLabHarness {
         let fake = FakeGitLab::start().await;
@@ -80,7 +70,7 @@ impl GitLabHarness {
         assert!(!settings.github && settings.gitlab.is_some());
         settings.isolation.exe = env!("CARGO_BIN_EXE_guardrail").into();
         let service = Service::build(&settings, call_policy(), job_retry()).await.expect("service builds");
-        let url = serve_router(&service).await;
+        let url = serve(&service).await;
         GitLabHarness { fake, service, url, _db: db, next: AtomicU64::new(1), http: reqwest::Client::new() }
     }
 
@@ -649,21 +639,19 @@ async fn a_rate_limit_holds_every_worker_of_the_process() {
     h.fake.commit(project, "second", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
     let second = h.fake.open_mr(project, project, "second", "Also privileged");
     h.fake.rate_limit("GET", "/diffs", 2, 1);
-    let worker = |n: usize| {
-        let (app, worker) = (h.service.app.clone(), h.service.worker(n));
-        async move { worker.run_until_idle(move |job| guardrail::jobs::perform(app.clone(), job)).await.expect("queue") }
-    };
     h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, first, "open", None, json!({}))).await;
     let limited = async {
         while !h.fake.calls().iter().any(|c| c.2 == 429) {
             tokio::time::sleep(std::time::Duration::from_millis(10)).await;
         }
         h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, second, "open", None, json!({}))).await;
-        worker(1).await
+        run_worker(&h.service, 1).await
     };
-    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async { tokio::join!(worker(0), limited) })
-        .await
-        .expect("the queue drains");
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(run_worker(&h.service, 0), limited)
+    })
+    .await
+    .expect("the queue drains");
     assert_eq!(ran, (1, 1), "each worker took one merge request");
     assert_eq!(h.fake.calls().iter().filter(|c| c.2 == 429).count(), 1);
     for iid in [first, second] {

@@ -211,7 +211,8 @@ async fn build_service(
     Service::build(&settings, calls.clone(), retry.clone()).await.expect("service builds")
 }
 
-async fn serve(service: &Service) -> String {
+/// Serves `service`'s router on a free local port; returns its base URL.
+pub async fn serve(service: &Service) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
     let router = service.router();
@@ -219,6 +220,13 @@ async fn serve(service: &Service) -> String {
         axum::serve(listener, router).await.expect("serve");
     });
     format!("http://{addr}")
+}
+
+/// Runs worker `n` of `service` until the queue is idle; returns how many jobs it ran. Two of these
+/// joined are two workers of one process taking jobs at the same time (`drain` runs one).
+pub async fn run_worker(service: &Service, n: usize) -> usize {
+    let (app, worker) = (service.app.clone(), service.worker(n));
+    worker.run_until_idle(move |job| guardrail::jobs::perform(app.clone(), job)).await.expect("queue works")
 }
 
 /// A Deployment with a privileged second container (line 22) and an added capability (line 24).

@@ -13,13 +13,8 @@ const BOMB_ON_CONFIGMAPS: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1\
 const CONFIGMAP: &str =
     "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\n  namespace: shop\ndata:\n  a: b\n";
 
-fn text_of(run: &crate::fake_github::CheckRun) -> String {
-    format!("{}\n{}", run.summary.as_deref().unwrap_or_default(), run.text.as_deref().unwrap_or_default())
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
-    let h = Harness::with_args(&["--policy-repo", POLICIES, "--workers", "2", "--memory-limit", "512"]).await;
+/// The policy repository holds the bomb, bound to ConfigMaps.
+fn bomb_on_configmaps(h: &Harness) {
     h.gh.add_repo(POLICIES, INSTALLATION);
     let root = h.gh.branch_head(POLICIES, "main");
     let policies = h.gh.commit(
@@ -28,6 +23,28 @@ async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
         &[("bomb/template.yaml", Some(super::isolation::BOMB)), ("bomb/constraint.yaml", Some(BOMB_ON_CONFIGMAPS))],
     );
     h.gh.set_branch(POLICIES, "main", &policies);
+}
+
+/// The service lives on after a worker crashed: pull request `number` with a clean file passes.
+async fn the_next_pull_request_passes(h: &Harness, number: u64) {
+    let root = h.gh.branch_head(REPO, "main");
+    let next = h.gh.commit(REPO, Some(&root), &[("deploy/clean.yaml", Some(CLEAN))]);
+    h.gh.open_pull(REPO, number, &root, &next, None);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, number)).await;
+    h.drain().await;
+    let clean = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == next).expect("the next run");
+    assert_eq!(clean.conclusion.as_deref(), Some("success"), "{}", text_of(&clean));
+    h.finish().await;
+}
+
+fn text_of(run: &crate::fake_github::CheckRun) -> String {
+    format!("{}\n{}", run.summary.as_deref().unwrap_or_default(), run.text.as_deref().unwrap_or_default())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
+    let h = Harness::with_args(&["--policy-repo", POLICIES, "--workers", "2", "--memory-limit", "512"]).await;
+    bomb_on_configmaps(&h);
     h.pull(8, &[], &[("config/settings.yaml", Some(CONFIGMAP))]);
     let root = h.gh.branch_head(REPO, "main");
     let head = h.gh.commit(REPO, Some(&root), &[("deploy/web.yaml", Some(PRIVILEGED))]);
@@ -35,13 +52,11 @@ async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
     // Both in flight at once: two workers of the service take one each, at the same time.
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 8)).await;
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 9)).await;
-    let worker = |n: usize| {
-        let (app, worker) = (h.service.app.clone(), h.service.worker(n));
-        async move { worker.run_until_idle(move |job| guardrail::jobs::perform(app.clone(), job)).await.expect("queue") }
-    };
-    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async { tokio::join!(worker(0), worker(1)) })
-        .await
-        .expect("the queue drains");
+    let ran = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        tokio::join!(run_worker(&h.service, 0), run_worker(&h.service, 1))
+    })
+    .await
+    .expect("the queue drains");
     assert_eq!(ran.0 + ran.1, 2, "{ran:?}");
 
     let runs = h.gh.check_runs(REPO);
@@ -58,13 +73,7 @@ async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
     assert!(titles.contains(&"privileged-containers (privileged-containers)"), "{titles:?}");
 
     // The service lives on: the next pull request is checked (and passes).
-    let next = h.gh.commit(REPO, Some(&root), &[("deploy/clean.yaml", Some(CLEAN))]);
-    h.gh.open_pull(REPO, 10, &root, &next, None);
-    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 10)).await;
-    h.drain().await;
-    let clean = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == next).expect("the next run");
-    assert_eq!(clean.conclusion.as_deref(), Some("success"), "{}", text_of(&clean));
-    h.finish().await;
+    the_next_pull_request_passes(&h, 10).await;
 }
 
 /// Objects that only exist after kustomize renders an overlay are evaluated in the worker too: the
@@ -73,14 +82,7 @@ async fn an_engine_crash_on_one_pull_request_fails_that_check_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_engine_crash_on_a_rendered_overlay_fails_that_check_alone() {
     let h = Harness::with_args(&["--policy-repo", POLICIES, "--memory-limit", "512"]).await;
-    h.gh.add_repo(POLICIES, INSTALLATION);
-    let root = h.gh.branch_head(POLICIES, "main");
-    let policies = h.gh.commit(
-        POLICIES,
-        Some(&root),
-        &[("bomb/template.yaml", Some(super::isolation::BOMB)), ("bomb/constraint.yaml", Some(BOMB_ON_CONFIGMAPS))],
-    );
-    h.gh.set_branch(POLICIES, "main", &policies);
+    bomb_on_configmaps(&h);
     let (_, head) = h.pull(
         11,
         &[("base/settings.yaml", CONFIGMAP), ("base/kustomization.yaml", "resources:\n- settings.yaml\n")],
@@ -93,12 +95,5 @@ async fn an_engine_crash_on_a_rendered_overlay_fails_that_check_alone() {
     assert_eq!(run.conclusion.as_deref(), Some("failure"), "{}", text_of(&run));
     assert!(text_of(&run).contains("policy engine crashed"), "{}", text_of(&run));
 
-    let root = h.gh.branch_head(REPO, "main");
-    let next = h.gh.commit(REPO, Some(&root), &[("deploy/clean.yaml", Some(CLEAN))]);
-    h.gh.open_pull(REPO, 12, &root, &next, None);
-    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 12)).await;
-    h.drain().await;
-    let clean = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == next).expect("the next run");
-    assert_eq!(clean.conclusion.as_deref(), Some("success"), "{}", text_of(&clean));
-    h.finish().await;
+    the_next_pull_request_passes(&h, 12).await;
 }
