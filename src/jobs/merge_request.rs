@@ -114,15 +114,28 @@ async fn conclude(session: &mut MrSession<'_>, result: Result<(), Stop>) -> JobR
         }
         Err(Stop::Forge(e)) => {
             let result = retry_or_fail(app, job, &e);
-            if let JobResult::Failed(_) = &result {
-                let description = match e.retry() {
+            let description = match &result {
+                // The job keeps its place for a slow attempt: the status must not stay `running`.
+                JobResult::Later { after, .. } => {
+                    let at = chrono::Utc::now() + chrono::Duration::from_std(*after).unwrap_or_default();
+                    Some(format!(
+                        "GitLab kept failing ({}) after {} attempts; guardrail tries again by itself at {}; comment /guardrail rerun to try now",
+                        gitlab_short(&e),
+                        job.attempts,
+                        at.format("%H:%M UTC")
+                    ))
+                }
+                JobResult::Failed(_) => Some(match e.retry() {
                     Retry::Never => format!("guardrail could not check this merge request: {}", gitlab_short(&e)),
                     _ => format!(
                         "GitLab kept failing ({}) after {} attempts; comment /guardrail rerun to try again",
                         gitlab_short(&e),
                         job.attempts
                     ),
-                };
+                }),
+                JobResult::Retry { .. } | JobResult::Done => None,
+            };
+            if let Some(description) = description {
                 finish_with_error(session, &description, None).await;
             }
             result

@@ -53,6 +53,10 @@ pub fn gitlab_args(fake: &FakeGitLab, extra: &[&str]) -> Vec<String> {
 
 impl GitLabHarness {
     pub async fn new(extra: &[&str]) -> GitLabHarness {
+        Self::with_retry(extra, job_retry()).await
+    }
+
+    pub async fn with_retry(extra: &[&str], retry: guardrail::jobs::JobRetry) -> GitLabHarness {
         let fake = FakeGitLab::start().await;
         let db = tempfile::tempdir().expect("tempdir");
         let mut argv = vec!["guardrail".to_string()];
@@ -69,7 +73,7 @@ impl GitLabHarness {
         let mut settings = Settings::from_args(&args.serve).expect("GitLab settings alone are enough");
         assert!(!settings.github && settings.gitlab.is_some());
         settings.isolation.exe = env!("CARGO_BIN_EXE_guardrail").into();
-        let service = Service::build(&settings, call_policy(), job_retry()).await.expect("service builds");
+        let service = Service::build(&settings, call_policy(), retry).await.expect("service builds");
         let url = serve(&service).await;
         GitLabHarness { fake, service, url, _db: db, next: AtomicU64::new(1), http: reqwest::Client::new() }
     }
@@ -606,6 +610,52 @@ async fn while_gitlab_keeps_failing_the_status_ends_failed_in_words_not_running(
     assert_eq!(h.fake.problems(), Vec::<String>::new());
     let jobs = h.service.app.queue.jobs().await.expect("jobs");
     assert_eq!(jobs.iter().map(|j| j.1.as_str()).collect::<Vec<_>>(), ["failed"], "{jobs:#?}");
+}
+
+/// After the quick retries a job keeps its place for slow attempts (the default): meanwhile the
+/// status must say so, not stay `running` for hours.
+#[tokio::test]
+async fn while_a_failing_check_waits_for_its_slow_attempt_the_status_is_failed_and_says_when() {
+    let retry = guardrail::jobs::JobRetry {
+        later: std::time::Duration::from_secs(3600),
+        later_cap: std::time::Duration::from_secs(3600),
+        later_attempts: 2,
+        ..job_retry()
+    };
+    let h = GitLabHarness::with_retry(&[], retry).await;
+    let (project, iid) = open_violating(&h.fake);
+    h.fake.fault(Fault {
+        method: "GET".into(),
+        path_contains: "/diffs".into(),
+        status: 502,
+        headers: vec![],
+        body: json!({"message": "<html>502 Bad Gateway</html>"}),
+        times: 1000,
+        after_apply: false,
+    });
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
+    // The quick attempts, one at a time as each falls due; the slow one is an hour away.
+    let app = h.service.app.clone();
+    let handler = move |job| guardrail::jobs::perform(app.clone(), job);
+    let worker = h.service.worker(0);
+    for _ in 0..job_retry().max_attempts {
+        while !worker.run_one(&handler).await.expect("queue works") {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+    let head = h.fake.mr_head(project, iid);
+    let list = h.fake.statuses(project, &head);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!(list[0].status, "failed");
+    let description = list[0].description.clone().unwrap_or_default();
+    assert!(
+        description.contains("tries again by itself at") && description.contains("/guardrail rerun"),
+        "{description}"
+    );
+    assert!(!description.contains("<html>"), "no upstream HTML: {description}");
+    assert_eq!(h.fake.problems(), Vec::<String>::new());
+    let jobs = h.service.app.queue.jobs().await.expect("jobs");
+    assert_eq!(jobs.iter().map(|j| j.1.as_str()).collect::<Vec<_>>(), ["queued"], "keeps its place: {jobs:#?}");
 }
 
 #[tokio::test]
