@@ -243,11 +243,7 @@ pub fn worker_main(args: &[String]) -> ExitCode {
                 ..Default::default()
             };
             let scan = match recipe.load() {
-                Ok(set) => {
-                    let mut scan = crate::scan::scan_texts(&texts, &set, &opts);
-                    crate::jobs::kustomize::add_rendered(&mut scan, overlays, &set, &opts);
-                    scan
-                }
+                Ok(set) => crate::jobs::kustomize::scan_with_overlays(&texts, overlays, &set, &opts),
                 // The parent loaded the same sources: failing here is ours, not the author's.
                 Err(errors) => {
                     let mut scan = crate::scan::Scan::default();

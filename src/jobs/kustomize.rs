@@ -135,7 +135,15 @@ pub async fn gather(
 
 /// Step "scan" for kustomize (blocking: it runs the renderer): renders the gathered overlays in a
 /// private folder, evaluates what they rendered, and adds it to `scanned`.
-pub fn add_rendered(scanned: &mut Scan, gathered: Gathered, set: &PolicySet, opts: &ScanOptions) {
+/// Step "scan" with overlays: the texts, then the overlays rendered and evaluated beside them (what a
+/// scanner runs, in process or in a worker).
+pub fn scan_with_overlays(texts: &[(String, String)], overlays: Gathered, set: &PolicySet, opts: &ScanOptions) -> Scan {
+    let mut scanned = crate::scan::scan_texts(texts, set, opts);
+    add_rendered(&mut scanned, overlays, set, opts);
+    scanned
+}
+
+fn add_rendered(scanned: &mut Scan, gathered: Gathered, set: &PolicySet, opts: &ScanOptions) {
     let mut loaded = Loaded::default();
     loaded.findings.extend(gathered.findings);
     if !gathered.roots.is_empty() {

@@ -40,11 +40,7 @@ pub type Scanner = Arc<
 >;
 
 pub fn in_process_scanner() -> Scanner {
-    Arc::new(|texts, overlays, set, opts| {
-        let mut scanned = crate::scan::scan_texts(&texts, &set, &opts);
-        kustomize::add_rendered(&mut scanned, overlays, &set, &opts);
-        scanned
-    })
+    Arc::new(|texts, overlays, set, opts| kustomize::scan_with_overlays(&texts, overlays, &set, &opts))
 }
 
 /// Evaluation in a `guardrail __worker` process (what `serve` uses): an engine abort, a stack
