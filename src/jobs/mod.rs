@@ -1,11 +1,10 @@
-//! What workers do, one file per job kind: `check` (a pull request's head commit), `merge_request`
-//! (a GitLab merge request's head commit, through the same fetch and scan steps) and `refresh` (the
-//! policy repository changed). `perform` is the explicit dispatch the worker loop calls.
+//! What workers do: `check` (the head commit of a GitHub pull request or a GitLab merge request: one
+//! step list over a forge's `session::Session`) and `refresh` (the policy repository changed).
+//! `perform` is the explicit dispatch the worker loop calls.
 
 pub mod check;
 pub mod config;
 pub mod kustomize;
-pub mod merge_request;
 pub mod policies;
 mod policy_repo_check;
 pub mod session;
@@ -176,9 +175,8 @@ pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
         let (app, job) = (app.clone(), job.clone());
         async move {
             match job.kind.as_str() {
-                intake::CHECK_PULL_REQUEST => check::run(&app, &job).await,
+                intake::CHECK_PULL_REQUEST | intake::gitlab::CHECK_MERGE_REQUEST => check::run(&app, &job).await,
                 intake::REFRESH_POLICIES => refresh(&app, &job).await,
-                intake::gitlab::CHECK_MERGE_REQUEST => merge_request::run(&app, &job).await,
                 intake::gitlab::REFRESH_GITLAB_POLICIES => refresh_gitlab(&app, &job).await,
                 other => JobResult::Failed(format!("unknown job kind {other}")),
             }
@@ -190,12 +188,7 @@ pub async fn perform(app: Arc<App>, job: ClaimedJob) -> JobResult {
             let why = if e.is_panic() { "the job panicked" } else { "the job was cancelled" };
             tracing::error!(job = job.id, key = %job.dedupe_key, why, "internal failure");
             app.metrics.job_finished(&job.kind, "internal_error");
-            if job.kind == intake::CHECK_PULL_REQUEST {
-                internal_failure(&app, &job, why).await;
-            }
-            if job.kind == intake::gitlab::CHECK_MERGE_REQUEST {
-                merge_request::internal_failure(&app, &job).await;
-            }
+            check::internal_failure(&app, &job, why).await;
             return JobResult::Failed(format!("internal failure: {why}"));
         }
     };
@@ -255,18 +248,6 @@ async fn refresh_gitlab(app: &App, job: &ClaimedJob) -> JobResult {
             JobResult::Done
         }
     }
-}
-
-/// Tells the author on the check run that guardrail failed (not their pull request).
-async fn internal_failure(app: &App, job: &ClaimedJob, why: &str) {
-    let Ok(req) = serde_json::from_str::<intake::CheckPullRequest>(&job.payload) else { return };
-    let mut job = job.clone();
-    if let Ok(Some(progress)) = app.queue.progress_of(&job).await {
-        job.progress = progress;
-    }
-    let mut session = session::Session::new(app, &job, req);
-    let result: Result<(), session::Stop> = Err(session::Stop::Internal(why.to_string()));
-    let _ = check::conclude(&mut session, result).await;
 }
 
 pub fn retry_or_fail(app: &App, job: &ClaimedJob, error: &ForgeError) -> JobResult {

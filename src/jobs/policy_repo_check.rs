@@ -6,20 +6,19 @@ use super::session::{Session, Stop};
 use crate::forge::FileText;
 use crate::report::checkrun::{self, CheckRunReport};
 
-/// The steps after the trusted configuration: fetch the policy tree at the head, run its tests,
-/// report.
-pub(super) async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
-    let app = session.app;
-    let req = session.req.clone();
-    let repo = app.policy_repo.as_ref().expect("called for the policy repository");
-    let gh = app.github()?;
-    let tree = gh.tree(&req.installation, &req.repo, &req.head_sha, &repo.path).await?;
-    let paths: Vec<String> = tree
-        .iter()
-        .filter(|(p, _)| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".rego") || p.ends_with(".json"))
-        .map(|(p, _)| p.clone())
+/// The steps after "in progress": fetch the policy tree under `folder` at the head, run its tests,
+/// report the verdict.
+pub(super) async fn steps(session: &mut impl Session, folder: &str) -> Result<(), Stop> {
+    let prefix = if folder.is_empty() { String::new() } else { format!("{}/", folder.trim_matches('/')) };
+    let (listing, _) = session.listing().await?;
+    let paths: Vec<String> = listing
+        .into_iter()
+        .map(|(p, _)| p)
+        .filter(|p| p.starts_with(&prefix))
+        .filter(|p| p.ends_with(".yaml") || p.ends_with(".yml") || p.ends_with(".rego") || p.ends_with(".json"))
         .collect();
-    let files = gh.files_at(&req.installation, &req.repo, &req.head_sha, &paths, 4 * 1024 * 1024).await?;
+    let files = session.files(&paths, 4 * 1024 * 1024).await?;
+    let app = session.app();
     let engine = crate::verify::Options { k8s_native_validation: !app.policies.rego_over_cel, ..Default::default() };
     let isolation = app.isolation.clone();
     let summary = tokio::task::spawn_blocking(move || -> Result<crate::verify::Summary, String> {
@@ -70,7 +69,7 @@ pub(super) async fn steps(session: &mut Session<'_>) -> Result<(), Stop> {
         text: checkrun::truncate(&text, checkrun::MAX_OUTPUT),
         annotations: Vec::new(),
     };
-    session.send_report(&report).await
+    session.verdict(&report).await
 }
 
 fn tempfile_dir() -> Result<std::path::PathBuf, String> {

@@ -132,7 +132,7 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS minimized_comments (node_id TEXT PRIMARY KEY, minimized_at BIGINT NOT NULL)",
     // One holder at a time for work that one replica should do (retention).
     "CREATE TABLE IF NOT EXISTS singletons (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until_ms BIGINT NOT NULL)",
-    // Secondary rate limits seen by any replica, per installation.
+    // Rate limits seen by any replica, per forge account (`RateLimitKey`; the column keeps its first name).
     "CREATE TABLE IF NOT EXISTS rate_limits (installation BIGINT PRIMARY KEY, until_ms BIGINT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS deliveries_received ON deliveries (received_at)",
 ];
@@ -143,6 +143,23 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("instance", "TEXT NOT NULL DEFAULT ''"),
     ("recency", "BIGINT NOT NULL DEFAULT 0"),
 ];
+
+/// Whose rate limit a row of `rate_limits` holds: a GitHub App installation (its id, positive) or the
+/// GitLab token (one per deployment; a negative key, which no installation id can take).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RateLimitKey {
+    Installation(u64),
+    GitLab,
+}
+
+impl RateLimitKey {
+    fn column(self) -> i64 {
+        match self {
+            RateLimitKey::Installation(id) => i64::try_from(id).unwrap_or(i64::MAX),
+            RateLimitKey::GitLab => -1,
+        }
+    }
+}
 
 /// A job is ready when it is queued and due, or running under a lease that ran out (its worker died).
 const READY: &str = "((state = 'queued' AND run_at <= $1) OR (state = 'running' AND lease_until < $1))";
@@ -532,26 +549,26 @@ impl Queue {
         Ok(n > 0)
     }
 
-    /// Records that GitHub asked an installation to wait (a secondary rate limit), so every replica
-    /// waits too.
-    pub async fn set_rate_limit(&self, installation: u64, until_ms: i64) -> Result<(), QueueError> {
+    /// Records that a forge asked an account to wait (GitHub's secondary rate limit, GitLab's 429), so
+    /// every replica waits too.
+    pub async fn set_rate_limit(&self, key: RateLimitKey, until_ms: i64) -> Result<(), QueueError> {
         sqlx::query(
             "INSERT INTO rate_limits (installation, until_ms) VALUES ($1, $2)
              ON CONFLICT (installation) DO UPDATE SET until_ms = excluded.until_ms
              WHERE rate_limits.until_ms < excluded.until_ms",
         )
-        .bind(installation as i64)
+        .bind(key.column())
         .bind(until_ms)
         .execute(&self.pool)
         .await?;
         Ok(())
     }
 
-    /// Until when an installation must wait, if a replica recorded a rate limit that still holds.
-    pub async fn rate_limit(&self, installation: u64) -> Result<Option<i64>, QueueError> {
+    /// Until when an account must wait, if a replica recorded a rate limit that still holds.
+    pub async fn rate_limit(&self, key: RateLimitKey) -> Result<Option<i64>, QueueError> {
         let until: Option<i64> =
             sqlx::query_scalar("SELECT until_ms FROM rate_limits WHERE installation = $1 AND until_ms > $2")
-                .bind(installation as i64)
+                .bind(key.column())
                 .bind(now_ms())
                 .fetch_optional(&self.pool)
                 .await?;

@@ -269,7 +269,10 @@ async fn a_rate_limit_another_replica_saw_holds_here_too() {
     h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 13)).await;
     // Another replica was told to wait 30 s for this installation and recorded it.
     let queue = h.service.app.queue.clone();
-    queue.set_rate_limit(INSTALLATION, guardrail::queue::now_ms() + 30_000).await.unwrap();
+    queue
+        .set_rate_limit(guardrail::queue::RateLimitKey::Installation(INSTALLATION), guardrail::queue::now_ms() + 30_000)
+        .await
+        .unwrap();
     let calls = h.gh.calls().len();
     let app = h.service.app.clone();
     let ran = h.service.worker(0).run_one(&move |job| guardrail::jobs::perform(app.clone(), job)).await.unwrap();
