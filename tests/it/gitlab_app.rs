@@ -16,9 +16,9 @@ use crate::fake_gitlab::{FakeGitLab, Fault, TOKEN};
 
 const SECRET: &str = "gitlab-hook-secret";
 
-const CLEAN: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: web\n      image: registry.example/web:1.0\n      securityContext:\n        runAsNonRoot: true\n        allowPrivilegeEscalation: false\n        readOnlyRootFilesystem: true\n        capabilities:\n          drop: [\"ALL\"]\n      resources:\n        limits:\n          cpu: 100m\n          memory: 64Mi\n        requests:\n          cpu: 50m\n          memory: 32Mi\n";
+pub(crate) const CLEAN: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: web\n      image: registry.example/web:1.0\n      securityContext:\n        runAsNonRoot: true\n        allowPrivilegeEscalation: false\n        readOnlyRootFilesystem: true\n        capabilities:\n          drop: [\"ALL\"]\n      resources:\n        limits:\n          cpu: 100m\n          memory: 64Mi\n        requests:\n          cpu: 50m\n          memory: 32Mi\n";
 
-fn privileged(base: &str) -> String {
+pub(crate) fn privileged(base: &str) -> String {
     base.replace("        runAsNonRoot: true\n", "        runAsNonRoot: true\n        privileged: true\n")
 }
 
@@ -35,6 +35,9 @@ pub struct GitLabHarness {
     _db: tempfile::TempDir,
     next: AtomicU64,
     http: reqwest::Client,
+    /// The `guardrail serve` command line, for replicas.
+    argv: Vec<String>,
+    retry: guardrail::jobs::JobRetry,
 }
 
 /// `guardrail serve` flags for GitLab only (no GitHub App settings at all), plus `extra`.
@@ -57,25 +60,38 @@ impl GitLabHarness {
     }
 
     pub async fn with_retry(extra: &[&str], retry: guardrail::jobs::JobRetry) -> GitLabHarness {
+        Self::build(None, extra, retry).await
+    }
+
+    /// On the PostgreSQL database `database` when given (`app::postgres_url`), else on a SQLite file.
+    pub async fn on(database: Option<String>, extra: &[&str]) -> GitLabHarness {
+        Self::build(database, extra, job_retry()).await
+    }
+
+    async fn build(database: Option<String>, extra: &[&str], retry: guardrail::jobs::JobRetry) -> GitLabHarness {
         let fake = FakeGitLab::start().await;
         let db = tempfile::tempdir().expect("tempdir");
+        let database = database.unwrap_or_else(|| format!("sqlite://{}", db.path().join("guardrail.db").display()));
         let mut argv = vec!["guardrail".to_string()];
         argv.extend(gitlab_args(&fake, extra));
         argv.extend([
             "--database-url".to_string(),
-            format!("sqlite://{}", db.path().join("guardrail.db").display()),
+            database,
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--lease-seconds".into(),
             "2".into(),
         ]);
-        let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("serve flags do not parse: {e}"));
-        let mut settings = Settings::from_args(&args.serve).expect("GitLab settings alone are enough");
-        assert!(!settings.github && settings.gitlab.is_some());
-        settings.isolation.exe = env!("CARGO_BIN_EXE_guardrail").into();
-        let service = Service::build(&settings, call_policy(), retry).await.expect("service builds");
+        let service = build_service(&argv, &retry).await;
         let url = serve(&service).await;
-        GitLabHarness { fake, service, url, _db: db, next: AtomicU64::new(1), http: reqwest::Client::new() }
+        let (next, http) = (AtomicU64::new(1), reqwest::Client::new());
+        GitLabHarness { fake, service, url, _db: db, next, http, argv, retry }
+    }
+
+    /// Another replica: its own Service (workers, GitLab client with its own rate-limit state, caches)
+    /// on the same database and fake GitLab.
+    pub async fn replica(&self) -> Service {
+        build_service(&self.argv, &self.retry).await
     }
 
     /// Delivers a hook with a fresh `Idempotency-Key`.
@@ -106,6 +122,14 @@ impl GitLabHarness {
         let left: Vec<_> = jobs.iter().filter(|(_, state, _, _)| state != "done" && state != "superseded").collect();
         assert!(left.is_empty(), "jobs left behind: {left:#?}");
     }
+}
+
+async fn build_service(argv: &[String], retry: &guardrail::jobs::JobRetry) -> Service {
+    let args = Args::try_parse_from(argv).unwrap_or_else(|e| panic!("serve flags do not parse: {e}"));
+    let mut settings = Settings::from_args(&args.serve).expect("GitLab settings alone are enough");
+    assert!(!settings.github && settings.gitlab.is_some());
+    settings.isolation.exe = env!("CARGO_BIN_EXE_guardrail").into();
+    Service::build(&settings, call_policy(), retry.clone()).await.expect("service builds")
 }
 
 pub async fn deliver(
@@ -152,7 +176,7 @@ fn push_hook(fake: &FakeGitLab, project: u64, after: &str) -> Vec<u8> {
 }
 
 /// A project with a clean Pod and a merge request that makes it privileged (line 11 of the new file).
-fn open_violating(fake: &FakeGitLab) -> (u64, u64) {
+pub(crate) fn open_violating(fake: &FakeGitLab) -> (u64, u64) {
     let (project, _) = fake.add_project("platform/apps/web", &[("deploy/pod.yaml", CLEAN), ("README.md", "hi\n")]);
     fake.commit(project, "feature", &[("deploy/pod.yaml", Some(&privileged(CLEAN)))]);
     let iid = fake.open_mr(project, project, "feature", "Make it privileged");
@@ -160,7 +184,7 @@ fn open_violating(fake: &FakeGitLab) -> (u64, u64) {
 }
 
 /// (state, git ref) of the `guardrail` statuses on `sha` in `project`.
-fn statuses(fake: &FakeGitLab, project: u64, sha: &str) -> Vec<(String, String)> {
+pub(crate) fn statuses(fake: &FakeGitLab, project: u64, sha: &str) -> Vec<(String, String)> {
     fake.statuses(project, sha).into_iter().filter(|s| s.name == "guardrail").map(|s| (s.status, s.git_ref)).collect()
 }
 
@@ -173,7 +197,12 @@ fn written(fake: &FakeGitLab, project: u64, iid: u64) -> (usize, usize, usize) {
 
 #[tokio::test]
 async fn a_violating_merge_request_gets_a_failed_status_discussions_at_the_changed_line_and_one_summary() {
-    let h = GitLabHarness::new(&[]).await;
+    violating_merge_request(None).await;
+}
+
+/// On SQLite (`None`) or on the PostgreSQL database given (`gitlab_durability`).
+pub(crate) async fn violating_merge_request(database: Option<String>) {
+    let h = GitLabHarness::on(database, &[]).await;
     let (project, iid) = open_violating(&h.fake);
     let (status, reply) =
         h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
@@ -226,7 +255,12 @@ async fn a_clean_merge_request_gets_success_and_no_discussions() {
 
 #[tokio::test]
 async fn redelivery_a_title_only_update_and_a_rerun_add_nothing() {
-    let h = GitLabHarness::new(&[]).await;
+    redelivery_and_rerun(None).await;
+}
+
+/// On SQLite (`None`) or on the PostgreSQL database given (`gitlab_durability`).
+pub(crate) async fn redelivery_and_rerun(database: Option<String>) {
+    let h = GitLabHarness::on(database, &[]).await;
     let (project, iid) = open_violating(&h.fake);
     h.fake.add_member(project, 42, 30);
     // As GitLab sends it: with the merge request's `updated_at`, which orders the jobs of one MR.
@@ -271,7 +305,12 @@ async fn redelivery_a_title_only_update_and_a_rerun_add_nothing() {
 
 #[tokio::test]
 async fn a_fix_push_resolves_the_discussion_and_a_reintroduced_finding_is_visible_again() {
-    let h = GitLabHarness::new(&[]).await;
+    fix_push(None).await;
+}
+
+/// On SQLite (`None`) or on the PostgreSQL database given (`gitlab_durability`).
+pub(crate) async fn fix_push(database: Option<String>) {
+    let h = GitLabHarness::on(database, &[]).await;
     let (project, iid) = open_violating(&h.fake);
     h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
     h.drain().await;
@@ -366,7 +405,12 @@ async fn a_rate_limit_is_waited_out_and_nothing_is_sent_early() {
 
 #[tokio::test]
 async fn an_attempt_that_dies_after_its_writes_is_retried_without_writing_twice() {
-    let h = GitLabHarness::new(&[]).await;
+    dies_after_its_writes(None).await;
+}
+
+/// On SQLite (`None`) or on the PostgreSQL database given (`gitlab_durability`).
+pub(crate) async fn dies_after_its_writes(database: Option<String>) {
+    let h = GitLabHarness::on(database, &[]).await;
     let (project, iid) = open_violating(&h.fake);
     // The discussion is created and its answer lost; then reading the notes fails for the whole first
     // attempt (three tries): the attempt ends after its writes, the job is retried.

@@ -11,6 +11,7 @@ mod fake_gitlab;
 mod fuzz;
 mod gitlab;
 mod gitlab_app;
+mod gitlab_durability;
 mod gitlab_intake;
 mod hostile_policy;
 mod inputs;

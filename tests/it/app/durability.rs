@@ -170,15 +170,7 @@ async fn a_pull_request_to_the_policy_repository_runs_its_tests() {
     h.finish().await;
 }
 
-/// PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); each run uses its own database.
-pub(super) async fn postgres_url() -> String {
-    let admin = "postgres://postgres@127.0.0.1:5432/test";
-    sqlx::any::install_default_drivers();
-    let pool = sqlx::AnyPool::connect(admin).await.expect("PostgreSQL runs at 127.0.0.1:5432 (see .ci/run)");
-    let name = format!("guardrail_it_{}_{}", std::process::id(), guardrail::queue::now_ms());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("create database");
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
-}
+pub(super) use super::harness::postgres_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_a_postgres_queue_and_post_once() {

@@ -211,6 +211,16 @@ async fn build_service(
     Service::build(&settings, calls.clone(), retry.clone()).await.expect("service builds")
 }
 
+/// PostgreSQL at 127.0.0.1:5432 (user postgres, trust auth); each run uses its own database.
+pub async fn postgres_url() -> String {
+    let admin = "postgres://postgres@127.0.0.1:5432/test";
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(admin).await.expect("PostgreSQL runs at 127.0.0.1:5432 (see .ci/run)");
+    let name = format!("guardrail_it_{}_{}", std::process::id(), guardrail::queue::now_ms());
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&pool).await.expect("create database");
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
 /// Serves `service`'s router on a free local port; returns its base URL.
 pub async fn serve(service: &Service) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
