@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use guardrail::queue::RateLimitKey;
 use serde_json::json;
 
 use crate::app::postgres_url;
@@ -108,4 +109,21 @@ async fn a_push_during_the_old_heads_check_leaves_its_status_canceled_not_runnin
     assert_eq!(left[0].status, "canceled", "{left:?}");
     assert!(left[0].description.as_deref().unwrap_or("").contains("newer commit"), "{left:?}");
     h.finish().await;
+}
+
+/// The GitLab token's row in `rate_limits` and GitHub installations' rows never meet: not even an
+/// installation id past `i64::MAX`, whose plain cast would land on GitLab's negative key.
+#[tokio::test]
+async fn a_gitlab_rate_limit_holds_no_github_installation_and_the_reverse() {
+    let h = GitLabHarness::new(&[]).await;
+    let queue = &h.service.app.queue;
+    let until = guardrail::queue::now_ms() + 30_000;
+    queue.set_rate_limit(RateLimitKey::GitLab, until).await.expect("recorded");
+    assert_eq!(queue.rate_limit(RateLimitKey::GitLab).await.expect("read"), Some(until));
+    for id in [0, 1, 77, i64::MAX as u64, u64::MAX] {
+        assert_eq!(queue.rate_limit(RateLimitKey::Installation(id)).await.expect("read"), None, "installation {id}");
+    }
+    let other = guardrail::queue::now_ms() + 60_000;
+    queue.set_rate_limit(RateLimitKey::Installation(u64::MAX), other).await.expect("recorded");
+    assert_eq!(queue.rate_limit(RateLimitKey::GitLab).await.expect("read"), Some(until));
 }
