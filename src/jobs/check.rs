@@ -75,7 +75,7 @@ async fn check(mut session: impl Session) -> JobResult {
 }
 
 /// Turns how the steps ended into the queue's decision, telling the author what they need to know.
-pub(super) async fn conclude(session: &mut impl Session, result: Result<(), Stop>) -> JobResult {
+async fn conclude(session: &mut impl Session, result: Result<(), Stop>) -> JobResult {
     let (app, job) = (session.app(), session.job());
     let (base, attempts) = (app.retry.base, job.attempts);
     match result {
@@ -85,6 +85,7 @@ pub(super) async fn conclude(session: &mut impl Session, result: Result<(), Stop
             tracing::warn!(job = job.id, "the lease is gone; another worker continues this job");
             JobResult::Retry { after: base, error: "lease lost".into() }
         }
+        // Only GitHub says so (an App uninstalled or suspended): nobody is left to tell.
         Err(Stop::Forge(ForgeError::Uninstalled(why))) => {
             tracing::warn!(job = job.id, key = %job.dedupe_key, %why, "the App is not installed any more: job dropped");
             JobResult::Done

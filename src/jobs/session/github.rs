@@ -1,10 +1,9 @@
 //! A GitHub pull request's check: the `Session` over one pull-request head. Where GitHub gets written:
 //! the check run (created or adopted, progress notes, annotations, completion) and the inline review
-//! comments (`review_comments`, bodies from `report::review`). Every
-//! write is fenced (the job must still hold its claim), and every write that GitHub may have applied
-//! without our knowing (a crash, a timeout, a 5xx) is reconciled with what GitHub holds before it is
-//! made again: the check run is found by name, head and `external_id`; annotations already on the
-//! run are counted and not sent twice.
+//! comments (`review_comments`, bodies from `report::review`). Every write is fenced (the job must
+//! still hold its claim), and every write that GitHub may have applied without our knowing (a crash, a
+//! timeout, a 5xx) is reconciled with what GitHub holds before it is made again: the check run is found
+//! by name, head and `external_id`; annotations already on the run are counted and not sent twice.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
