@@ -152,7 +152,7 @@ pub fn locate(
 fn declared_missing(hit: &Hit, tokens: &[String], node: Option<&Value>) -> Option<String> {
     let missing = hit.details.get("missing").and_then(Value::as_str)?;
     let parts: Vec<&str> = missing.split('.').filter(|p| !p.is_empty()).collect();
-    let below = (0..parts.len())
+    let below = (0..=parts.len())
         .rev()
         .find(|&k| k == 0 || tokens.ends_with(&parts[..k].iter().map(|p| p.to_string()).collect::<Vec<_>>()))?;
     let rest = &parts[below..];

@@ -333,3 +333,37 @@ fn a_label_value_its_pattern_rejects_lands_on_the_label() {
         located(&removed)
     );
 }
+
+const EMPTY_REQUEST: &str = include_str!("../../policies/resource-limits/samples/disallowed_init_requests_only.yaml");
+const EMPTY_POLICIES: &str =
+    include_str!("../../policies/vpa-min-allowed/samples/disallowed_empty_container_policies.yaml");
+const NO_POLICY: &str = include_str!("../../policies/vpa-min-allowed/samples/disallowed_no_resource_policy.yaml");
+
+#[test]
+fn a_declared_field_that_is_there_but_empty_is_the_place_not_a_missing_field() {
+    let set = policies(true, &[]);
+    // `memory: ""`: the policy declares the field and names it as what is missing; it is there.
+    let got = check(&set, EMPTY_REQUEST);
+    let memory = at(&got, "Init container \"setup\" has no memory request");
+    assert_eq!(
+        (memory.region.line, memory.region.column, memory.pointer.as_str()),
+        (13, 11, "/spec/initContainers/0/resources/requests/memory"),
+        "{memory:?}"
+    );
+    assert!(!memory.message.contains("(missing"), "{}", memory.message);
+    proves(&set, &got, &edit(EMPTY_REQUEST, 13, "          memory: 64Mi"), 13, 0, &[]);
+    // `containerPolicies: []`: the empty list itself.
+    let got = check(&set, EMPTY_POLICIES);
+    let empty = at(&got, "VerticalPodAutoscaler \"web\" has no spec.resourcePolicy.containerPolicies");
+    assert_eq!((empty.region.line, empty.region.column), (12, 5), "{empty:?}");
+    assert!(!empty.message.contains("(missing"), "{}", empty.message);
+    let one = "    containerPolicies: [{containerName: \"*\", minAllowed: {cpu: 100m, memory: 64Mi}}]";
+    proves(&set, &got, &edit(EMPTY_POLICIES, 12, one), 12, 0, &[]);
+    // No `resourcePolicy` at all: at `spec:`, naming what it lacks.
+    let got = check(&set, NO_POLICY);
+    let none = at(&got, "VerticalPodAutoscaler \"web\" has no spec.resourcePolicy.containerPolicies");
+    assert_eq!((none.region.line, none.region.column), (6, 1), "{none:?}");
+    assert!(none.message.ends_with("(missing: resourcePolicy.containerPolicies)"), "{}", none.message);
+    let inserted = "spec:\n  resourcePolicy:\n".to_string() + one;
+    proves(&set, &got, &edit(NO_POLICY, 6, &inserted), 6, 2, &[]);
+}
