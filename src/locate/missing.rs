@@ -8,6 +8,9 @@ use super::paths::missing_path;
 use super::search::{Search, Verdict};
 use crate::manifest::node::pointer_push;
 
+/// Most evaluations spent inserting several required keys together, once each was found alone.
+const ALL_KEYS_BUDGET: usize = 4;
+
 impl Search<'_> {
     /// When the violation is about an object (or the whole resource) rather than one of its
     /// fields, tries inserting the fields the policy reads that the object lacks; the first
@@ -18,9 +21,17 @@ impl Search<'_> {
     pub(super) fn missing(&mut self, root: &Value, pointer: &str, reads: &[Vec<String>]) -> Option<(String, String)> {
         let Some(Value::Object(_)) = root.pointer(pointer) else { return None };
         let mut fallback = None;
+        // Keys the constraint requires of a map, each of which changed the message when inserted
+        // alone ("a, b" -> "b"): tried together below.
+        let mut partial: Vec<(usize, Vec<String>)> = Vec::new();
         let mut candidates = missing_candidates(root, pointer, reads, self.params);
-        // A path the message spells out ("in securityContext.capabilities.drop") first.
-        candidates.sort_by_key(|(depth, path)| !self.target.contains(&path[*depth..].join(".")));
+        // A path the message spells out ("in securityContext.capabilities.drop") first; a single
+        // name at the resource's top level (a label key the message lists) is no such hint.
+        candidates.sort_by_key(|(depth, path)| {
+            let spelled = &path[*depth..];
+            let top = pointer.is_empty() && *depth == 0 && spelled.len() == 1;
+            top || !self.target.contains(&spelled.join("."))
+        });
         for (depth, path) in &candidates {
             let (depth, path) = (*depth, path.clone());
             let existing = path[..depth].iter().fold(pointer.to_string(), |p, t| pointer_push(&p, t));
@@ -40,7 +51,7 @@ impl Search<'_> {
             };
             for leaf in leaves {
                 if self.evaluations >= self.budget {
-                    return fallback;
+                    break;
                 }
                 let built = path[depth + 1..].iter().rev().fold(leaf, |v, t| {
                     let mut m = serde_json::Map::new();
@@ -56,9 +67,72 @@ impl Search<'_> {
                     Verdict::Consequence if !keyed_leaf => {
                         fallback.get_or_insert_with(|| (existing.clone(), missing_path(&path[depth..])));
                     }
-                    Verdict::Consequence => {}
+                    Verdict::Consequence => {
+                        if !partial.contains(&(depth, path.clone())) {
+                            partial.push((depth, path.clone()));
+                        }
+                    }
                     Verdict::Kept => {}
                 }
+            }
+        }
+        if fallback.is_none() {
+            if let Some((depth, path)) = partial.first() {
+                // A few evaluations of its own: the keys were found, only their sum is left.
+                self.budget = self.budget.max(self.evaluations) + ALL_KEYS_BUDGET;
+                return self.all_keys(root, pointer, *depth, &path[..path.len() - 1], &partial);
+            }
+        }
+        fallback
+    }
+
+    /// Several keys the constraint requires are missing from one map (`annotations` without
+    /// `a8r.io/owner` and `a8r.io/runbook`): all of them inserted at once. Names the map when it
+    /// is missing itself, else the first key.
+    fn all_keys(
+        &mut self,
+        root: &Value,
+        pointer: &str,
+        depth: usize,
+        parent: &[String],
+        partial: &[(usize, Vec<String>)],
+    ) -> Option<(String, String)> {
+        let keys: Vec<&String> = partial
+            .iter()
+            .filter(|(d, p)| *d == depth && p.len() == parent.len() + 1 && p.starts_with(parent))
+            .filter_map(|(_, p)| p.last())
+            .collect();
+        // `depth` names of the map's path exist: the map is missing (below `existing`) or is there.
+        let existing = parent[..depth].iter().fold(pointer.to_string(), |p, t| pointer_push(&p, t));
+        let Some(Value::Object(map)) = root.pointer(&existing) else { return None };
+        let named = if depth < parent.len() {
+            missing_path(&parent[depth..])
+        } else {
+            missing_path(&[keys.first()?.to_string()])
+        };
+        let mut values = vec![Value::String("guardrail".into())];
+        values.extend(samples(self.params));
+        let mut fallback = None;
+        for value in values {
+            let filled: serde_json::Map<String, Value> = keys.iter().map(|k| (k.to_string(), value.clone())).collect();
+            let mut with = map.clone();
+            match parent.get(depth) {
+                Some(first) => {
+                    let built = parent[depth + 1..].iter().rev().fold(Value::Object(filled), |v, t| {
+                        let mut m = serde_json::Map::new();
+                        m.insert(t.clone(), v);
+                        Value::Object(m)
+                    });
+                    with.insert(first.clone(), built);
+                }
+                None => with.extend(filled),
+            }
+            match self.verdict(&existing, Some(&Value::Object(with))) {
+                Verdict::Clean => return Some((existing, named)),
+                Verdict::Consequence => {
+                    fallback.get_or_insert_with(|| (existing.clone(), named.clone()));
+                }
+                Verdict::Kept => {}
             }
         }
         fallback
@@ -140,7 +214,9 @@ fn leaf_values(name: &str, params: &[Value]) -> Vec<Value> {
         "memory" | "ephemeral-storage" => vec![json!("64Mi")],
         "limits" | "requests" => vec![json!({"cpu": "100m", "memory": "64Mi"})],
         _ => {
-            let mut out = vec![json!(true), json!(false), json!("guardrail"), json!({}), json!(1)];
+            // Annotations hold strings: `"false"` is what `allow-http` must be, not `false`.
+            let mut out =
+                vec![json!(true), json!(false), json!("guardrail"), json!({}), json!(1), json!("false"), json!("true")];
             out.extend(samples(params));
             out
         }

@@ -367,3 +367,25 @@ fn a_declared_field_that_is_there_but_empty_is_the_place_not_a_missing_field() {
     let inserted = "spec:\n  resourcePolicy:\n".to_string() + one;
     proves(&set, &got, &edit(NO_POLICY, 6, &inserted), 6, 2, &[]);
 }
+
+const KEYS_POLICIES: &str = include_str!("../fixtures/locations/keys-policies.yaml");
+const KEYS: &str = include_str!("../fixtures/locations/keys.yaml");
+
+#[test]
+fn several_required_keys_of_a_missing_map_are_named_at_its_parent() {
+    let set = policies(false, &[("p.yaml", KEYS_POLICIES)]);
+    let got = check(&set, KEYS);
+    // Each key alone only changes the message ("owner, runbook" -> "runbook"): together they
+    // clear it, and the map they go in is what is missing.
+    let both = at(&got, "annotations required: example.com/owner, example.com/runbook");
+    assert_eq!((both.region.line, both.region.column, both.pointer.as_str()), (3, 1, "/metadata/annotations"));
+    assert!(both.message.ends_with("(missing: annotations)"), "{}", both.message);
+    let fixed = "metadata:\n  annotations: {example.com/owner: ops, example.com/runbook: \"https://runbook\"}";
+    proves(&set, &got, &edit(KEYS, 3, fixed), 3, 1, &[]);
+    // An annotation whose value must be the string "false": inserting it names it.
+    let plain = at(&got, "ingress shop must set allow-plain-http");
+    assert_eq!((plain.region.line, plain.region.column), (12, 1), "{plain:?}");
+    assert!(plain.message.ends_with("(missing: annotations.example.com/allow-plain-http)"), "{}", plain.message);
+    let fixed = "metadata:\n  annotations: {example.com/allow-plain-http: \"false\"}";
+    proves(&set, &got, &edit(KEYS, 12, fixed), 12, 1, &[]);
+}
