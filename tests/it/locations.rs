@@ -389,3 +389,61 @@ fn several_required_keys_of_a_missing_map_are_named_at_its_parent() {
     let fixed = "metadata:\n  annotations: {example.com/allow-plain-http: \"false\"}";
     proves(&set, &got, &edit(KEYS, 12, fixed), 12, 1, &[]);
 }
+
+/// The same privileged container written in every YAML style (and as JSON): the finding is at the
+/// `privileged` key, wherever the style puts it, and editing that line clears it.
+#[test]
+fn every_yaml_style_lands_on_the_same_field() {
+    let set = policies(false, &[("p.yaml", POLICIES)]);
+    let block = include_str!("../fixtures/locations/styles/block.yaml");
+    let styles = [
+        ("block.yaml", block.to_string(), (12, 9)),
+        ("crlf.yaml", block.replace('\n', "\r\n"), (12, 9)),
+        ("json.json", include_str!("../fixtures/locations/styles/json.json").to_string(), (12, 11)),
+        ("flow.yaml", include_str!("../fixtures/locations/styles/flow.yaml").to_string(), (3, 84)),
+        ("quoted.yaml", include_str!("../fixtures/locations/styles/quoted.yaml").to_string(), (13, 7)),
+        ("multidoc.yaml", include_str!("../fixtures/locations/styles/multidoc.yaml").to_string(), (24, 9)),
+    ];
+    for (name, text, at) in styles {
+        let privileged = |text: &str| -> Vec<(u32, u32)> {
+            let got = scan(&set, &[(name, text)]).outcome.findings;
+            got.iter()
+                .filter(|f| f.message.starts_with("privileged containers"))
+                .map(|f| (f.region.line, f.region.column))
+                .collect()
+        };
+        assert_eq!(privileged(&text), [at], "{name}");
+        // The line with the key, set to false (`!!bool "true"` too): the finding goes.
+        let line = text.split('\n').nth(at.0 as usize - 1).expect("line");
+        let fixed = line.replacen("\"true\"", "\"false\"", 1).replacen("privileged\": true", "privileged\": false", 1);
+        let fixed = fixed.replacen("privileged: true", "privileged: false", 1);
+        assert_ne!(fixed, line, "{name}");
+        let edited: Vec<&str> =
+            text.split('\n').enumerate().map(|(i, l)| if i + 1 == at.0 as usize { fixed.as_str() } else { l }).collect();
+        assert_eq!(privileged(&edited.join("\n")), [], "{name}");
+    }
+}
+
+/// What an alias repeats is reported where the alias brings it in: the anchor's own copy at the
+/// anchor, an aliased `securityContext` at its key, a merged one at the `<<`. Each is proven by
+/// editing that line, which clears that container alone.
+#[test]
+fn an_aliased_field_lands_on_the_alias_that_brings_it_in() {
+    let set = policies(false, &[("p.yaml", POLICIES)]);
+    let text = include_str!("../fixtures/locations/styles/anchors.yaml");
+    let privileged = |text: &str| -> Vec<(u32, u32, String)> {
+        let got = check(&set, text);
+        got.iter()
+            .filter(|f| f.message.starts_with("privileged containers"))
+            .map(|f| (f.region.line, f.region.column, f.message.clone()))
+            .collect()
+    };
+    let all = "privileged containers: alpha, beta, gamma".to_string();
+    assert_eq!(privileged(text), [(12, 9, all.clone()), (17, 7, all.clone()), (21, 9, all)]);
+    let beta_fixed = edit(text, 17, "      securityContext: {privileged: false}");
+    let left = "privileged containers: alpha, gamma".to_string();
+    assert_eq!(privileged(&beta_fixed), [(12, 9, left.clone()), (21, 9, left)]);
+    let gamma_fixed = edit(text, 21, "");
+    let left = "privileged containers: alpha, beta".to_string();
+    assert_eq!(privileged(&gamma_fixed), [(12, 9, left.clone()), (17, 7, left)]);
+}
