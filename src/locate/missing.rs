@@ -214,9 +214,12 @@ fn leaf_values(name: &str, params: &[Value]) -> Vec<Value> {
         "memory" | "ephemeral-storage" => vec![json!("64Mi")],
         "limits" | "requests" => vec![json!({"cpu": "100m", "memory": "64Mi"})],
         _ => {
-            // Annotations hold strings: `"false"` is what `allow-http` must be, not `false`.
-            let mut out =
-                vec![json!(true), json!(false), json!("guardrail"), json!({}), json!(1), json!("false"), json!("true")];
+            let mut out = vec![json!(true), json!(false), json!("guardrail"), json!({}), json!(1)];
+            // An annotation or label (a key with a domain or a path) holds strings: `"false"` is
+            // what `kubernetes.io/ingress.allow-http` must be, not `false`.
+            if name.contains(['/', '.']) {
+                out.extend([json!("false"), json!("true")]);
+            }
             out.extend(samples(params));
             out
         }
