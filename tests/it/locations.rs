@@ -418,8 +418,11 @@ fn every_yaml_style_lands_on_the_same_field() {
         let fixed = line.replacen("\"true\"", "\"false\"", 1).replacen("privileged\": true", "privileged\": false", 1);
         let fixed = fixed.replacen("privileged: true", "privileged: false", 1);
         assert_ne!(fixed, line, "{name}");
-        let edited: Vec<&str> =
-            text.split('\n').enumerate().map(|(i, l)| if i + 1 == at.0 as usize { fixed.as_str() } else { l }).collect();
+        let edited: Vec<&str> = text
+            .split('\n')
+            .enumerate()
+            .map(|(i, l)| if i + 1 == at.0 as usize { fixed.as_str() } else { l })
+            .collect();
         assert_eq!(privileged(&edited.join("\n")), [], "{name}");
     }
 }
