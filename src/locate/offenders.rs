@@ -26,8 +26,8 @@ impl Search<'_> {
                 return out;
             }
             let mut alive = Vec::new();
-            for i in 0..items.len() {
-                let only = Value::Array(vec![items[i].clone()]);
+            for (i, item) in items.iter().enumerate() {
+                let only = Value::Array(vec![item.clone()]);
                 if self.persists(pointer, Some(&only)) {
                     alive.push(i);
                 }
@@ -70,8 +70,8 @@ impl Search<'_> {
         if items.len() < 2 || !mentions_any(items, self.target) {
             return out;
         }
-        for j in 0..items.len() {
-            if j.to_string() == tokens[at] || !mentions(&items[j], self.target) {
+        for (j, candidate) in items.iter().enumerate() {
+            if j.to_string() == tokens[at] || !mentions(candidate, self.target) {
                 continue;
             }
             let item = pointer_push(&list, &j.to_string());
