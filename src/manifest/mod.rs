@@ -191,18 +191,20 @@ impl Origin {
         (file, region(node.focus()), found)
     }
 
-    /// The first line of the object (its `apiVersion`/`kind` usually).
+    /// The object's first field (its `apiVersion`/`kind` usually): in block YAML where the object
+    /// starts; in JSON or a flow mapping the first key, not the `{` before it, so that a finding
+    /// about the whole object is at the same field whatever the style.
     pub fn head(&self) -> Region {
         let tree = self.document.node();
         let Some(root) = tree.as_ref() else { return Region::point(1, 1) };
         let (node, _) = root.walk(&self.prefix);
-        let span = node.span;
-        Region {
-            line: span.start.line,
-            column: span.start.column,
-            end_line: span.start.line,
-            end_column: span.start.column + 1,
-        }
+        let start = match &node.kind {
+            NodeKind::Map(entries) => {
+                entries.first().and_then(|(_, v)| v.key_span).map_or(node.span.start, |k| k.start)
+            }
+            _ => node.span.start,
+        };
+        Region { line: start.line, column: start.column, end_line: start.line, end_column: start.column + 1 }
     }
 }
 

@@ -424,9 +424,37 @@ const YAML12_BOOLS: [&str; 6] = ["true", "True", "TRUE", "false", "False", "FALS
 /// Turns the raw tree into located nodes, reporting duplicate keys and scalars whose meaning
 /// depends on the YAML version.
 fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<YamlIssue>) -> Node {
-    // An alias points at the anchor's definition: report values where they were written.
+    convert_at(raw, index, text, issues, None)
+}
+
+/// Where an alias is used: the key that holds it (for an item of a list, the alias itself) and
+/// the alias.
+#[derive(Clone, Copy)]
+struct Site {
+    key: Span,
+    alias: Span,
+}
+
+/// The alias a node was repeated from, if it was (serde-saphyr replays the anchor's events: the
+/// node is referenced at the alias and defined at the anchor).
+fn alias_of(raw: &Spanned<Raw>, index: &LineIndex, text: &str) -> Option<Span> {
+    let (r, d) = (&raw.referenced, &raw.defined);
+    (r.line() != d.line() || r.column() != d.column()).then(|| index.span_of(r, text))
+}
+
+/// `site`: the node is part of what an alias repeats. It is reported at the alias (its key), not at
+/// the anchor: the anchor's text is every copy's, and editing it there changes them all, while
+/// the alias is what brings this copy in. Issues about the text stay at the anchor (once).
+fn convert_at(
+    raw: Spanned<Raw>,
+    index: &LineIndex,
+    text: &str,
+    issues: &mut Vec<YamlIssue>,
+    site: Option<Site>,
+) -> Node {
     let loc = raw.defined;
     let span = index.span_of(&loc, text);
+    let placed = site.map_or(span, |s| s.alias);
     let value = match index.slice(&loc, text) {
         Some(src) => as_kubectl_reads(raw.value, src, tag_before(&loc, text)),
         None => raw.value,
@@ -479,13 +507,23 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
             NodeKind::Float(f)
         }
         Raw::Str(s) => NodeKind::Str(s),
-        Raw::Seq(items) => NodeKind::Seq(items.into_iter().map(|i| convert(i, index, text, issues)).collect()),
+        Raw::Seq(items) => NodeKind::Seq(
+            items
+                .into_iter()
+                .map(|i| {
+                    let at = site.or_else(|| alias_of(&i, index, text).map(|alias| Site { key: alias, alias }));
+                    convert_at(i, index, text, issues, at)
+                })
+                .collect(),
+        ),
         Raw::Map(entries) => {
             let mut map = MapBuilder::default();
             for (key, value) in entries {
                 let key_span = index.span_of(&key.defined, text);
+                let placed_key = site.map_or(key_span, |s| s.key);
+                let at = site.or_else(|| alias_of(&value, index, text).map(|alias| Site { key: placed_key, alias }));
                 if is_merge_key(&key, index, text) {
-                    let merged = convert(value, index, text, issues);
+                    let merged = convert_at(value, index, text, issues, at);
                     map.merge(merged, key_span, issues);
                     continue;
                 }
@@ -509,14 +547,14 @@ fn convert(raw: Spanned<Raw>, index: &LineIndex, text: &str, issues: &mut Vec<Ya
                         continue;
                     }
                 };
-                let mut node = convert(value, index, text, issues);
-                node.key_span = Some(key_span);
+                let mut node = convert_at(value, index, text, issues, at);
+                node.key_span = Some(placed_key);
                 map.set_explicit(key_text, node, key_span, issues);
             }
             NodeKind::Map(map.entries)
         }
     };
-    Node::new(span, kind)
+    Node::new(placed, kind)
 }
 
 fn is_legacy_octal(src: &str) -> bool {

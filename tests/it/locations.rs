@@ -333,3 +333,120 @@ fn a_label_value_its_pattern_rejects_lands_on_the_label() {
         located(&removed)
     );
 }
+
+const EMPTY_REQUEST: &str = include_str!("../../policies/resource-limits/samples/disallowed_init_requests_only.yaml");
+const EMPTY_POLICIES: &str =
+    include_str!("../../policies/vpa-min-allowed/samples/disallowed_empty_container_policies.yaml");
+const NO_POLICY: &str = include_str!("../../policies/vpa-min-allowed/samples/disallowed_no_resource_policy.yaml");
+
+#[test]
+fn a_declared_field_that_is_there_but_empty_is_the_place_not_a_missing_field() {
+    let set = policies(true, &[]);
+    // `memory: ""`: the policy declares the field and names it as what is missing; it is there.
+    let got = check(&set, EMPTY_REQUEST);
+    let memory = at(&got, "Init container \"setup\" has no memory request");
+    assert_eq!(
+        (memory.region.line, memory.region.column, memory.pointer.as_str()),
+        (13, 11, "/spec/initContainers/0/resources/requests/memory"),
+        "{memory:?}"
+    );
+    assert!(!memory.message.contains("(missing"), "{}", memory.message);
+    proves(&set, &got, &edit(EMPTY_REQUEST, 13, "          memory: 64Mi"), 13, 0, &[]);
+    // `containerPolicies: []`: the empty list itself.
+    let got = check(&set, EMPTY_POLICIES);
+    let empty = at(&got, "VerticalPodAutoscaler \"web\" has no spec.resourcePolicy.containerPolicies");
+    assert_eq!((empty.region.line, empty.region.column), (12, 5), "{empty:?}");
+    assert!(!empty.message.contains("(missing"), "{}", empty.message);
+    let one = "    containerPolicies: [{containerName: \"*\", minAllowed: {cpu: 100m, memory: 64Mi}}]";
+    proves(&set, &got, &edit(EMPTY_POLICIES, 12, one), 12, 0, &[]);
+    // No `resourcePolicy` at all: at `spec:`, naming what it lacks.
+    let got = check(&set, NO_POLICY);
+    let none = at(&got, "VerticalPodAutoscaler \"web\" has no spec.resourcePolicy.containerPolicies");
+    assert_eq!((none.region.line, none.region.column), (6, 1), "{none:?}");
+    assert!(none.message.ends_with("(missing: resourcePolicy.containerPolicies)"), "{}", none.message);
+    let inserted = "spec:\n  resourcePolicy:\n".to_string() + one;
+    proves(&set, &got, &edit(NO_POLICY, 6, &inserted), 6, 2, &[]);
+}
+
+const KEYS_POLICIES: &str = include_str!("../fixtures/locations/keys-policies.yaml");
+const KEYS: &str = include_str!("../fixtures/locations/keys.yaml");
+
+#[test]
+fn several_required_keys_of_a_missing_map_are_named_at_its_parent() {
+    let set = policies(false, &[("p.yaml", KEYS_POLICIES)]);
+    let got = check(&set, KEYS);
+    // Each key alone only changes the message ("owner, runbook" -> "runbook"): together they
+    // clear it, and the map they go in is what is missing.
+    let both = at(&got, "annotations required: example.com/owner, example.com/runbook");
+    assert_eq!((both.region.line, both.region.column, both.pointer.as_str()), (3, 1, "/metadata/annotations"));
+    assert!(both.message.ends_with("(missing: annotations)"), "{}", both.message);
+    let fixed = "metadata:\n  annotations: {example.com/owner: ops, example.com/runbook: \"https://runbook\"}";
+    proves(&set, &got, &edit(KEYS, 3, fixed), 3, 1, &[]);
+    // An annotation whose value must be the string "false": inserting it names it.
+    let plain = at(&got, "ingress shop must set allow-plain-http");
+    assert_eq!((plain.region.line, plain.region.column), (12, 1), "{plain:?}");
+    assert!(plain.message.ends_with("(missing: annotations.example.com/allow-plain-http)"), "{}", plain.message);
+    let fixed = "metadata:\n  annotations: {example.com/allow-plain-http: \"false\"}";
+    proves(&set, &got, &edit(KEYS, 12, fixed), 12, 1, &[]);
+}
+
+/// The same privileged container written in every YAML style (and as JSON): the finding is at the
+/// `privileged` key, wherever the style puts it, and editing that line clears it.
+#[test]
+fn every_yaml_style_lands_on_the_same_field() {
+    let set = policies(false, &[("p.yaml", POLICIES)]);
+    let block = include_str!("../fixtures/locations/styles/block.yaml");
+    let styles = [
+        ("block.yaml", block.to_string(), (12, 9)),
+        ("crlf.yaml", block.replace('\n', "\r\n"), (12, 9)),
+        ("json.json", include_str!("../fixtures/locations/styles/json.json").to_string(), (12, 11)),
+        ("flow.yaml", include_str!("../fixtures/locations/styles/flow.yaml").to_string(), (3, 84)),
+        ("quoted.yaml", include_str!("../fixtures/locations/styles/quoted.yaml").to_string(), (13, 7)),
+        ("multidoc.yaml", include_str!("../fixtures/locations/styles/multidoc.yaml").to_string(), (24, 9)),
+    ];
+    for (name, text, at) in styles {
+        let privileged = |text: &str| -> Vec<(u32, u32)> {
+            let got = scan(&set, &[(name, text)]).outcome.findings;
+            got.iter()
+                .filter(|f| f.message.starts_with("privileged containers"))
+                .map(|f| (f.region.line, f.region.column))
+                .collect()
+        };
+        assert_eq!(privileged(&text), [at], "{name}");
+        // The line with the key, set to false (`!!bool "true"` too): the finding goes.
+        let line = text.split('\n').nth(at.0 as usize - 1).expect("line");
+        let fixed = line.replacen("\"true\"", "\"false\"", 1).replacen("privileged\": true", "privileged\": false", 1);
+        let fixed = fixed.replacen("privileged: true", "privileged: false", 1);
+        assert_ne!(fixed, line, "{name}");
+        let edited: Vec<&str> = text
+            .split('\n')
+            .enumerate()
+            .map(|(i, l)| if i + 1 == at.0 as usize { fixed.as_str() } else { l })
+            .collect();
+        assert_eq!(privileged(&edited.join("\n")), [], "{name}");
+    }
+}
+
+/// What an alias repeats is reported where the alias brings it in: the anchor's own copy at the
+/// anchor, an aliased `securityContext` at its key, a merged one at the `<<`. Each is proven by
+/// editing that line, which clears that container alone.
+#[test]
+fn an_aliased_field_lands_on_the_alias_that_brings_it_in() {
+    let set = policies(false, &[("p.yaml", POLICIES)]);
+    let text = include_str!("../fixtures/locations/styles/anchors.yaml");
+    let privileged = |text: &str| -> Vec<(u32, u32, String)> {
+        let got = check(&set, text);
+        got.iter()
+            .filter(|f| f.message.starts_with("privileged containers"))
+            .map(|f| (f.region.line, f.region.column, f.message.clone()))
+            .collect()
+    };
+    let all = "privileged containers: alpha, beta, gamma".to_string();
+    assert_eq!(privileged(text), [(12, 9, all.clone()), (17, 7, all.clone()), (21, 9, all)]);
+    let beta_fixed = edit(text, 17, "      securityContext: {privileged: false}");
+    let left = "privileged containers: alpha, gamma".to_string();
+    assert_eq!(privileged(&beta_fixed), [(12, 9, left.clone()), (21, 9, left)]);
+    let gamma_fixed = edit(text, 21, "");
+    let left = "privileged containers: alpha, beta".to_string();
+    assert_eq!(privileged(&gamma_fixed), [(12, 9, left.clone()), (17, 7, left)]);
+}

@@ -46,7 +46,10 @@ fn merge_keys_and_aliases_resolve_and_keep_positions() {
     assert_eq!(pod["spec"]["containers"][1]["name"], "b");
     assert_eq!(pod["spec"]["containers"][1]["securityContext"]["privileged"], true);
     let (region, _) = loaded.resources[0].origin.locate("/spec/containers/1/securityContext/privileged");
-    assert_eq!(region.line, 11, "a merged value points at its definition");
+    // Editing the anchor's line would change both containers; the merge is what brings this copy in.
+    assert_eq!((region.line, region.column), (12, 5), "a merged value points at the merge key");
+    let (region, _) = loaded.resources[0].origin.locate("/spec/containers/0/securityContext/privileged");
+    assert_eq!(region.line, 11, "the anchor's own copy is where it is written");
     let (region, _) = loaded.resources[0].origin.locate("/spec/containers/1/name");
     assert_eq!((region.line, region.column), (13, 5));
 }

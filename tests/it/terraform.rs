@@ -417,12 +417,7 @@ resource "kubernetes_pod_disruption_budget_v1" "new" {
 #[test]
 fn a_value_passed_in_through_a_module_call_is_reported_in_the_callers_file() {
     let files = fixture(&["module-args"]);
-    let run = |files: &[(String, String)]| -> Vec<String> {
-        let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
-        let findings = scan(&policies(true, &[]), &refs).outcome.findings;
-        lines(&findings).lines().map(str::to_string).collect()
-    };
-    let before = run(&files);
+    let before = run_builtin(&files);
     insta::assert_snapshot!(before.join("\n"));
     let privileged: Vec<String> = before
         .iter()
@@ -442,27 +437,77 @@ fn a_value_passed_in_through_a_module_call_is_reported_in_the_callers_file() {
     got.sort();
     assert_eq!(got, sorted);
     for (file, line, value, finding) in expected {
-        let edited: Vec<(String, String)> = files
-            .iter()
-            .map(|(name, text)| {
-                if name != file {
-                    return (name.clone(), text.clone());
-                }
-                let text = text
-                    .lines()
-                    .enumerate()
-                    .map(|(i, l)| if i + 1 == line { l.replace(value, "false") } else { l.to_string() })
-                    .collect::<Vec<_>>()
-                    .join("\n");
-                (name.clone(), text + "\n")
-            })
-            .collect();
-        assert_ne!(edited, files, "{file}:{line} holds `{value}`");
-        let after = run(&edited);
-        let gone: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
-        let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
-        assert!(new.is_empty(), "editing {file}:{line} raised {new:?}");
-        assert_eq!(gone.len(), 1, "editing {file}:{line} removed {gone:?}");
-        assert!(gone[0].starts_with(finding), "editing {file}:{line} removed {gone:?}, not {finding}");
+        only_this_goes(&files, &before, (file, line, value, "false"), finding);
     }
+}
+
+/// A value the module computes from one argument of its caller (`lower(var.x)`, `"${var.x}-sfx"`,
+/// `format(...)`, `coalesce(...)`, a comparison, a conditional on it) is reported at that
+/// argument, in the caller's file; one made from two arguments stays where the module computes
+/// it. Each place is proven by editing the caller's argument to a compliant value: exactly the
+/// finding there goes, nothing else changes.
+#[test]
+fn a_value_a_module_computes_from_one_argument_is_reported_at_the_argument() {
+    let files = fixture(&["module-transforms"]);
+    let before = run_builtin(&files);
+    insta::assert_snapshot!(before.join("\n"));
+    let main = "module-transforms/main.tf";
+    let edits = [
+        (4, "\"DOCKER.IO/library\"", "\"REGISTRY.CORP.EXAMPLE\"", "[allowed-registries]", "lower() in a template"),
+        (5, "\"sys_admin\"", "\"chown\"", "[capabilities]", "upper() in a template"),
+        (6, "\"RAW\"", "\"BIND_SERVICE\"", "[capabilities]", "format()"),
+        (7, "8000", "-80", "[host-network]", "arithmetic"),
+        (8, "\"host\"", "\"container\"", "[host-namespaces]", "a comparison"),
+        (9, "\"HOST\"", "\"private\"", "[host-namespaces]", "coalesce() and lower() in a comparison"),
+        (10, "true", "false", "[privileged-containers]", "a conditional"),
+    ];
+    for (line, from, to, policy, how) in edits {
+        let at = format!("{main}:{line}:3 ");
+        let here: Vec<&String> = before.iter().filter(|l| l.contains(&at)).collect();
+        assert_eq!(here.len(), 1, "{how}: one finding at {at}: {before:#?}");
+        assert!(here[0].contains(policy), "{how}: {}", here[0]);
+        only_this_goes(&files, &before, (main, line, from, to), &format!("deny {at}"));
+    }
+    // The debug image is made from two arguments: it stays at the module's line.
+    let image = before.iter().find(|l| l.contains("[allowed-registries]") && l.contains("docker.io/tools"));
+    assert!(image.is_some_and(|l| l.contains("module-transforms/modules/app/main.tf:53:7 ")), "{before:#?}");
+}
+
+/// The builtin pack's findings on `files`, one line each.
+fn run_builtin(files: &[(String, String)]) -> Vec<String> {
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let findings = scan(&policies(true, &[]), &refs).outcome.findings;
+    lines(&findings).lines().map(str::to_string).collect()
+}
+
+/// After replacing `from` by `to` on `line` of `file`, exactly one finding of `before` is gone,
+/// the one that starts with `finding`, and none is new.
+fn only_this_goes(
+    files: &[(String, String)],
+    before: &[String],
+    (file, line, from, to): (&str, usize, &str, &str),
+    finding: &str,
+) {
+    let edited: Vec<(String, String)> = files
+        .iter()
+        .map(|(name, text)| {
+            if name != file {
+                return (name.clone(), text.clone());
+            }
+            let text = text
+                .lines()
+                .enumerate()
+                .map(|(i, l)| if i + 1 == line { l.replace(from, to) } else { l.to_string() })
+                .collect::<Vec<_>>()
+                .join("\n");
+            (name.clone(), text + "\n")
+        })
+        .collect();
+    assert_ne!(edited, files, "{file}:{line} holds `{from}`");
+    let after = run_builtin(&edited);
+    let gone: Vec<&String> = before.iter().filter(|l| !after.contains(l)).collect();
+    let new: Vec<&String> = after.iter().filter(|l| !before.contains(l)).collect();
+    assert!(new.is_empty(), "editing {file}:{line} raised {new:?}");
+    assert_eq!(gone.len(), 1, "editing {file}:{line} removed {gone:?}");
+    assert!(gone[0].starts_with(finding), "editing {file}:{line} removed {gone:?}, not {finding}");
 }

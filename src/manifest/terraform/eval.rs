@@ -10,6 +10,7 @@ use hcl_edit::expr::{BinaryOperator, Expression, ObjectKey, TraversalOperator, U
 use super::budget::{check_string, Bound, MAX_EVAL_DEPTH};
 use super::hcl::HclFile;
 use super::modules::ModuleCtx;
+use super::provenance::Sources;
 use crate::manifest::node::{Node, NodeKind, Pos, Span};
 
 /// Marks a value guardrail cannot know; the rest of the text is the expression.
@@ -269,10 +270,12 @@ impl<'a> Scope<'a> {
             },
             Expression::Conditional(c) => {
                 let cond = self.eval(file, &c.cond_expr);
+                // The branch taken was chosen by the condition's caller argument, if any.
+                let chosen = Sources::of([&cond.node]);
                 match cond.node.kind {
-                    NodeKind::Bool(true) => self.eval(file, &c.true_expr),
-                    NodeKind::Bool(false) => self.eval(file, &c.false_expr),
-                    _ if cond.is_unknown() => Val::unknown(&file.text_of(expr), span, name),
+                    NodeKind::Bool(true) => chosen.place(self.eval(file, &c.true_expr)),
+                    NodeKind::Bool(false) => chosen.place(self.eval(file, &c.false_expr)),
+                    _ if cond.is_unknown() => chosen.place(Val::unknown(&file.text_of(expr), span, name)),
                     _ => self.cannot(file, &c.cond_expr, "the condition is not a bool"),
                 }
             }
@@ -280,22 +283,24 @@ impl<'a> Scope<'a> {
             Expression::Traversal(t) => self.traverse(file, expr, &t.expr, &t.operators, span),
             Expression::UnaryOp(op) => {
                 let v = self.eval(file, &op.expr);
+                let from = Sources::of([&v.node]);
                 let kind = match (op.operator.value(), &v.node.kind) {
                     (UnaryOperator::Not, NodeKind::Bool(b)) => NodeKind::Bool(!b),
                     (UnaryOperator::Neg, NodeKind::Int(i)) => NodeKind::Int(-i),
                     (UnaryOperator::Neg, NodeKind::Float(f)) => NodeKind::Float(-f),
-                    _ if v.is_unknown() => return Val::unknown(&file.text_of(expr), span, name),
+                    _ if v.is_unknown() => return from.place(Val::unknown(&file.text_of(expr), span, name)),
                     _ => return self.cannot(file, expr, "the operand has the wrong type"),
                 };
-                Val::new(kind, span, name)
+                from.place(Val::new(kind, span, name))
             }
             Expression::BinaryOp(op) => {
                 let (l, r) = (self.eval(file, &op.lhs_expr), self.eval(file, &op.rhs_expr));
+                let from = Sources::of([&l.node, &r.node]);
                 if l.is_unknown() || r.is_unknown() {
-                    return Val::unknown(&file.text_of(expr), span, name);
+                    return from.place(Val::unknown(&file.text_of(expr), span, name));
                 }
                 match binary(*op.operator.value(), &l.node, &r.node) {
-                    Some(kind) => Val::new(kind, span, name),
+                    Some(kind) => from.place(Val::new(kind, span, name)),
                     None => self.cannot(file, expr, "the operands have the wrong types"),
                 }
             }

@@ -10,13 +10,12 @@ use hcl_edit::expr::FuncCall;
 use super::budget::{check_string, Bound, MAX_TEMPLATE_DEPTH};
 use super::eval::{Scope, TextMap, Val};
 use super::hcl::HclFile;
+use super::provenance::Sources;
 use super::stdlib::Failure;
 use crate::findings::Severity;
 use crate::manifest::node::{Node, NodeKind, Span};
 
 pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> Val {
-    let name = &file.name;
-    let whole = || Val::unknown(&call_text(file, call), span, name);
     if !call.name.namespace.is_empty() {
         return scope.cannot(file, call, "provider functions are not evaluated");
     }
@@ -26,6 +25,22 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
         return try_or_can(scope, file, call, &exprs, span);
     }
     let args: Vec<Val> = exprs.iter().map(|e| scope.eval(file, e)).collect();
+    let from = Sources::of(args.iter().map(|a| &a.node));
+    from.place(apply(scope, file, call, &exprs, args, span))
+}
+
+/// A call of `fname` on evaluated arguments.
+fn apply(
+    scope: &Scope<'_>,
+    file: &HclFile,
+    call: &FuncCall,
+    exprs: &[&hcl_edit::expr::Expression],
+    args: Vec<Val>,
+    span: Span,
+) -> Val {
+    let name = &file.name;
+    let whole = || Val::unknown(&call_text(file, call), span, name);
+    let fname = call.name.name.as_str();
     let arg_span = |i: usize| exprs.get(i).map(|e| file.span_of(*e)).unwrap_or(span);
     let str_arg = |i: usize| args.get(i).filter(|v| !v.is_unknown()).and_then(Val::as_str);
     match fname {
@@ -83,8 +98,11 @@ pub fn call(scope: &Scope<'_>, file: &HclFile, call: &FuncCall, span: Span) -> V
             let whole_span = tfile.lines.span(&tfile.text, 0..tfile.text.len());
             let mut v = super::template::render_in(&inner, &tfile, template.iter(), whole_span);
             budget.templates.set(depth);
-            // The rendered string is used here; its characters still map into the template.
-            v.node.span = span;
+            // The rendered string is used here (unless it comes from one caller argument); its
+            // characters still map into the template.
+            if v.node.file.is_none() {
+                v.node.span = span;
+            }
             v.file = name.clone();
             v
         }

@@ -16,6 +16,7 @@ mod funcs;
 pub mod hcl;
 pub mod modules;
 pub mod plan;
+mod provenance;
 mod stdlib;
 mod template;
 pub mod typed;

@@ -11,6 +11,7 @@ use hcl_edit::Span as _;
 use super::budget::{Bound, MAX_STRING};
 use super::eval::{iterate, placeholder, scalar_text, Scope, TextMap, Val};
 use super::hcl::{HclFile, LineIndex};
+use super::provenance::Sources;
 use crate::manifest::node::{NodeKind, Pos, Span};
 
 /// Parses a template file (its text is the template, as `templatefile()` reads it).
@@ -38,18 +39,25 @@ pub fn render_in<'e>(
     if let [Element::Interpolation(i)] = elements.as_slice() {
         return scope.eval(file, &i.expr);
     }
-    let mut r = Renderer { scope, file, out: String::new(), lines: vec![Vec::new()], strip_next: false };
+    let mut r = Renderer {
+        scope,
+        file,
+        out: String::new(),
+        lines: vec![Vec::new()],
+        strip_next: false,
+        sources: Sources::None,
+    };
     match r.elements(&elements) {
         Ok(()) => {}
         Err(Stop::Over(bound)) => return scope.over(file, span, bound),
         Err(Stop::Unknown) => {
             let whole = file.text.get(span_range(file, &elements)).unwrap_or("template").to_string();
-            return Val::unknown(&whole, span, &file.name);
+            return r.sources.place(Val::unknown(&whole, span, &file.name));
         }
     }
     let mut val = Val::new(NodeKind::Str(r.out), span, &file.name);
     val.text = Some(Arc::new(TextMap { file: file.name.clone(), lines: Some(r.lines) }));
-    val
+    r.sources.place(val)
 }
 
 fn span_range(_file: &HclFile, elements: &[&Element]) -> std::ops::Range<usize> {
@@ -71,6 +79,8 @@ struct Renderer<'s, 'f> {
     out: String,
     lines: Vec<Vec<Pos>>,
     strip_next: bool,
+    /// The caller arguments interpolated so far (see `provenance`).
+    sources: Sources,
 }
 
 impl Renderer<'_, '_> {
@@ -126,6 +136,7 @@ impl Renderer<'_, '_> {
                 self.strip_before(i.strip.strip_start());
                 let pos = self.file.span_of(element).start;
                 let value = self.scope.eval(self.file, &i.expr);
+                self.sources.add(&value.node);
                 let text = match &value.node.kind {
                     NodeKind::Null => String::new(),
                     // A long unknown text is named by its expression instead, so that unknowns
@@ -148,6 +159,7 @@ impl Renderer<'_, '_> {
                     self.strip_before(d.if_expr.strip.strip_start());
                     self.strip_next = d.if_expr.strip.strip_end();
                     let cond = self.scope.eval(self.file, &d.if_expr.cond_expr);
+                    self.sources.add(&cond.node);
                     match cond.node.kind {
                         NodeKind::Bool(true) => self.template(&d.if_expr.template)?,
                         NodeKind::Bool(false) => {
@@ -166,6 +178,7 @@ impl Renderer<'_, '_> {
                     let f = &d.for_expr;
                     self.strip_before(f.strip.strip_start());
                     let collection = self.scope.eval(self.file, &f.collection_expr);
+                    self.sources.add(&collection.node);
                     let items = iterate(&collection).ok_or(Stop::Unknown)?;
                     if let Some(bound) = self.scope.module.budget.cells(items.len()).err() {
                         return Err(Stop::Over(bound));
@@ -186,11 +199,13 @@ impl Renderer<'_, '_> {
                             out: std::mem::take(&mut self.out),
                             lines: std::mem::take(&mut self.lines),
                             strip_next: self.strip_next,
+                            sources: std::mem::take(&mut self.sources),
                         };
                         let result = r.template(&f.template);
                         r.strip_before(d.endfor_expr.strip.strip_start());
                         self.out = r.out;
                         self.lines = r.lines;
+                        self.sources = r.sources;
                         result?;
                     }
                     self.strip_next = d.endfor_expr.strip.strip_end();
