@@ -6,20 +6,22 @@
 //! `compat::prepare_for_vm` has rid of the VM's own differences; sources it cannot make safe, and
 //! rules the VM cannot compile, stay on the tree-walking interpreter, which has `compat`'s OPA
 //! behaviour. The first `SAMPLED` evaluations of each rule run on both, and a difference retires
-//! the VM for that rule; an error the VM raises (other than the time limit) sends that evaluation
+//! the VM for that rule; an error the VM raises (other than the time or memory limit) sends that evaluation
 //! to the interpreter. `GUARDRAIL_REGO=interpreter` turns the VM off; `GUARDRAIL_REGO=crosscheck`
 //! runs both on every evaluation and prints each difference on stderr (the interpreter answers):
 //! how the equivalence is tested on gatekeeper-library, the built-in suites and benchmark corpora.
 
 use std::cell::Cell;
 use std::collections::HashMap;
-use std::num::NonZeroU32;
+use std::num::{NonZeroU32, NonZeroU64};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use regorus::rvm::vm::VmError;
 use regorus::rvm::RegoVM;
 use regorus::utils::limits::ExecutionTimerConfig;
+use regorus::MemoryBudgetConfig;
 use serde_json::Value as Json;
 
 use super::analysis::Analysis;
@@ -148,6 +150,13 @@ fn vm_engine(label: &str, sources: &[(String, String)], dialect: Dialect) -> Opt
 
 /// An instruction ceiling far above any real policy: runaway evaluations meet the time limit.
 const MAX_VM_INSTRUCTIONS: usize = 1 << 40;
+
+/// What one VM evaluation may allocate and keep (`compat::MAX_EVAL_BYTES`), checked by the VM
+/// before each instruction against the bytes its thread holds.
+const EVAL_BYTES: NonZeroU64 = match NonZeroU64::new(compat::MAX_EVAL_BYTES) {
+    Some(n) => n,
+    None => panic!("the evaluation memory limit is not zero"),
+};
 
 impl std::fmt::Debug for Program {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -423,7 +432,8 @@ impl Program {
         (!limit.is_zero()).then_some(ExecutionTimerConfig { limit, ..self.timer })
     }
 
-    /// Evaluates on the VM: `None` when it cannot answer (no bytecode, or any error but a timeout).
+    /// Evaluates on the VM: `None` when it cannot answer (no bytecode, or any error but a time or
+    /// memory limit).
     fn eval_vm(&self, rule: &str, input: &Input) -> Option<Result<regorus::Value, EvalError>> {
         let Some(timer) = self.remaining() else { return Some(Err(EvalError::Timeout)) };
         let pooled = {
@@ -440,28 +450,37 @@ impl Program {
                 vm.set_strict_builtin_errors(false);
                 vm.set_max_instructions(MAX_VM_INSTRUCTIONS);
                 vm.set_execution_timer_config(Some(self.timer));
+                vm.set_memory_budget_config(Some(MemoryBudgetConfig { limit: EVAL_BYTES }));
                 vm
             }
         };
         vm.set_execution_timer_config(Some(timer));
         vm.set_input(input.0.clone());
         let result = vm.execute();
-        let mut vms = self.vms.lock().expect("vms");
-        match vms.get_mut(rule) {
-            Some(pool) => pool.push(vm),
-            None => {
-                vms.insert(rule.to_string(), vec![vm]);
+        // A VM that failed may still hold what it built (a bomb's strings) in its registers.
+        if result.is_ok() {
+            let mut vms = self.vms.lock().expect("vms");
+            match vms.get_mut(rule) {
+                Some(pool) => pool.push(vm),
+                None => {
+                    vms.insert(rule.to_string(), vec![vm]);
+                }
             }
         }
-        drop(vms);
         match result {
             Ok(value) => Some(Ok(value)),
-            Err(e) if matches!(classify(&e.to_string()), EvalError::Timeout) => Some(Err(EvalError::Timeout)),
-            Err(e) => {
-                tracing::trace!(policy = %self.label, error = %e, "VM error; evaluating with the interpreter");
-                FALLBACKS.fetch_add(1, Ordering::Relaxed);
-                None
+            // Over the budget: the interpreter (which has no budget) must not run it again.
+            Err(VmError::MemoryBudgetExceeded { budget, .. }) => {
+                Some(Err(EvalError::Limit(compat::memory_limit(budget))))
             }
+            Err(e) => match classify(&e.to_string()) {
+                limit @ (EvalError::Timeout | EvalError::Limit(_)) => Some(Err(limit)),
+                EvalError::Failed(_) => {
+                    tracing::trace!(policy = %self.label, error = %e, "VM error; evaluating with the interpreter");
+                    FALLBACKS.fetch_add(1, Ordering::Relaxed);
+                    None
+                }
+            },
         }
     }
 
@@ -489,8 +508,9 @@ impl Program {
                     VM_EVALS.fetch_add(1, Ordering::Relaxed);
                     answer
                 }
-                // Out of time on the VM: the interpreter would not finish in what is left either.
-                Some(Err(EvalError::Timeout)) => Err(EvalError::Timeout),
+                // Out of time or memory on the VM: the interpreter would not finish in what is
+                // left either, and has no memory budget.
+                Some(Err(e @ (EvalError::Timeout | EvalError::Limit(_)))) => Err(e),
                 Some(answer) => {
                     // One of the first evaluations of this rule: the interpreter answers too,
                     // and a difference retires the VM for the rule.
@@ -543,6 +563,9 @@ fn classify(message: &str) -> EvalError {
     if let Some(at) = message.find(compat::LIMIT_MARK) {
         let limit = message[at + compat::LIMIT_MARK.len()..].lines().next().unwrap_or_default();
         EvalError::Limit(limit.trim().to_string())
+    } else if lower.contains("exceeded memory") {
+        // regorus's memory limits ("execution exceeded memory limit/budget (usage=…)").
+        EvalError::Limit(first_lines(message).lines().next().unwrap_or_default().to_string())
     } else if lower.contains("time limit")
         || lower.contains("execution exceeded")
         || lower.contains("deadline")

@@ -119,14 +119,14 @@ fn allocating_builtins_are_capped_and_sprintf_never_panics() {
         ]
     );
 
-    // A concat that multiplies a string by 8 ten times: the limit on the interpreter; on the VM, the time
-    // limit or the worker's memory limit. Either way a normal exit that says what happened.
+    // A concat that multiplies a string by 8 ten times: the concat cap on the interpreter; on the
+    // VM, the memory limit of one evaluation. Either way a deny finding that names the limit.
     policy(
         &dir.join("concat"),
         "HostileConcat",
         "package hostileconcat\nd(s) = concat(\"\", [s, s, s, s, s, s, s, s])\nviolation[{\"msg\": m}] { s1 := d(d(d(d(d(\"0123456789abcdef\"))))); s2 := d(d(d(d(d(s1))))); m := sprintf(\"%v\", [count(s2)]) }",
     );
-    for mode in ["interpreter", "vm"] {
+    for (mode, limit) in [("interpreter", "concat would make a string"), ("vm", "more than 128 MiB of memory")] {
         let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
             .args([
                 "check",
@@ -143,23 +143,88 @@ fn allocating_builtins_are_capped_and_sprintf_never_panics() {
             .env("GUARDRAIL_REGO", mode)
             .output()
             .unwrap();
-        let code = out.status.code().expect("a normal exit, not a signal");
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        match code {
-            // The cap (interpreter), or the time limit when the VM's copies are slow enough.
-            1 => {
-                assert!(
-                    messages(&stdout).iter().any(|m| m.contains("concat would make a string")
-                        || m.contains("did not finish within its time limit")),
-                    "{mode}: {stdout}"
-                )
-            }
-            2 => assert!(stderr.contains("policy engine crashed"), "{mode}: {stderr}"),
-            other => panic!("{mode}: exit {other}: {stdout} {stderr}"),
-        }
-        if mode == "interpreter" {
-            assert_eq!(code, 1, "the interpreter's cap answers first: {stderr}");
-        }
+        assert_eq!(out.status.code(), Some(1), "{mode}: {stdout} {stderr}");
+        let m = messages(&stdout);
+        assert!(m.len() == 1 && m[0].contains("went over a limit") && m[0].contains(limit), "{mode}: {m:?}");
+    }
+}
+
+/// A Pod the bomb policies below blow up on, and a control Pod they deny as usual (at line 15,
+/// its `hostNetwork`).
+const BOMB_AND_CONTROL: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: bomb\nspec:\n  containers:\n  - name: c\n    image: nginx\n---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: control\nspec:\n  hostNetwork: true\n  containers:\n  - name: c\n    image: nginx\n";
+
+/// A policy that denies the control Pod's host network, and on the Pod named `bomb` computes
+/// `bomb` (Rego lines, `m` the message).
+fn bomb_policy(dir: &Path, kind: &str, bomb: &str) {
+    let package = kind.to_lowercase();
+    policy(
+        dir,
+        kind,
+        &format!("package {package}\nviolation[{{\"msg\": \"host network\"}}] {{ input.review.object.spec.hostNetwork }}\nviolation[{{\"msg\": m}}] {{\n  input.review.object.metadata.name == \"bomb\"\n{bomb}\n}}"),
+    );
+}
+
+/// Forty locals, each `step` (with `{p}` the previous one) applied to the one before: 2^40 bytes
+/// or items at the end, from the object's name (so nothing can be folded when the policy loads).
+fn doubling(start: &str, step: &str) -> String {
+    let mut lines = vec![format!("  s0 := {start}")];
+    for i in 1..=40 {
+        lines.push(format!("  s{i} := {}", step.replace("{p}", &format!("s{}", i - 1))));
+    }
+    lines.push("  m := sprintf(\"%v\", [count(s40)])".into());
+    lines.join("\n")
+}
+
+/// Bombs that grow step by step on the bytecode VM, which cannot call the interpreter's capped
+/// builtins: each is stopped by the memory limit of one evaluation, and becomes a deny finding
+/// on its object naming the limit, while the control object is denied at its line as usual. The
+/// worker's memory limit (1 GiB) leaves no room for the bombs' gigabytes: bounded peak memory.
+#[test]
+fn bombs_on_the_bytecode_vm_are_a_finding_naming_the_memory_limit() {
+    let name = "input.review.object.metadata.name";
+    let bombs = [
+        ("HostileVmConcat", doubling(name, "concat(\"\", [{p}, {p}])")),
+        ("HostileVmSprintf", doubling(name, "sprintf(\"%s%s\", [{p}, {p}])")),
+        ("HostileVmArrays", doubling(&format!("[{name}]"), "array.concat({p}, {p})")),
+        ("HostileVmReplace", doubling(name, "strings.replace_n({\"b\": \"bb\"}, {p})")),
+        ("HostileVmMarshal", doubling(name, "json.marshal([{p}])")),
+        (
+            "HostileVmProduct",
+            "  n := numbers.range(1, 2000)\n  c := [[x, y, z] | x := n[_]; y := n[_]; z := n[_]]\n  m := sprintf(\"%v\", [count(c)])"
+                .to_string(),
+        ),
+    ];
+    let dir = scratch("vmbombs");
+    std::fs::write(dir.join("pods.yaml"), BOMB_AND_CONTROL).unwrap();
+    for (kind, bomb) in bombs {
+        let sub = kind.to_lowercase();
+        bomb_policy(&dir.join(&sub), kind, &bomb);
+        let started = std::time::Instant::now();
+        let (code, stdout, stderr) =
+            check(&dir, &["--memory-limit", "1024", "--no-builtin", "--policy", &sub, "pods.yaml"]);
+        let took = started.elapsed();
+        assert_eq!(code, 1, "{kind}: {stdout} {stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let found: Vec<(String, u64, String)> = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let resource = f["resource"]["name"].as_str().unwrap_or_default().to_string();
+                (resource, f["line"].as_u64().unwrap(), f["message"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(found.len(), 2, "{kind}: {found:#?}");
+        let bombed = found.iter().find(|f| f.0 == "bomb").unwrap_or_else(|| panic!("{kind}: {found:#?}"));
+        assert!(
+            bombed.2.contains("went over a limit on this object")
+                && bombed.2.contains("more than 128 MiB of memory, the limit of one evaluation"),
+            "{kind}: {found:#?}"
+        );
+        let control = found.iter().find(|f| f.0 == "control").unwrap_or_else(|| panic!("{kind}: {found:#?}"));
+        assert_eq!((control.1, control.2.as_str()), (15, "host network"), "{kind}: {found:#?}");
+        assert!(took < std::time::Duration::from_secs(10), "{kind} took {took:?}");
     }
 }
 
@@ -262,12 +327,13 @@ fn a_policy_that_runs_out_of_time_denies_every_object_it_applies_to() {
 #[test]
 fn verify_survives_a_policy_that_crashes_the_engine() {
     let dir = scratch("verify");
-    // A gator suite whose template allocates past the memory limit on the bytecode VM (which
-    // cannot cap `concat`): the worker process dies, `verify` reports it and exits normally.
+    // A gator suite whose template asks for 4 GiB in one `concat` call on the bytecode VM (which
+    // cannot cap `concat`, and checks its memory limit between instructions): the worker process
+    // dies, `verify` reports it and exits normally.
     policy(
         &dir.join("bomb"),
         "HostileBomb",
-        "package hostilebomb\nd(s) = concat(\"\", [s, s, s, s, s, s, s, s])\nviolation[{\"msg\": m}] { s1 := d(d(d(d(d(\"0123456789abcdef\"))))); s2 := d(d(d(d(d(s1))))); m := sprintf(\"%v\", [count(s2)]) }",
+        "package hostilebomb\nd(s) = concat(\"\", [s, s, s, s, s, s, s, s])\nviolation[{\"msg\": m}] { s1 := d(d(d(d(d(\"0123456789abcdef\"))))); s2 := concat(\"\", [s1 | numbers.range(1, 8192)[_]]); m := sprintf(\"%v\", [count(s2)]) }",
     );
     std::fs::write(dir.join("bomb/pod.yaml"), POD).unwrap();
     std::fs::write(

@@ -6,6 +6,9 @@
 //! They are interpreter extensions (which take precedence over regorus's builtins); the bytecode
 //! VM cannot call extensions, so sources that call `numbers.range*` stay on the interpreter
 //! (`refuse_uncapped`), and `sprintf` reaches the VM only with `%v`/`%s` verbs (see `vm`).
+//! Everything else the VM allocates (a `concat`, `array.concat` or `json.marshal` chain that
+//! doubles, a comprehension over a product) counts against `MAX_EVAL_BYTES`, which the VM checks
+//! before every instruction (`engine`).
 
 use regorus::Value;
 
@@ -16,6 +19,15 @@ pub const LIMIT_MARK: &str = "guardrail limit: ";
 pub const MAX_RANGE_ITEMS: u64 = 1_000_000;
 /// Longest string `concat` and `sprintf` may produce (bytes).
 pub const MAX_STRING_BYTES: usize = 16 << 20;
+/// Memory one evaluation on the bytecode VM may hold beyond what it started with (its input and
+/// data are already there): real policies use a few MiB at most. A string that doubles per step
+/// is caught within one doubling of it, so one evaluation peaks below three times this.
+pub const MAX_EVAL_BYTES: u64 = 128 << 20;
+
+/// The finding's text for an evaluation that went over `MAX_EVAL_BYTES`.
+pub fn memory_limit(budget: u64) -> String {
+    format!("the evaluation would hold more than {} MiB of memory, the limit of one evaluation", budget >> 20)
+}
 
 fn limit(what: &str) -> anyhow::Error {
     anyhow::anyhow!("{LIMIT_MARK}{what}")

@@ -6,8 +6,9 @@ use super::*;
 
 const POLICIES: &str = "acme/policies";
 
-/// A template whose evaluation multiplies a string by 8 ten times: on the bytecode VM (which cannot cap
-/// `concat`) it allocates past any memory limit and aborts the process that evaluates it.
+/// A template whose evaluation makes a 512 KiB string, then asks for 8192 copies of it in one
+/// `concat` call (4 GiB at once): the bytecode VM (which cannot cap `concat`, and checks its memory
+/// limit between instructions) allocates past the worker's memory limit and aborts the process.
 pub(super) const BOMB: &str = r#"apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata:
@@ -24,7 +25,7 @@ spec:
         d(s) = concat("", [s, s, s, s, s, s, s, s])
         violation[{"msg": m}] {
           s1 := d(d(d(d(d("0123456789abcdef")))))
-          s2 := d(d(d(d(d(s1)))))
+          s2 := concat("", [s1 | numbers.range(1, 8192)[_]])
           m := sprintf("%v", [count(s2)])
         }
 "#;

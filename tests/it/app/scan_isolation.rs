@@ -1,7 +1,9 @@
 //! `serve` evaluates every pull request in a worker process (issue 9 §2): a policy of the policy
 //! repository that crashes the engine on one pull request's objects ends that worker only. Its
 //! check run says what happened; a normal pull request in flight at the same time is checked as
-//! usual, and the service goes on taking jobs afterwards.
+//! usual, and the service goes on taking jobs afterwards. A policy that grows its memory step by
+//! step does not get as far as a crash: the evaluation's memory limit stops it, and the object
+//! gets a finding naming the limit.
 
 use super::*;
 
@@ -23,6 +25,71 @@ fn bomb_on_configmaps(h: &Harness) {
         &[("bomb/template.yaml", Some(super::isolation::BOMB)), ("bomb/constraint.yaml", Some(BOMB_ON_CONFIGMAPS))],
     );
     h.gh.set_branch(POLICIES, "main", &policies);
+}
+
+/// A template that doubles a string forty times on the object it checks (2^40 bytes at the end),
+/// and its constraint for ConfigMaps.
+const DOUBLING: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+kind: ConstraintTemplate
+metadata:
+  name: k8sdoubling
+spec:
+  crd:
+    spec:
+      names:
+        kind: K8sDoubling
+  targets:
+    - target: admission.k8s.gatekeeper.sh
+      rego: |
+        package k8sdoubling
+        double(s) = concat("", [s, s])
+        violation[{"msg": m}] {
+          s10 := double(double(double(double(double(double(double(double(double(double(input.review.object.metadata.name))))))))))
+          s20 := double(double(double(double(double(double(double(double(double(double(s10))))))))))
+          s30 := double(double(double(double(double(double(double(double(double(double(s20))))))))))
+          s40 := double(double(double(double(double(double(double(double(double(double(s30))))))))))
+          m := sprintf("%v", [count(s40)])
+        }
+"#;
+
+const DOUBLING_CONSTRAINT: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1\nkind: K8sDoubling\nmetadata:\n  name: doubling\nspec:\n  match:\n    kinds:\n      - apiGroups: [\"\"]\n        kinds: [ConfigMap]\n";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_policy_over_the_memory_limit_denies_its_object_and_the_rest_is_checked() {
+    let h = Harness::with_args(&["--policy-repo", POLICIES, "--memory-limit", "1024"]).await;
+    h.gh.add_repo(POLICIES, INSTALLATION);
+    let root = h.gh.branch_head(POLICIES, "main");
+    let policies = h.gh.commit(
+        POLICIES,
+        Some(&root),
+        &[("doubling/template.yaml", Some(DOUBLING)), ("doubling/constraint.yaml", Some(DOUBLING_CONSTRAINT))],
+    );
+    h.gh.set_branch(POLICIES, "main", &policies);
+    let (_, head) =
+        h.pull(13, &[], &[("config/settings.yaml", Some(CONFIGMAP)), ("deploy/web.yaml", Some(PRIVILEGED))]);
+    h.deliver("pull_request", &h.gh.pull_request("opened", REPO, 13)).await;
+    h.drain().await;
+
+    let run = h.gh.check_runs(REPO).into_iter().find(|r| r.head_sha == head).expect("the run");
+    assert_eq!(run.status, "completed");
+    assert_eq!(run.conclusion.as_deref(), Some("failure"), "{}", text_of(&run));
+    assert!(!text_of(&run).contains("crashed"), "{}", text_of(&run));
+    let on = |path: &str| -> Vec<String> {
+        run.annotations
+            .iter()
+            .filter(|a| a["path"] == path)
+            .map(|a| format!("{}: {}", a["title"].as_str().unwrap(), a["message"].as_str().unwrap()))
+            .collect()
+    };
+    let settings = on("config/settings.yaml");
+    assert!(
+        settings.iter().any(|a| a.contains("went over a limit on this object")
+            && a.contains("more than 128 MiB of memory, the limit of one evaluation")),
+        "{settings:#?}"
+    );
+    let web = on("deploy/web.yaml");
+    assert!(web.iter().any(|a| a.starts_with("privileged-containers (privileged-containers)")), "{web:#?}");
+    h.finish().await;
 }
 
 /// The service lives on after a worker crashed: pull request `number` with a clean file passes.
