@@ -191,7 +191,10 @@ fn is_reference(arg: &str) -> bool {
         && !arg.split('.').any(|part| part == "_" || part.is_empty())
 }
 
-fn insert_paren_separators(text: &str) -> String {
+/// OPA's reading of a line that starts with `(`: a new expression, so a `;` ends the line before
+/// (regorus would call what the line before ends with). Public for the rewriter's fuzz target, whose
+/// invariant starts from this reading: a module that only parses as a call across lines is not OPA's.
+pub fn insert_paren_separators(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     let mut prev_code_end: Option<char> = None;
     let mut depth = 0i32;
