@@ -20,8 +20,8 @@ pub enum Request {
     Scan {
         texts: Vec<(String, String)>,
         #[serde(default)]
-        overlays: crate::jobs::kustomize::Gathered,
-        recipe: crate::policy::Recipe,
+        overlays: Box<crate::jobs::kustomize::Gathered>,
+        recipe: Box<crate::policy::Recipe>,
         options: ScanRequestOptions,
     },
 }
@@ -247,7 +247,7 @@ pub fn worker_main(args: &[String]) -> ExitCode {
                 ..Default::default()
             };
             let scan = match recipe.load() {
-                Ok(set) => crate::jobs::kustomize::scan_with_overlays(&texts, overlays, &set, &opts),
+                Ok(set) => crate::jobs::kustomize::scan_with_overlays(&texts, *overlays, &set, &opts),
                 // The parent loaded the same sources: failing here is ours, not the author's.
                 Err(errors) => {
                     let mut scan = crate::scan::Scan::default();
@@ -288,8 +288,8 @@ pub fn scan(
     };
     let request = Request::Scan {
         texts,
-        overlays,
-        recipe: (**recipe).clone(),
+        overlays: Box::new(overlays),
+        recipe: Box::new((**recipe).clone()),
         options: ScanRequestOptions {
             load: opts.load.clone(),
             threads: opts.threads,

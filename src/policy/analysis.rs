@@ -319,8 +319,11 @@ fn replace_word(text: &str, word: &str, with: &str) -> String {
     re.replace_all(text, regex::NoExpand(with)).into_owned()
 }
 
+/// One end of an interval: the number, and whether it is included.
+type Bound = (f64, bool);
+
 /// `x op n` with a number `n`: the numbers `x` may be, as an interval (low, high, inclusive each).
-fn interval(statement: &str) -> Option<(&str, (f64, bool), (f64, bool))> {
+fn interval(statement: &str) -> Option<(&str, Bound, Bound)> {
     for op in [" <= ", " >= ", " == ", " < ", " > "] {
         let Some((l, r)) = statement.split_once(op) else { continue };
         let (Ok(n), false) = (r.parse::<f64>(), l.contains(' ')) else { return None };

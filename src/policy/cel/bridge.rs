@@ -191,11 +191,14 @@ fn from_old(v: &old::Value) -> cel::Value {
     }
 }
 
+/// A compiled call: (function name, number of arguments, called on a receiver).
+type CallKey = (&'static str, usize, bool);
+
 thread_local! {
     /// kube-cel's functions, registered once per thread (registration allocates every function).
     static ROOT: old::Context<'static> = old::Context::default().with_all();
     /// `r.name(a0, …)` / `name(a0, …)` compiled once per (name, arguments, receiver).
-    static CALLS: RefCell<HashMap<(&'static str, usize, bool), Arc<old::Program>>> = Default::default();
+    static CALLS: RefCell<HashMap<CallKey, Arc<old::Program>>> = Default::default();
 }
 
 /// Runs the library function `name` on a receiver (member call) and arguments.
