@@ -47,17 +47,17 @@ fn messages(stdout: &str) -> Vec<String> {
     json["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap().to_string()).collect()
 }
 
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("guardrail-hostile-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("pod.yaml"), POD).unwrap();
+/// A folder with the pod, removed when the test ends (each run used to leave one behind in /tmp).
+fn scratch(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::Builder::new().prefix(&format!("guardrail-hostile-{name}-")).tempdir().unwrap();
+    std::fs::write(dir.path().join("pod.yaml"), POD).unwrap();
     dir
 }
 
 #[test]
 fn recursion_is_refused_at_load_naming_the_cycle() {
-    let dir = scratch("recursion");
+    let scratch = scratch("recursion");
+    let dir = scratch.path();
     policy(
         &dir.join("self"),
         "HostileSelf",
@@ -91,7 +91,8 @@ fn recursion_is_refused_at_load_naming_the_cycle() {
 
 #[test]
 fn allocating_builtins_are_capped_and_sprintf_never_panics() {
-    let dir = scratch("builtins");
+    let scratch = scratch("builtins");
+    let dir = scratch.path();
     policy(&dir.join("range"), "HostileRange", "package hostilerange\nviolation[{\"msg\": m}] { r := numbers.range(0, 2e9); m := sprintf(\"%v\", [count(r)]) }");
     let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "range", "pod.yaml"]);
     assert_eq!(code, 1, "{stderr}");
@@ -195,7 +196,8 @@ fn bombs_on_the_bytecode_vm_are_a_finding_naming_the_memory_limit() {
                 .to_string(),
         ),
     ];
-    let dir = scratch("vmbombs");
+    let scratch = scratch("vmbombs");
+    let dir = scratch.path();
     std::fs::write(dir.join("pods.yaml"), BOMB_AND_CONTROL).unwrap();
     for (kind, bomb) in bombs {
         let sub = kind.to_lowercase();
@@ -241,7 +243,8 @@ violation[{"msg": msg}] {
 
 #[test]
 fn conflicting_functions_give_the_conflict_error_on_every_object() {
-    let dir = scratch("conflict");
+    let scratch = scratch("conflict");
+    let dir = scratch.path();
     policy(&dir.join("probes"), "HostileProbes", PROBES);
     // More objects than the VM's sampled evaluations: the ones after them must not pass.
     let mut text = String::new();
@@ -264,7 +267,8 @@ fn conflicting_functions_give_the_conflict_error_on_every_object() {
 
 #[test]
 fn a_kind_defined_twice_is_an_error_unless_the_override_is_explicit() {
-    let dir = scratch("duplicate");
+    let scratch = scratch("duplicate");
+    let dir = scratch.path();
     let rego = "package mine\nviolation[{\"msg\": \"mine\"}] { true }";
     policy(&dir.join("a"), "HostileTwice", rego);
     policy(&dir.join("b"), "HostileTwice", rego);
@@ -306,7 +310,8 @@ fn a_kind_defined_twice_is_an_error_unless_the_override_is_explicit() {
 
 #[test]
 fn a_policy_that_runs_out_of_time_denies_every_object_it_applies_to() {
-    let dir = scratch("timeout");
+    let scratch = scratch("timeout");
+    let dir = scratch.path();
     policy(
         &dir.join("loop"),
         "HostileLoop",
@@ -326,7 +331,8 @@ fn a_policy_that_runs_out_of_time_denies_every_object_it_applies_to() {
 
 #[test]
 fn verify_survives_a_policy_that_crashes_the_engine() {
-    let dir = scratch("verify");
+    let scratch = scratch("verify");
+    let dir = scratch.path();
     // A gator suite whose template asks for 4 GiB in one `concat` call on the bytecode VM (which
     // cannot cap `concat`, and checks its memory limit between instructions): the worker process
     // dies, `verify` reports it and exits normally.
@@ -374,7 +380,8 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
     assert!(routed.is_empty(), "{routed:#?}");
 
     // The same shapes with the split removed do conflict, and go to the interpreter.
-    let dir = scratch("routing");
+    let scratch = scratch("routing");
+    let dir = scratch.path();
     policy(
         &dir.join("split"),
         "HostileSplit",
@@ -426,7 +433,8 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
 /// bound, in the template's YAML file; the nesting real policies use still loads.
 #[test]
 fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever() {
-    let dir = scratch("nesting");
+    let scratch = scratch("nesting");
+    let dir = scratch.path();
     let rego = |depth: usize| {
         format!(
             "package hostiledeep\nviolation[{{\"msg\": m}}] {{\n  x := {}1{}\n  count(x) == 1\n  m := \"deep\"\n}}",
