@@ -449,15 +449,7 @@ async fn server_errors_on_reads_are_retried_and_on_writes_reconciled() {
     let fake = FakeGitLab::start().await;
     let (project, iid, path) = open_violating(&fake);
     for route in ["/versions", "/diffs", "/raw"] {
-        fake.fault(crate::fake_gitlab::Fault {
-            method: "GET".into(),
-            path_contains: route.into(),
-            status: 500,
-            headers: vec![],
-            body: serde_json::json!({"message": "500 Internal Server Error"}),
-            times: 1,
-            after_apply: false,
-        });
+        fake.fail_gets(route, 500, "500 Internal Server Error", 1);
     }
     let gl = client(&fake);
     let run = check(&gl, &path, iid).await.expect("check");

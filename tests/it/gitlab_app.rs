@@ -11,7 +11,7 @@ use guardrail::settings::Settings;
 use serde_json::{json, Value};
 
 use crate::app::{job_retry, run_worker};
-use crate::fake_gitlab::{FakeGitLab, Fault};
+use crate::fake_gitlab::FakeGitLab;
 pub use harness::*;
 
 pub(crate) const CLEAN: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: web\nspec:\n  containers:\n    - name: web\n      image: registry.example/web:1.0\n      securityContext:\n        runAsNonRoot: true\n        allowPrivilegeEscalation: false\n        readOnlyRootFilesystem: true\n        capabilities:\n          drop: [\"ALL\"]\n      resources:\n        limits:\n          cpu: 100m\n          memory: 64Mi\n        requests:\n          cpu: 50m\n          memory: 32Mi\n";
@@ -280,15 +280,7 @@ pub(crate) async fn dies_after_its_writes(database: Option<String>) {
     // The discussion is created and its answer lost; then reading the notes fails for the whole first
     // attempt (three tries): the attempt ends after its writes, the job is retried.
     h.fake.lose_answer("POST", "/discussions");
-    h.fake.fault(Fault {
-        method: "GET".into(),
-        path_contains: "/notes".into(),
-        status: 500,
-        headers: vec![],
-        body: json!({"message": "500 Internal Server Error"}),
-        times: 3,
-        after_apply: false,
-    });
+    h.fake.fail_gets("/notes", 500, "500 Internal Server Error", 3);
     h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
     h.drain().await;
     let head = h.fake.mr_head(project, iid);
@@ -497,15 +489,7 @@ async fn settings_that_do_not_load_fail_the_status_and_say_why_in_the_summary() 
 async fn while_gitlab_keeps_failing_the_status_ends_failed_in_words_not_running() {
     let h = GitLabHarness::new(&[]).await;
     let (project, iid) = open_violating(&h.fake);
-    h.fake.fault(Fault {
-        method: "GET".into(),
-        path_contains: "/diffs".into(),
-        status: 502,
-        headers: vec![],
-        body: json!({"message": "<html>502 Bad Gateway</html>"}),
-        times: 1000,
-        after_apply: false,
-    });
+    h.fake.fail_gets("/diffs", 502, "<html>502 Bad Gateway</html>", 1000);
     h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
     h.drain().await;
     let head = h.fake.mr_head(project, iid);
@@ -533,15 +517,7 @@ async fn while_a_failing_check_waits_for_its_slow_attempt_the_status_is_failed_a
     };
     let h = GitLabHarness::with_retry(&[], retry).await;
     let (project, iid) = open_violating(&h.fake);
-    h.fake.fault(Fault {
-        method: "GET".into(),
-        path_contains: "/diffs".into(),
-        status: 502,
-        headers: vec![],
-        body: json!({"message": "<html>502 Bad Gateway</html>"}),
-        times: 1000,
-        after_apply: false,
-    });
+    h.fake.fail_gets("/diffs", 502, "<html>502 Bad Gateway</html>", 1000);
     h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
     // The quick attempts, one at a time as each falls due; the slow one is an hour away.
     let app = h.service.app.clone();

@@ -7,7 +7,6 @@ use guardrail::queue::RateLimitKey;
 use serde_json::json;
 
 use crate::app::postgres_url;
-use crate::fake_gitlab::Fault;
 use crate::gitlab_app::{
     dies_after_its_writes, fix_push, open_violating, privileged, redelivery_and_rerun, statuses,
     violating_merge_request, GitLabHarness, CLEAN,
@@ -84,15 +83,7 @@ async fn a_push_during_the_old_heads_check_leaves_its_status_canceled_not_runnin
     let h = GitLabHarness::new(&[]).await;
     let (project, iid) = open_violating(&h.fake);
     let old = h.fake.mr_head(project, iid);
-    h.fake.fault(Fault {
-        method: "GET".into(),
-        path_contains: "/versions".into(),
-        status: 500,
-        headers: vec![],
-        body: json!({"message": "500 Internal Server Error"}),
-        times: 3,
-        after_apply: false,
-    });
+    h.fake.fail_gets("/versions", 500, "500 Internal Server Error", 3);
     h.deliver("Merge Request Hook", &h.fake.merge_request_hook(project, iid, "open", None, json!({}))).await;
     let app = h.service.app.clone();
     let handler = move |job| guardrail::jobs::perform(app.clone(), job);

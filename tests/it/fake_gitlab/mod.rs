@@ -224,6 +224,20 @@ impl FakeGitLab {
         self.state().faults.push(fault);
     }
 
+    /// The next `times` GETs whose path contains `path_contains` are answered `status` with
+    /// `{"message": message}` (a failing GitLab, before anything is read).
+    pub fn fail_gets(&self, path_contains: &str, status: u16, message: &str, times: usize) {
+        self.fault(Fault {
+            method: "GET".into(),
+            path_contains: path_contains.into(),
+            status,
+            headers: vec![],
+            body: json!({ "message": message }),
+            times,
+            after_apply: false,
+        });
+    }
+
     /// A 429 with `Retry-After: secs` for the next `times` requests matching.
     pub fn rate_limit(&self, method: &str, path_contains: &str, secs: u64, times: usize) {
         self.fault(Fault {
