@@ -63,7 +63,7 @@ fn recursion_is_refused_at_load_naming_the_cycle() {
         "HostileSelf",
         "package hostileself\nf(x) = y { y := f(x) }\nviolation[{\"msg\": m}] { m := sprintf(\"%v\", [f(1)]) }",
     );
-    let (code, _, stderr) = check(&dir, &["--no-builtin", "--policy", "self", "pod.yaml"]);
+    let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "self", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("recursion: data.hostileself.f -> data.hostileself.f"), "{stderr}");
 
@@ -73,7 +73,7 @@ fn recursion_is_refused_at_load_naming_the_cycle() {
         "HostileMutual",
         "package hostilemutual\nimport data.hostilemutual as me\nf(x) = y { y := g(x) }\ng(x) = y { y := me.h[x] }\nh[k] = v { k := input.review.object.kind; v := f(k) }\nviolation[{\"msg\": m}] { m := f(\"Pod\") }",
     );
-    let (code, _, stderr) = check(&dir, &["--no-builtin", "--policy", "mutual", "pod.yaml"]);
+    let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "mutual", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("recursion: ") && stderr.contains("data.hostilemutual.g"), "{stderr}");
 
@@ -84,7 +84,7 @@ fn recursion_is_refused_at_load_naming_the_cycle() {
         "HostileFine",
         "package hostilefine\nf(g) = y { y := g }\ng(x) = y { f := x; y := f }\nviolation[{\"msg\": m}] { m := g(f(\"ok\")) }",
     );
-    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(messages(&stdout), vec!["ok"]);
 }
@@ -94,7 +94,7 @@ fn allocating_builtins_are_capped_and_sprintf_never_panics() {
     let scratch = scratch("builtins");
     let dir = scratch.path();
     policy(&dir.join("range"), "HostileRange", "package hostilerange\nviolation[{\"msg\": m}] { r := numbers.range(0, 2e9); m := sprintf(\"%v\", [count(r)]) }");
-    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "range", "pod.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "range", "pod.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     let m = messages(&stdout);
     assert_eq!(m.len(), 1, "{m:?}");
@@ -107,7 +107,7 @@ fn allocating_builtins_are_capped_and_sprintf_never_panics() {
         "HostileSprintf",
         "package hostilesprintf\nviolation[{\"msg\": m}] { m := sprintf(\"%.3000000000f\", [1.5]) }\nviolation[{\"msg\": m}] { m := sprintf(\"a%99999999999sb\", [\"x\"]) }\nviolation[{\"msg\": m}] { m := sprintf(\"%.3f|%6.2f|%-4s|\", [3.14159, 2.5, \"ab\"]) }",
     );
-    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "sprintf", "pod.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "sprintf", "pod.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     let mut m = messages(&stdout);
     m.sort();
@@ -140,7 +140,7 @@ fn allocating_builtins_are_capped_and_sprintf_never_panics() {
                 "concat",
                 "pod.yaml",
             ])
-            .current_dir(&dir)
+            .current_dir(dir)
             .env("GUARDRAIL_REGO", mode)
             .output()
             .unwrap();
@@ -204,7 +204,7 @@ fn bombs_on_the_bytecode_vm_are_a_finding_naming_the_memory_limit() {
         bomb_policy(&dir.join(&sub), kind, &bomb);
         let started = std::time::Instant::now();
         let (code, stdout, stderr) =
-            check(&dir, &["--memory-limit", "1024", "--no-builtin", "--policy", &sub, "pods.yaml"]);
+            check(dir, &["--memory-limit", "1024", "--no-builtin", "--policy", &sub, "pods.yaml"]);
         let took = started.elapsed();
         assert_eq!(code, 1, "{kind}: {stdout} {stderr}");
         let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
@@ -253,7 +253,7 @@ fn conflicting_functions_give_the_conflict_error_on_every_object() {
         text.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  containers:\n  - name: c\n    image: nginx\n    livenessProbe: {{httpGet: {{port: {live}}}}}\n    readinessProbe: {{httpGet: {{port: {ready}}}}}\n"));
     }
     std::fs::write(dir.join("pods.yaml"), text).unwrap();
-    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "probes", "pods.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "probes", "pods.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     let m = messages(&stdout);
     assert_eq!(m.len(), 12, "{m:?}");
@@ -272,7 +272,7 @@ fn a_kind_defined_twice_is_an_error_unless_the_override_is_explicit() {
     let rego = "package mine\nviolation[{\"msg\": \"mine\"}] { true }";
     policy(&dir.join("a"), "HostileTwice", rego);
     policy(&dir.join("b"), "HostileTwice", rego);
-    let (code, _, stderr) = check(&dir, &["--no-builtin", "--policy", "a", "--policy", "b", "pod.yaml"]);
+    let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "a", "--policy", "b", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("kind HostileTwice is defined twice: in a/template.yaml and in b/template.yaml"),
@@ -281,7 +281,7 @@ fn a_kind_defined_twice_is_an_error_unless_the_override_is_explicit() {
 
     // A built-in's kind.
     policy(&dir.join("builtin"), "GuardrailPrivilegedContainers", rego);
-    let (code, _, stderr) = check(&dir, &["--policy", "builtin", "pod.yaml"]);
+    let (code, _, stderr) = check(dir, &["--policy", "builtin", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("kind GuardrailPrivilegedContainers is defined twice: in builtin:privileged-containers/template.yaml and in builtin/template.yaml"),
@@ -296,14 +296,14 @@ fn a_kind_defined_twice_is_an_error_unless_the_override_is_explicit() {
         "  annotations:\n    guardrail.dev/override: \"true\"\n",
     );
     std::fs::remove_file(dir.join("over/constraint.yaml")).unwrap();
-    let (code, stdout, stderr) = check(&dir, &["--policy", "over", "pod.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--policy", "over", "pod.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     assert!(messages(&stdout).iter().any(|m| m == "mine"), "{stdout}");
 
     // A --policy path with no policy in it.
     std::fs::create_dir_all(dir.join("empty")).unwrap();
     std::fs::write(dir.join("empty/readme.md"), "nothing").unwrap();
-    let (code, _, stderr) = check(&dir, &["--policy", "empty", "pod.yaml"]);
+    let (code, _, stderr) = check(dir, &["--policy", "empty", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("holds no policy"), "{stderr}");
 }
@@ -322,7 +322,7 @@ fn a_policy_that_runs_out_of_time_denies_every_object_it_applies_to() {
         text.push_str(&format!("---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: p{i}\nspec:\n  containers:\n  - name: c\n    image: nginx\n"));
     }
     std::fs::write(dir.join("pods.yaml"), text).unwrap();
-    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "loop", "pods.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "loop", "pods.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     let m = messages(&stdout);
     assert_eq!(m.len(), 3, "{m:?}");
@@ -349,7 +349,7 @@ fn verify_survives_a_policy_that_crashes_the_engine() {
     .unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
         .args(["verify", "--memory-limit", "512", "bomb"])
-        .current_dir(&dir)
+        .current_dir(dir)
         .output()
         .unwrap();
     let code = out.status.code().expect("a normal exit, not a signal");
@@ -413,7 +413,7 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
             "literal",
             "n.yaml",
         ])
-        .current_dir(&dir)
+        .current_dir(dir)
         .env("GUARDRAIL_LOG", "guardrail=debug")
         .output()
         .unwrap();
@@ -443,7 +443,7 @@ fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever
         )
     };
     policy(&dir.join("deep"), "HostileDeep", &rego(40));
-    let (code, _, stderr) = check(&dir, &["--no-builtin", "--policy", "deep", "pod.yaml"]);
+    let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "deep", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("brackets nested more than 16 deep"), "{stderr}");
     // Rego line 3 is the YAML file's line 15 (the block starts at line 13, indented by 6); the rule
@@ -451,7 +451,7 @@ fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever
     assert!(stderr.contains("template.yaml:15:29"), "{stderr}");
 
     policy(&dir.join("fine"), "HostileDeepFine", &rego(12));
-    let (code, stdout, stderr) = check(&dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(messages(&stdout), vec!["deep"]);
 }
