@@ -308,7 +308,7 @@ impl Program {
         compat::install_limits(&mut engine)
             .map_err(|e| PolicyError::Rego { policy: label.into(), message: e.to_string() })?;
         for (name, text) in sources {
-            compat::check_nesting(name, text).map_err(|message| PolicyError::Rego { policy: label.into(), message })?;
+            compat::check_source(name, text).map_err(|message| PolicyError::Rego { policy: label.into(), message })?;
             let text = if dialect == Dialect::V0 { compat::rewrite_v0(text) } else { compat::rewrite_v1(text) };
             engine
                 .add_policy(name.clone(), text)

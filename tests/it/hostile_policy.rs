@@ -455,3 +455,24 @@ fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(messages(&stdout), vec!["deep"]);
 }
+
+/// regorus's lexer reads a NUL character as the end of the file: a rule after one would be dropped
+/// without a word (found by the `rego_rewrite` fuzz target). A policy with one is refused where it is.
+#[test]
+fn a_nul_character_in_a_rego_file_is_refused_not_read_as_its_end() {
+    let scratch = scratch("nul");
+    let dir = scratch.path();
+    std::fs::create_dir_all(dir.join("nul")).unwrap();
+    let rego = "package main\n\ndeny[msg] {\n  input.kind == \"Pod\"\n  msg := \"before\"\n}\n\0\ndeny[msg] {\n  msg := \"after\"\n}\n";
+    std::fs::write(dir.join("nul/policy.rego"), rego).unwrap();
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "nul", "pod.yaml"]);
+    assert_eq!(code, 2, "{stdout}{stderr}");
+    assert!(stderr.contains("NUL character") && stderr.contains("policy.rego:7:1"), "{stderr}");
+
+    std::fs::write(dir.join("nul/policy.rego"), rego.replace('\0', "")).unwrap();
+    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "nul", "pod.yaml"]);
+    assert_eq!(code, 1, "{stderr}");
+    let mut m = messages(&stdout);
+    m.sort();
+    assert_eq!(m, vec!["after", "before"]);
+}

@@ -1,4 +1,9 @@
-//! A bound on bracket nesting, checked before regorus sees a Rego text: its parser backtracks over
+//! What guardrail checks of a Rego text before regorus sees it.
+//!
+//! No NUL character: regorus's lexer reads one as the end of the file, so whatever follows it
+//! would be dropped without a word (OPA rejects the file). Found by the `rego_rewrite` fuzz target.
+//!
+//! A bound on bracket nesting: its parser backtracks over
 //! `[` and `{` (a collection or a comprehension?), so its time doubles with each level. 20 levels
 //! took 1.5 s and 40 did not finish (found by the `rego_rewrite` fuzz target: a 2.8 KB policy
 //! stalled a worker). Real policies nest far less (13 at most across gatekeeper-library and the
@@ -62,9 +67,17 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
     None
 }
 
-/// `too_deep` as the error regorus would give (`--> name:line:col`), so that a template's error is
-/// moved into its YAML file like any other.
-pub fn check_nesting(name: &str, text: &str) -> Result<(), String> {
+/// A NUL character or `too_deep`, as the error regorus would give (`--> name:line:col`), so that
+/// a template's error is moved into its YAML file like any other.
+pub fn check_source(name: &str, text: &str) -> Result<(), String> {
+    if let Some(at) = text.find('\0') {
+        let before = &text[..at];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        return Err(format!(
+            "--> {name}:{line}:{column}\nerror: a NUL character (the Rego parser would read it as the end of the file and ignore the rest)"
+        ));
+    }
     match too_deep(text) {
         None => Ok(()),
         Some((line, column)) => Err(format!(
@@ -76,6 +89,13 @@ pub fn check_nesting(name: &str, text: &str) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_nul_character_is_refused_where_it_is() {
+        let err = check_source("p.rego", "package p\n\ndeny[m] {\0 m := 1 }\n").unwrap_err();
+        assert!(err.starts_with("--> p.rego:3:10\n"), "{err}");
+        assert!(check_source("p.rego", "package p\n# \\0 is fine in a comment's text\n").is_ok());
+    }
 
     #[test]
     fn counts_code_brackets_only() {
