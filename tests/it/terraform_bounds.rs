@@ -172,3 +172,30 @@ fn for_each_beyond_the_per_resource_bound_is_a_deny_at_the_block() {
         .filter(|f| f["file"] == "keyed.tf" && f["message"].as_str().unwrap().starts_with("Privileged"));
     assert_eq!(keyed.count(), 1000, "the first 1,000 instances are checked");
 }
+
+#[test]
+fn a_module_that_does_not_parse_is_reported_once_however_often_it_is_called() {
+    let root = "module \"a\" {\n  source = \"./m\"\n  count  = 3\n}\nmodule \"b\" {\n  source = \"./m\"\n}\n";
+    let broken = "resource \"kubernetes_manifest\" \"x\" {\n  manifest = {\n";
+    let run = check(&[("control.tf", CONTROL.into()), ("main.tf", root.into()), ("m/main.tf", broken.into())]);
+    let parse: Vec<_> =
+        run.findings.iter().filter(|f| f["message"].as_str().unwrap().contains("does not parse")).collect();
+    assert_eq!(parse.len(), 1, "one finding for the one broken file:\n{}", summary(&run));
+    assert_eq!(parse[0]["file"], "m/main.tf");
+    assert_eq!(parse[0]["severity"], "deny");
+    assert!(control_denied(&run), "the control is still denied:\n{}", summary(&run));
+}
+
+#[test]
+fn a_manifest_not_known_statically_in_many_module_instances_is_one_finding_that_counts_them() {
+    let root = "module \"m\" {\n  source = \"./m\"\n  count  = 3\n}\nmodule \"n\" {\n  source = \"./m\"\n}\n";
+    let module = "resource \"kubernetes_manifest\" \"x\" {\n  manifest = yamldecode(file(\"/etc/x.yaml\"))\n}\n";
+    let run = check(&[("control.tf", CONTROL.into()), ("main.tf", root.into()), ("m/main.tf", module.into())]);
+    let unknown: Vec<_> =
+        run.findings.iter().filter(|f| f["message"].as_str().unwrap().contains("not known statically")).collect();
+    assert_eq!(unknown.len(), 1, "one finding for the one manifest:\n{}", summary(&run));
+    assert_eq!((unknown[0]["file"].as_str(), unknown[0]["line"].as_u64()), (Some("m/main.tf"), Some(2)));
+    let message = unknown[0]["message"].as_str().unwrap();
+    assert!(message.starts_with("module.m[0].kubernetes_manifest.x (and 3 more instances of it): "), "{message}");
+    assert!(control_denied(&run), "the control is still denied:\n{}", summary(&run));
+}

@@ -205,22 +205,47 @@ fn load_here(map: &FileMap, opts: &LoadOptions, out: &mut Loaded) -> BTreeSet<St
         ctx.vars = modules::root_vars(&ctx, &mut out.findings);
         let mut instances = Vec::new();
         modules::instances(&ctx, "", 0, &mut instances);
+        let mut not_static = BTreeMap::new();
         for instance in instances {
-            push_instance(instance, opts, out);
+            push_instance(instance, opts, out, &mut not_static);
+        }
+        for (index, more) in not_static.into_values() {
+            if more > 0 {
+                let f: &mut Finding = &mut out.findings[index];
+                f.message = f.message.replacen(": ", &format!(" (and {more} more instances of it): "), 1);
+            }
         }
         out.findings.extend(ctx.findings.take());
-        let files = ctx.read_files.take();
-        read.extend(files.iter().map(|(p, _)| p.clone()));
-        out.sources.extend(files);
+        // Each file once, however many module instances read it.
+        for (path, text) in ctx.read_files.take() {
+            if read.insert(path.clone()) {
+                out.sources.push((path, text));
+            }
+        }
     }
     read
 }
 
-fn push_instance(instance: modules::Instance, opts: &LoadOptions, out: &mut Loaded) {
+/// `not_static`: per manifest written once but not known statically, the finding's index and how
+/// many more instances had it at that severity (a module called thousands of times gives one
+/// finding, not thousands).
+fn push_instance(
+    instance: modules::Instance,
+    opts: &LoadOptions,
+    out: &mut Loaded,
+    not_static: &mut BTreeMap<(Arc<str>, u32, u32, bool), (usize, usize)>,
+) {
     let (node, file) = match instance.manifest {
         Some(manifest) => {
             if let NodeKind::Str(s) = &manifest.node.kind {
                 let severity = if s.contains(UNKNOWN) { Severity::Warn } else { Severity::Deny };
+                let span = manifest.node.span;
+                let key = (instance.file.clone(), span.start.line, span.start.column, severity == Severity::Deny);
+                if let Some((_, more)) = not_static.get_mut(&key) {
+                    *more += 1;
+                    return;
+                }
+                not_static.insert(key, (out.findings.len(), 0));
                 out.findings.push(finding(
                     &instance.file,
                     region(manifest.node.span),

@@ -34,19 +34,30 @@ pub struct ModuleCtx<'a> {
     /// The module's directory, and the root module's (Terraform's working directory), as map paths.
     pub dir: String,
     pub root_dir: String,
-    pub files: Vec<HclFile>,
+    pub files: Rc<[HclFile]>,
     pub vars: HashMap<String, Option<Val>>,
-    locals: HashMap<String, (usize, Expression)>,
+    /// By name: the file it is in and its expression.
+    locals: Rc<HashMap<String, (usize, Expression)>>,
     local_values: RefCell<HashMap<String, Rc<Val>>>,
     in_progress: RefCell<HashSet<String>>,
     pub findings: RefCell<Vec<Finding>>,
     pub read_files: RefCell<Vec<(String, Arc<str>)>>,
     /// Shared with every module this one calls (the bounds are for the whole root module).
     pub budget: Rc<Budget>,
+    /// Module directories parsed so far in this load, shared like the budget: a module called
+    /// from many places, or with many instances, is parsed once.
+    parsed: Rc<RefCell<HashMap<String, Parsed>>>,
 }
 
-impl<'a> ModuleCtx<'a> {
-    pub fn new(input: &'a FileMap, dir: &str, root_dir: &str, files: Vec<HclFile>) -> Self {
+/// A module directory's files and locals, as parsed once.
+#[derive(Clone)]
+struct Parsed {
+    files: Rc<[HclFile]>,
+    locals: Rc<HashMap<String, (usize, Expression)>>,
+}
+
+impl Parsed {
+    fn new(files: Vec<HclFile>) -> Self {
         let mut locals = HashMap::new();
         for (i, f) in files.iter().enumerate() {
             for block in f.body.get_blocks("locals") {
@@ -55,19 +66,46 @@ impl<'a> ModuleCtx<'a> {
                 }
             }
         }
+        Parsed { files: files.into(), locals: Rc::new(locals) }
+    }
+}
+
+impl<'a> ModuleCtx<'a> {
+    pub fn new(input: &'a FileMap, dir: &str, root_dir: &str, files: Vec<HclFile>) -> Self {
+        Self::with(input, dir, root_dir, Parsed::new(files))
+    }
+
+    fn with(input: &'a FileMap, dir: &str, root_dir: &str, parsed: Parsed) -> Self {
         ModuleCtx {
             input,
             dir: dir.into(),
             root_dir: root_dir.into(),
-            files,
+            files: parsed.files,
             vars: HashMap::new(),
-            locals,
+            locals: parsed.locals,
             local_values: Default::default(),
             in_progress: Default::default(),
             findings: Default::default(),
             read_files: Default::default(),
             budget: Default::default(),
+            parsed: Default::default(),
         }
+    }
+
+    /// The context of a module this one calls from `dir`: the same load (budget, parsed files),
+    /// no variables yet. The directory is parsed the first time only, its syntax errors reported
+    /// then.
+    fn child(&self, dir: &str) -> ModuleCtx<'a> {
+        let cached = self.parsed.borrow().get(dir).cloned();
+        let parsed = cached.unwrap_or_else(|| {
+            let parsed = Parsed::new(parse_dir(self.input, dir, &mut self.findings.borrow_mut()));
+            self.parsed.borrow_mut().insert(dir.to_string(), parsed.clone());
+            parsed
+        });
+        let mut child = Self::with(self.input, dir, &self.root_dir, parsed);
+        child.budget = self.budget.clone();
+        child.parsed = self.parsed.clone();
+        child
     }
 
     pub fn var_ref(&self, name: &str) -> Option<&Val> {
@@ -226,7 +264,7 @@ pub fn root_vars(ctx: &ModuleCtx<'_>, findings: &mut Vec<Finding>) -> HashMap<St
 pub fn declared_defaults(ctx: &ModuleCtx<'_>) -> HashMap<String, Option<Val>> {
     let scope = Scope::new(ctx);
     let mut vars = HashMap::new();
-    for f in &ctx.files {
+    for f in ctx.files.iter() {
         for block in f.body.get_blocks("variable") {
             let Some(name) = block.labels.first().map(|l| l.as_str().to_string()) else { continue };
             let default = block.body.get_attribute("default").map(|a| scope.eval(f, &a.value));
@@ -263,7 +301,7 @@ pub fn local_calls(ctx: &ModuleCtx<'_>) -> Vec<(String, usize, String)> {
 /// resource's or a module call's) counts against the root module's total.
 pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<Instance>) {
     let scope = Scope::new(ctx);
-    for f in &ctx.files {
+    for f in ctx.files.iter() {
         for block in f.body.get_blocks("resource") {
             let labels: Vec<&str> = block.labels.iter().map(|l| l.as_str()).collect();
             let [rtype, rname] = labels.as_slice() else { continue };
@@ -321,13 +359,11 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
             );
             continue;
         }
-        let mut findings = Vec::new();
-        parse_dir(ctx.input, &dir, &mut findings);
-        ctx.findings.borrow_mut().extend(findings);
+        // Parsed (and its syntax errors reported) even when no instance is made.
+        drop(ctx.child(&dir));
         for (suffix, binds) in expand(&scope, f, &block.body, &format!("module.{name}"), f.span_of(&block.ident)) {
             let inner = scope.with(binds);
-            let mut child = ModuleCtx::new(ctx.input, &dir, &ctx.root_dir, parse_dir(ctx.input, &dir, &mut Vec::new()));
-            child.budget = ctx.budget.clone();
+            let mut child = ctx.child(&dir);
             let mut vars = declared_defaults(&child);
             for attr in block.body.attributes() {
                 let key = attr.key.as_str();
