@@ -450,6 +450,11 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
             continue;
         }
         out.push_str(&text[last..start]);
+        // `in-x`: `in` and the collection with nothing between them (found by the rego_rewrite
+        // fuzz target: `in__gr_iterable(` read as one name).
+        if out.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_') {
+            out.push(' ');
+        }
         out.push_str("__gr_iterable(");
         out.push_str(&text[start..end]);
         out.push(')');
@@ -479,6 +484,8 @@ mod tests {
         assert!(out.contains("in __gr_iterable(input.list)]"), "{out}");
         assert!(out.contains("__gr_iterable(c) = c if { is_set(c) }"), "{out}");
         assert!(rewrite("package x\np { some i; input.a[i] }\n", true).ends_with("input.a[i] }\n"));
+        let glued = rewrite("package x\np contains c if { some c in-x }\n", false);
+        assert!(glued.contains("some c in __gr_iterable(-x) }"), "{glued}");
     }
 
     #[test]
