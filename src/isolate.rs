@@ -109,6 +109,7 @@ impl Isolation {
         // allocation of 64 MiB failed at 150 MiB resident under a 2 GiB limit).
         command.env("MALLOC_ARENA_MAX", "2");
         command.env("MIMALLOC_ARENA_RESERVE", "64M");
+        command.env(MEMORY_ENV, self.memory_bytes.to_string());
         limit(&mut command, self.address_space(), self.cpu_seconds);
         command
     }
@@ -214,9 +215,25 @@ fn limit(command: &mut Command, memory_bytes: u64, cpu_seconds: u64) {
     let _ = (command, memory_bytes, cpu_seconds);
 }
 
+/// Tells a worker its memory limit (bytes), for `limit_interpreter_memory`.
+const MEMORY_ENV: &str = "GUARDRAIL_WORKER_MEMORY";
+
+/// The interpreter's memory limit in a worker. The bytecode VM has a budget per evaluation; the
+/// interpreter only checks regorus's process-wide count of allocated bytes, between statements.
+/// A quarter of the worker's memory: a structure that doubles at every step (`array.concat`,
+/// `strings.replace_n`, `json.marshal` chains) is stopped, as a limit finding on its object, before
+/// its next doubling could reach the worker's address-space limit and end the worker.
+fn limit_interpreter_memory() {
+    let bytes = std::env::var(MEMORY_ENV).ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    if bytes > 0 {
+        regorus::set_global_memory_limit(Some(bytes / 4));
+    }
+}
+
 /// The worker side (`guardrail __worker`): one request from stdin, its answer on stdout.
 /// With `args` (`check …`), runs that CLI command here (its parent supervises).
 pub fn worker_main(args: &[String]) -> ExitCode {
+    limit_interpreter_memory();
     if !args.is_empty() {
         return crate::cli::run_supervised(args);
     }

@@ -564,8 +564,17 @@ fn classify(message: &str) -> EvalError {
         let limit = message[at + compat::LIMIT_MARK.len()..].lines().next().unwrap_or_default();
         EvalError::Limit(limit.trim().to_string())
     } else if lower.contains("exceeded memory") {
-        // regorus's memory limits ("execution exceeded memory limit/budget (usage=…)").
-        EvalError::Limit(first_lines(message).lines().next().unwrap_or_default().to_string())
+        // regorus's memory limits ("execution exceeded memory limit (usage=U bytes, limit=L bytes)"),
+        // the interpreter's in a worker (see `isolate`).
+        let limit =
+            message.split("limit=").nth(1).and_then(|r| r.split(' ').next()).and_then(|n| n.parse::<u64>().ok());
+        EvalError::Limit(match limit {
+            Some(bytes) => format!(
+                "the evaluation would make the policy engine hold more than {} MiB of memory, its limit",
+                bytes >> 20
+            ),
+            None => first_lines(message).lines().next().unwrap_or_default().to_string(),
+        })
     } else if lower.contains("time limit")
         || lower.contains("execution exceeded")
         || lower.contains("deadline")

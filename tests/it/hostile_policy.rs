@@ -230,6 +230,63 @@ fn bombs_on_the_bytecode_vm_are_a_finding_naming_the_memory_limit() {
     }
 }
 
+/// The same bombs on the interpreter (`GUARDRAIL_REGO=interpreter`; policies the VM cannot take run
+/// there too), which has no budget per evaluation: the worker's limit on the engine's memory (a
+/// quarter of `--memory-limit`) stops them, a deny finding naming it on the bomb's object, where
+/// they used to grow until the worker died and the whole check was an error.
+#[test]
+fn bombs_on_the_interpreter_are_a_finding_naming_the_memory_limit() {
+    let name = "input.review.object.metadata.name";
+    let bombs = [
+        ("HostileInConcat", doubling(&format!("[{name}]"), "array.concat({p}, {p})")),
+        ("HostileInReplace", doubling(name, "strings.replace_n({\"b\": \"bb\"}, {p})")),
+        ("HostileInMarshal", doubling(name, "json.marshal([{p}, {p}])")),
+    ];
+    let scratch = scratch("inbombs");
+    let dir = scratch.path();
+    std::fs::write(dir.join("pods.yaml"), BOMB_AND_CONTROL).unwrap();
+    for (kind, bomb) in bombs {
+        let sub = kind.to_lowercase();
+        bomb_policy(&dir.join(&sub), kind, &bomb);
+        let out = Command::new(env!("CARGO_BIN_EXE_guardrail"))
+            .args([
+                "check",
+                "--format",
+                "json",
+                "--memory-limit",
+                "1024",
+                "--no-builtin",
+                "--policy",
+                &sub,
+                "pods.yaml",
+            ])
+            .current_dir(dir)
+            .env("GUARDRAIL_REGO", "interpreter")
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(1), "{kind}: {stdout} {stderr}");
+        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        let found: Vec<(String, u64, String)> = json["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| {
+                let resource = f["resource"]["name"].as_str().unwrap_or_default().to_string();
+                (resource, f["line"].as_u64().unwrap(), f["message"].as_str().unwrap().to_string())
+            })
+            .collect();
+        assert_eq!(found.len(), 2, "{kind}: {found:#?}");
+        let bombed = found.iter().find(|f| f.0 == "bomb").unwrap_or_else(|| panic!("{kind}: {found:#?}"));
+        assert!(
+            bombed.2.contains("went over a limit on this object") && bombed.2.contains("more than 256 MiB of memory"),
+            "{kind}: {found:#?}"
+        );
+        let control = found.iter().find(|f| f.0 == "control").unwrap_or_else(|| panic!("{kind}: {found:#?}"));
+        assert_eq!((control.1, control.2.as_str()), (15, "host network"), "{kind}: {found:#?}");
+    }
+}
+
 /// gatekeeper-library's host-probes-lifecycle shape: one function definition per probe kind, and
 /// a conflict error (OPA, Gatekeeper: the object is denied) when a container's probes differ.
 const PROBES: &str = r#"package hostileprobes
