@@ -147,3 +147,28 @@ fn overlapping_some_in_rewrites_do_not_panic() {
     let mut engine = regorus::Engine::new();
     engine.add_policy("p.rego".into(), rewritten.clone()).unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: with nothing between `in` and its collection
+/// (`some c in-x`), the rewrite glued `__gr_iterable(` to `in`, and a module regorus parsed did
+/// not parse any more.
+#[test]
+fn a_collection_glued_to_in_still_parses_after_the_rewrite() {
+    let text = "package p\nimport rego.v1\nx contains c if { some c in-[1] }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(text);
+    assert!(rewritten.contains("some c in __gr_iterable(-[1])"), "{rewritten}");
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
+    engine
+        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
+        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}
+
+/// Found by `scripts/fuzz run rego_rewrite`: regorus's lexer reads a NUL character as the end of
+/// the file, so a module parsed with everything after it dropped. guardrail refuses such a text
+/// where the NUL is, before regorus sees it.
+#[test]
+fn a_nul_character_in_rego_is_refused_at_its_place() {
+    let text = "package p\nimport rego.v1\nx contains 1 if { true }\n\0\ny contains 2 if { true }\n";
+    let err = guardrail::policy::compat::check_source("p.rego", text).unwrap_err();
+    assert!(err.starts_with("--> p.rego:4:1\n") && err.contains("NUL character"), "{err}");
+}
