@@ -199,3 +199,20 @@ fn a_manifest_not_known_statically_in_many_module_instances_is_one_finding_that_
     assert!(message.starts_with("module.m[0].kubernetes_manifest.x (and 3 more instances of it): "), "{message}");
     assert!(control_denied(&run), "the control is still denied:\n{}", summary(&run));
 }
+
+#[test]
+fn a_module_that_calls_itself_reports_what_holds_for_every_instance_once_per_call_path() {
+    let root = "module \"loop\" {\n  source = \"./loop\"\n}\n";
+    let module = "module \"again\" {\n  source = \"./\"\n  count  = 5\n}\nresource \"kubernetes_labels\" \"l\" {\n  api_version = \"v1\"\n}\n";
+    let run = check(&[("control.tf", CONTROL.into()), ("main.tf", root.into()), ("loop/main.tf", module.into())]);
+    assert_bound(&run, "loop/main.tf", 3, "bound on instances");
+    let unconverted: Vec<&str> = run
+        .findings
+        .iter()
+        .filter_map(|f| f["message"].as_str().filter(|m| m.contains("does not convert kubernetes_labels")))
+        .collect();
+    // One per depth (module.loop., module.loop.module.again., …), not one per instance (thousands).
+    assert!((2..=9).contains(&unconverted.len()), "{unconverted:#?}");
+    assert!(unconverted.contains(&"module.loop.module.again.kubernetes_labels.l: guardrail does not convert kubernetes_labels resources to Kubernetes objects, so no policy checked it"), "{unconverted:#?}");
+    assert!(run.findings.len() < 30, "{}", summary(&run));
+}

@@ -36,6 +36,9 @@ pub struct ModuleCtx<'a> {
     pub root_dir: String,
     pub files: Rc<[HclFile]>,
     pub vars: HashMap<String, Option<Val>>,
+    /// The module calls that lead here, without instance keys (`module.a.module.b.`): where a
+    /// fact holds for every instance, findings name the configuration, as Terraform's do.
+    call_path: String,
     /// By name: the file it is in and its expression.
     locals: Rc<HashMap<String, (usize, Expression)>>,
     local_values: RefCell<HashMap<String, Rc<Val>>>,
@@ -82,6 +85,7 @@ impl<'a> ModuleCtx<'a> {
             root_dir: root_dir.into(),
             files: parsed.files,
             vars: HashMap::new(),
+            call_path: String::new(),
             locals: parsed.locals,
             local_values: Default::default(),
             in_progress: Default::default(),
@@ -312,7 +316,8 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
                         super::region(f.span_of(&block.ident)),
                         Severity::Info,
                         format!(
-                            "{prefix}{rtype}.{rname}: guardrail does not convert {rtype} resources to Kubernetes objects, so no policy checked it"
+                            "{}{rtype}.{rname}: guardrail does not convert {rtype} resources to Kubernetes objects, so no policy checked it",
+                            ctx.call_path
                         ),
                     ));
                 }
@@ -361,9 +366,13 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
         }
         // Parsed (and its syntax errors reported) even when no instance is made.
         drop(ctx.child(&dir));
+        // What the instances found, each once: a module called thousands of times (by itself,
+        // with `count`) finds the same things in each instance.
+        let mut merged = HashSet::new();
         for (suffix, binds) in expand(&scope, f, &block.body, &format!("module.{name}"), f.span_of(&block.ident)) {
             let inner = scope.with(binds);
             let mut child = ctx.child(&dir);
+            child.call_path = format!("{}module.{name}.", ctx.call_path);
             let mut vars = declared_defaults(&child);
             for attr in block.body.attributes() {
                 let key = attr.key.as_str();
@@ -378,7 +387,10 @@ pub fn instances(ctx: &ModuleCtx<'_>, prefix: &str, depth: usize, out: &mut Vec<
             }
             child.vars = vars;
             instances(&child, &format!("{prefix}module.{name}{suffix}."), depth + 1, out);
-            ctx.findings.borrow_mut().extend(child.findings.take());
+            let found = child.findings.take().into_iter().filter(|f| {
+                merged.insert((f.file.clone(), f.region.line, f.region.column, f.severity, f.message.clone()))
+            });
+            ctx.findings.borrow_mut().extend(found);
             ctx.read_files.borrow_mut().extend(child.read_files.take());
             if ctx.budget.exhausted() {
                 break;
