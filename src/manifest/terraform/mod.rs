@@ -226,15 +226,12 @@ fn load_here(map: &FileMap, opts: &LoadOptions, out: &mut Loaded) -> BTreeSet<St
     read
 }
 
-/// `not_static`: per manifest written once but not known statically, the finding's index and how
-/// many more instances had it at that severity (a module called thousands of times gives one
-/// finding, not thousands).
-fn push_instance(
-    instance: modules::Instance,
-    opts: &LoadOptions,
-    out: &mut Loaded,
-    not_static: &mut BTreeMap<(Arc<str>, u32, u32, bool), (usize, usize)>,
-) {
+/// Per manifest written once but not known statically (file, line, column, deny), the finding's
+/// index and how many more instances had it at that severity: a module called thousands of times
+/// gives one finding, not thousands.
+type NotStatic = BTreeMap<(Arc<str>, u32, u32, bool), (usize, usize)>;
+
+fn push_instance(instance: modules::Instance, opts: &LoadOptions, out: &mut Loaded, not_static: &mut NotStatic) {
     let (node, file) = match instance.manifest {
         Some(manifest) => {
             if let NodeKind::Str(s) = &manifest.node.kind {
