@@ -172,3 +172,17 @@ fn a_nul_character_in_rego_is_refused_at_its_place() {
     let err = guardrail::policy::compat::check_source("p.rego", text).unwrap_err();
     assert!(err.starts_with("--> p.rego:4:1\n") && err.contains("NUL character"), "{err}");
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: a collection whose line ends in an operator goes on
+/// on the next line; the rewrite closed `__gr_iterable(` at the line break, after the operator.
+#[test]
+fn a_collection_that_goes_on_after_an_operator_is_wrapped_whole() {
+    let text = "package p\nimport rego.v1\nx contains c if { some c in {1, 2} -\n  {2} }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(text);
+    assert!(rewritten.contains("some c in __gr_iterable({1, 2} -\n  {2}) }"), "{rewritten}");
+    let mut engine = regorus::Engine::new();
+    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
+    engine
+        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
+        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}

@@ -425,6 +425,9 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
                 b'[' | b'{' | b'(' => depth += 1,
                 b']' | b'}' | b')' if depth == 0 => break,
                 b']' | b'}' | b')' => depth -= 1,
+                // A line that ends in a binary operator goes on on the next (found by the
+                // rego_rewrite fuzz target: `"abc" -` then `c` on the next line).
+                b'\n' if depth == 0 && ends_in_operator(&code[start..end]) => {}
                 b'\n' | b';' | b'|' if depth == 0 => break,
                 _ => {}
             }
@@ -472,6 +475,13 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     out
 }
 
+/// Whether the last code byte (spaces and tabs aside) is a binary operator's, so that the
+/// expression goes on after the line break.
+fn ends_in_operator(code: &[u8]) -> bool {
+    let last = code.iter().rev().find(|b| !matches!(b, b' ' | b'\t' | b'\r'));
+    matches!(last, Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,6 +494,8 @@ mod tests {
         assert!(out.contains("in __gr_iterable(input.list)]"), "{out}");
         assert!(out.contains("__gr_iterable(c) = c if { is_set(c) }"), "{out}");
         assert!(rewrite("package x\np { some i; input.a[i] }\n", true).ends_with("input.a[i] }\n"));
+        let continued = rewrite("package x\np contains c if { some c in input.a -\n  input.b }\n", false);
+        assert!(continued.contains("some c in __gr_iterable(input.a -\n  input.b) }"), "{continued}");
         let glued = rewrite("package x\np contains c if { some c in-x }\n", false);
         assert!(glued.contains("some c in __gr_iterable(-x) }"), "{glued}");
     }
