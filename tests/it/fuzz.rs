@@ -186,3 +186,18 @@ fn a_collection_that_goes_on_after_an_operator_is_wrapped_whole() {
         .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
         .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: regorus reads a line that starts with `:=` as going on
+/// from the line before; the split of chained bodies took that line alone for the rule's head and
+/// repeated it (`:= f {`), and a module regorus parsed did not parse any more.
+#[test]
+fn a_head_that_goes_on_from_the_line_before_is_not_repeated() {
+    let text = "package p\nviolatimport rego.v0(fx)\n := f{msoserviceAccountName\n} {\n  obj.kind == \"Deployment\"\n#t(un.se0rviceAc.epheeveryContainers[_]\n}\n";
+    let rewritten = guardrail::policy::compat::rewrite_v0(text);
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
+    engine
+        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
+        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}

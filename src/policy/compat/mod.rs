@@ -262,7 +262,10 @@ fn split_chained_bodies(text: &str) -> String {
                 if depth == 0 && c == b'{' && head.is_none() {
                     let start = stmt_start.unwrap_or(i);
                     let candidate = text[start..i].trim_end();
-                    let is_value = candidate.ends_with('=') || candidate.is_empty();
+                    // A "head" that starts with `:=`/`=` goes on from the line before, where
+                    // regorus reads it so (found by the rego_rewrite fuzz target); no rule starts so.
+                    let is_value =
+                        candidate.ends_with('=') || candidate.is_empty() || candidate.starts_with([':', '=']);
                     if !is_value && !candidate.starts_with("package") && !candidate.starts_with("import") {
                         head = Some(candidate.to_string());
                     }
@@ -521,6 +524,12 @@ mod tests {
         let out = rewrite_v0(src);
         assert!(out.contains("}\nok(a) {\n  a == 2"), "{out}");
         assert!(out.contains("}\nviolation[{\"msg\": m}] {\n m := \"y\""), "{out}");
+    }
+
+    #[test]
+    fn a_line_that_starts_with_an_assignment_is_not_a_head_to_repeat() {
+        let src = "package x\nf(a)\n := 1 {\n  a\n} {\n  true\n}\n";
+        assert!(!rewrite_v0(src).contains("\n:= 1"), "{}", rewrite_v0(src));
     }
 
     #[test]
