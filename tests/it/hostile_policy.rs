@@ -502,10 +502,10 @@ fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever
     policy(&dir.join("deep"), "HostileDeep", &rego(40));
     let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "deep", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
-    assert!(stderr.contains("brackets nested more than 16 deep"), "{stderr}");
+    assert!(stderr.contains("brackets nested more than 13 deep"), "{stderr}");
     // Rego line 3 is the YAML file's line 15 (the block starts at line 13, indented by 6); the rule
-    // body's `{` is level 1, so the 16th `[` after `  x := ` (column 7 + 16) crosses the bound.
-    assert!(stderr.contains("template.yaml:15:29"), "{stderr}");
+    // body's `{` is level 1, so the 13th `[` after `  x := ` (column 7 + 13) crosses the bound.
+    assert!(stderr.contains("template.yaml:15:26"), "{stderr}");
 
     policy(&dir.join("fine"), "HostileDeepFine", &rego(12));
     let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
