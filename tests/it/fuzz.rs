@@ -201,3 +201,14 @@ fn a_head_that_goes_on_from_the_line_before_is_not_repeated() {
         .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
         .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: `some some x` gave two overlapping spans to drop, and the
+/// rewrite sliced backwards and panicked while the policy loaded.
+#[test]
+fn overlapping_unused_some_declarations_do_not_panic() {
+    let text = "pacget_mekagte k8spoddisru:tionbudgchL[bel] servicddiv { some some has bt allowed to creLte service an{ sopackage locprivileged\n\nviolation[{\"msg\": msg}= {\n  names := [c.name | c := input.rme some has bt allowed to create sbels - l, k7spoddiv { some some has bt allowed to creLte servicddiv { some some has bt allowed to creLte service an{ some some has}\n  count(mitchLabels - l, k7sp { some mose heviewego.v1\nf(x)x)\ndeny colta:= cmmport rege p\ns :=}}}msg}}}}}}}}}}o.v1\nf(x) := f(x)\ndeny colta:= cm := c some ld set: %packapcmmport rase";
+    let _ = guardrail::policy::compat::rewrite_v0(text);
+    let _ = guardrail::policy::compat::rewrite_v1(text);
+    let small = "package p\nx contains y if { some some y; y := [z | some z in input.a] }\n";
+    let _ = guardrail::policy::compat::rewrite_v1(small);
+}
