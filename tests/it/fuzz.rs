@@ -212,3 +212,12 @@ fn overlapping_unused_some_declarations_do_not_panic() {
     let small = "package p\nx contains y if { some some y; y := [z | some z in input.a] }\n";
     let _ = guardrail::policy::compat::rewrite_v1(small);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: regorus's parser spent 20 s on `0e11111111` (its time
+/// grows with the exponent). guardrail refuses such a literal where it starts, before regorus reads it.
+#[test]
+fn a_number_literal_with_a_huge_exponent_is_refused_before_parsing() {
+    let text = "package kuipackage ioldts := [\n    concat(\", \", [n |0e11111111\u{6}\u{6}11$11K11K111ome7727777777";
+    let err = guardrail::policy::compat::check_source("p.rego", text).unwrap_err();
+    assert!(err.starts_with("--> p.rego:2:22\n") && err.contains("exponent beyond 400"), "{err}");
+}

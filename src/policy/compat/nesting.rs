@@ -70,12 +70,22 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
 /// A NUL character or `too_deep`, as the error regorus would give (`--> name:line:col`), so that
 /// a template's error is moved into its YAML file like any other.
 pub fn check_source(name: &str, text: &str) -> Result<(), String> {
-    if let Some(at) = text.find('\0') {
-        let before = &text[..at];
+    let at = |byte: usize| {
+        let before = &text[..byte];
         let line = before.matches('\n').count() + 1;
         let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        format!("--> {name}:{line}:{column}")
+    };
+    if let Some(byte) = text.find('\0') {
         return Err(format!(
-            "--> {name}:{line}:{column}\nerror: a NUL character (the Rego parser would read it as the end of the file and ignore the rest)"
+            "{}\nerror: a NUL character (the Rego parser would read it as the end of the file and ignore the rest)",
+            at(byte)
+        ));
+    }
+    if let Some(byte) = huge_exponent(text) {
+        return Err(format!(
+            "{}\nerror: a number with an exponent beyond {MAX_EXPONENT} (guardrail's limit: the Rego parser's time grows with the exponent, 0e11111111 takes seconds)",
+            at(byte)
         ));
     }
     match too_deep(text) {
@@ -86,9 +96,59 @@ pub fn check_source(name: &str, text: &str) -> Result<(), String> {
     }
 }
 
+/// Largest exponent a number literal may have: regorus's parser works out the number's digits, so
+/// its time grows with the exponent (found by the `rego_rewrite` fuzz target: `0e11111111` took
+/// 20 s). A float64 ends at e308.
+pub const MAX_EXPONENT: u64 = 400;
+
+/// The byte offset of the first number literal in code (not in a comment or a string) whose
+/// exponent is beyond `MAX_EXPONENT`.
+fn huge_exponent(text: &str) -> Option<usize> {
+    let code = super::vm::code_only(text);
+    let mut i = 0;
+    while i < code.len() {
+        let starts_number =
+            code[i].is_ascii_digit() && (i == 0 || !(code[i - 1].is_ascii_alphanumeric() || code[i - 1] == b'_'));
+        if !starts_number {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < code.len() && (code[i].is_ascii_digit() || code[i] == b'.') {
+            i += 1;
+        }
+        if i < code.len() && matches!(code[i], b'e' | b'E') {
+            let mut j = i + 1;
+            if j < code.len() && matches!(code[j], b'+' | b'-') {
+                j += 1;
+            }
+            let digits = code[j..].iter().take_while(|b| b.is_ascii_digit()).count();
+            let exponent =
+                code[j..j + digits].iter().try_fold(0u64, |n, d| n.checked_mul(10)?.checked_add(u64::from(d - b'0')));
+            if digits > 0 && exponent.is_none_or(|e| e > MAX_EXPONENT) {
+                return Some(start);
+            }
+            i = j + digits;
+        }
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_number_with_a_huge_exponent_is_refused_where_it_starts() {
+        let err = check_source("p.rego", "package p\nx := [1, 0e11111111]\n").unwrap_err();
+        assert!(err.starts_with("--> p.rego:2:10\n") && err.contains("exponent"), "{err}");
+        assert!(check_source("p.rego", "package p\nx := 1.5e-99999999999999999999999\n").is_err());
+        for fine in
+            ["x := 1e308", "x := 2.5E-7", "x := \"0e11111111\"", "# 0e11111111", "e11111111 := 1", "x := a1e99999"]
+        {
+            assert!(check_source("p.rego", &format!("package p\n{fine}\n")).is_ok(), "{fine}");
+        }
+    }
 
     #[test]
     fn a_nul_character_is_refused_where_it_is() {
