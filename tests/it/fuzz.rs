@@ -177,9 +177,9 @@ fn a_nul_character_in_rego_is_refused_at_its_place() {
 /// on the next line; the rewrite closed `__gr_iterable(` at the line break, after the operator.
 #[test]
 fn a_collection_that_goes_on_after_an_operator_is_wrapped_whole() {
-    let text = "package p\nimport rego.v1\nx contains c if { some c in {1, 2} -\n  {2} }\n";
+    let text = "package p\nimport rego.v1\nx contains c if { some c in {1, 2} -\n\n\n  {2} }\n";
     let rewritten = guardrail::policy::compat::rewrite_v1(text);
-    assert!(rewritten.contains("some c in __gr_iterable({1, 2} -\n  {2}) }"), "{rewritten}");
+    assert!(rewritten.contains("some c in __gr_iterable({1, 2} -\n\n\n  {2}) }"), "{rewritten}");
     let mut engine = regorus::Engine::new();
     engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
     engine

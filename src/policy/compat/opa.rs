@@ -483,7 +483,8 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
 /// Whether the last code byte (spaces and tabs aside) is a binary operator's, so that the
 /// expression goes on after the line break.
 fn ends_in_operator(code: &[u8]) -> bool {
-    let last = code.iter().rev().find(|b| !matches!(b, b' ' | b'\t' | b'\r'));
+    // Blank lines between the operator and the rest do not end the expression either.
+    let last = code.iter().rev().find(|b| !b.is_ascii_whitespace());
     matches!(last, Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!'))
 }
 
@@ -501,6 +502,8 @@ mod tests {
         assert!(rewrite("package x\np { some i; input.a[i] }\n", true).ends_with("input.a[i] }\n"));
         let continued = rewrite("package x\np contains c if { some c in input.a -\n  input.b }\n", false);
         assert!(continued.contains("some c in __gr_iterable(input.a -\n  input.b) }"), "{continued}");
+        let blank = rewrite("package x\np contains c if { some c in input.a -\n\n\n  input.b }\n", false);
+        assert!(blank.contains("some c in __gr_iterable(input.a -\n\n\n  input.b) }"), "{blank}");
         let glued = rewrite("package x\np contains c if { some c in-x }\n", false);
         assert!(glued.contains("some c in __gr_iterable(-x) }"), "{glued}");
     }
