@@ -221,3 +221,19 @@ fn a_number_literal_with_a_huge_exponent_is_refused_before_parsing() {
     let err = guardrail::policy::compat::check_source("p.rego", text).unwrap_err();
     assert!(err.starts_with("--> p.rego:2:22\n") && err.contains("exponent beyond 400"), "{err}");
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: after a head that ends in an operator
+/// (`= 1312000/ { true }`) the `{` is an operand, but the split of chained bodies took it for a body
+/// and repeated the head, and a module regorus parsed did not parse any more.
+#[test]
+fn a_brace_after_an_operator_is_not_a_chained_body() {
+    let text = "package k8scontaiontainerrequests\n\nimpori\n\nmissing(obj, field)canonify_cpu(orig) = 1312000/ { true } {` truscontaijerlimits\n*import data{ true } {` true }\n\nget_suscontaijerll";
+    let as_opa_reads = guardrail::policy::compat::insert_paren_separators(text);
+    let rewritten = guardrail::policy::compat::rewrite_v0(text);
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("p.rego".into(), as_opa_reads).expect("regorus parses the original");
+    let mut engine = regorus::Engine::new();
+    engine.set_rego_v0(true);
+    engine.add_policy("p.rego".into(), rewritten.clone()).unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+}

@@ -264,8 +264,11 @@ fn split_chained_bodies(text: &str) -> String {
                     let candidate = text[start..i].trim_end();
                     // A "head" that starts with `:=`/`=` goes on from the line before, where
                     // regorus reads it so (found by the rego_rewrite fuzz target); no rule starts so.
-                    let is_value =
-                        candidate.ends_with('=') || candidate.is_empty() || candidate.starts_with([':', '=']);
+                    // After an operator (`= 1312000 / { true }`) a `{` is an operand, not a body
+                    // (found by the rego_rewrite fuzz target).
+                    let is_value = candidate.ends_with(['=', '/', '*', '+', '-', '%', '&', '|', ',', '(', ':'])
+                        || candidate.is_empty()
+                        || candidate.starts_with([':', '=']);
                     if !is_value && !candidate.starts_with("package") && !candidate.starts_with("import") {
                         head = Some(candidate.to_string());
                     }
@@ -530,6 +533,12 @@ mod tests {
     fn a_line_that_starts_with_an_assignment_is_not_a_head_to_repeat() {
         let src = "package x\nf(a)\n := 1 {\n  a\n} {\n  true\n}\n";
         assert!(!rewrite_v0(src).contains("\n:= 1"), "{}", rewrite_v0(src));
+    }
+
+    #[test]
+    fn a_brace_after_an_operator_is_an_operand_not_a_chained_body() {
+        let src = "package x\nf(a) = 1 / { true } { a }\n";
+        assert_eq!(rewrite_v0(src), src);
     }
 
     #[test]
