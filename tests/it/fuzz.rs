@@ -117,6 +117,15 @@ fn a_yaml_error_after_lone_carriage_returns_points_inside_the_file() {
     }
 }
 
+/// Regorus parses `original` (Rego v0 or v1), and `rewritten` too, each in an engine of its own.
+fn assert_both_parse(original: &str, rewritten: &str, v0: bool) {
+    for (text, what) in [(original, "the original"), (rewritten, "the rewrite")] {
+        let mut engine = regorus::Engine::new();
+        engine.set_rego_v0(v0);
+        engine.add_policy("p.rego".into(), text.into()).unwrap_or_else(|e| panic!("{what}: {e}\n{text}"));
+    }
+}
+
 /// Found by `scripts/fuzz run rego_rewrite`: a v0 module (a Gatekeeper template) that imports
 /// `rego.v1` is written in v1 syntax, and the `some x in "string"` rewrite appended v0 helper rules
 /// to it, so a policy that regorus and OPA read no longer parsed.
@@ -125,12 +134,7 @@ fn the_rewrites_keep_v1_syntax_in_a_v0_module_that_imports_rego_v1() {
     let text = "package p\nimport rego.v1\nviolation contains {\"msg\": m} if { some c in \"abc\"; m := c }\n";
     let rewritten = guardrail::policy::compat::rewrite_v0(text);
     assert!(rewritten.contains("__gr_iterable(\"abc\")"), "the rewrite applies: {rewritten}");
-    let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(true);
-    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
-    engine
-        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
-        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+    assert_both_parse(text, &rewritten, true);
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: a `some … in` whose collection runs over a later one
@@ -156,11 +160,7 @@ fn a_collection_glued_to_in_still_parses_after_the_rewrite() {
     let text = "package p\nimport rego.v1\nx contains c if { some c in-[1] }\n";
     let rewritten = guardrail::policy::compat::rewrite_v1(text);
     assert!(rewritten.contains("some c in __gr_iterable(-[1])"), "{rewritten}");
-    let mut engine = regorus::Engine::new();
-    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
-    engine
-        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
-        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+    assert_both_parse(text, &rewritten, false);
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: regorus's lexer reads a NUL character as the end of
@@ -180,11 +180,7 @@ fn a_collection_that_goes_on_after_an_operator_is_wrapped_whole() {
     let text = "package p\nimport rego.v1\nx contains c if { some c in {1, 2} -\n\n\n  {2} }\n";
     let rewritten = guardrail::policy::compat::rewrite_v1(text);
     assert!(rewritten.contains("some c in __gr_iterable({1, 2} -\n\n\n  {2}) }"), "{rewritten}");
-    let mut engine = regorus::Engine::new();
-    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
-    engine
-        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
-        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+    assert_both_parse(text, &rewritten, false);
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: regorus reads a line that starts with `:=` as going on
@@ -194,12 +190,7 @@ fn a_collection_that_goes_on_after_an_operator_is_wrapped_whole() {
 fn a_head_that_goes_on_from_the_line_before_is_not_repeated() {
     let text = "package p\nviolatimport rego.v0(fx)\n := f{msoserviceAccountName\n} {\n  obj.kind == \"Deployment\"\n#t(un.se0rviceAc.epheeveryContainers[_]\n}\n";
     let rewritten = guardrail::policy::compat::rewrite_v0(text);
-    let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(true);
-    engine.add_policy("p.rego".into(), text.into()).expect("regorus parses the original");
-    engine
-        .add_policy("q.rego".into(), rewritten.replace("package p", "package q"))
-        .unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+    assert_both_parse(text, &rewritten, true);
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: `some some x` gave two overlapping spans to drop, and the
@@ -230,10 +221,5 @@ fn a_brace_after_an_operator_is_not_a_chained_body() {
     let text = "package k8scontaiontainerrequests\n\nimpori\n\nmissing(obj, field)canonify_cpu(orig) = 1312000/ { true } {` truscontaijerlimits\n*import data{ true } {` true }\n\nget_suscontaijerll";
     let as_opa_reads = guardrail::policy::compat::insert_paren_separators(text);
     let rewritten = guardrail::policy::compat::rewrite_v0(text);
-    let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(true);
-    engine.add_policy("p.rego".into(), as_opa_reads).expect("regorus parses the original");
-    let mut engine = regorus::Engine::new();
-    engine.set_rego_v0(true);
-    engine.add_policy("p.rego".into(), rewritten.clone()).unwrap_or_else(|e| panic!("{e}\n{rewritten}"));
+    assert_both_parse(&as_opa_reads, &rewritten, true);
 }
