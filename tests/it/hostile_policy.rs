@@ -47,6 +47,20 @@ fn messages(stdout: &str) -> Vec<String> {
     json["findings"].as_array().unwrap().iter().map(|f| f["message"].as_str().unwrap().to_string()).collect()
 }
 
+/// Each finding of `check --format json` as (resource name, line, message).
+fn by_resource(stdout: &str) -> Vec<(String, u64, String)> {
+    let json: serde_json::Value = serde_json::from_str(stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let resource = f["resource"]["name"].as_str().unwrap_or_default().to_string();
+            (resource, f["line"].as_u64().unwrap(), f["message"].as_str().unwrap().to_string())
+        })
+        .collect()
+}
+
 /// A folder with the pod, removed when the test ends (each run used to leave one behind in /tmp).
 fn scratch(name: &str) -> tempfile::TempDir {
     let dir = tempfile::Builder::new().prefix(&format!("guardrail-hostile-{name}-")).tempdir().unwrap();
@@ -207,16 +221,7 @@ fn bombs_on_the_bytecode_vm_are_a_finding_naming_the_memory_limit() {
             check(dir, &["--memory-limit", "1024", "--no-builtin", "--policy", &sub, "pods.yaml"]);
         let took = started.elapsed();
         assert_eq!(code, 1, "{kind}: {stdout} {stderr}");
-        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        let found: Vec<(String, u64, String)> = json["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                let resource = f["resource"]["name"].as_str().unwrap_or_default().to_string();
-                (resource, f["line"].as_u64().unwrap(), f["message"].as_str().unwrap().to_string())
-            })
-            .collect();
+        let found = by_resource(&stdout);
         assert_eq!(found.len(), 2, "{kind}: {found:#?}");
         let bombed = found.iter().find(|f| f.0 == "bomb").unwrap_or_else(|| panic!("{kind}: {found:#?}"));
         assert!(
@@ -266,16 +271,7 @@ fn bombs_on_the_interpreter_are_a_finding_naming_the_memory_limit() {
             .unwrap();
         let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
         assert_eq!(out.status.code(), Some(1), "{kind}: {stdout} {stderr}");
-        let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-        let found: Vec<(String, u64, String)> = json["findings"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|f| {
-                let resource = f["resource"]["name"].as_str().unwrap_or_default().to_string();
-                (resource, f["line"].as_u64().unwrap(), f["message"].as_str().unwrap().to_string())
-            })
-            .collect();
+        let found = by_resource(&stdout);
         assert_eq!(found.len(), 2, "{kind}: {found:#?}");
         let bombed = found.iter().find(|f| f.0 == "bomb").unwrap_or_else(|| panic!("{kind}: {found:#?}"));
         assert!(
