@@ -223,3 +223,14 @@ fn a_brace_after_an_operator_is_not_a_chained_body() {
     let rewritten = guardrail::policy::compat::rewrite_v0(text);
     assert_both_parse(&as_opa_reads, &rewritten, true);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: a line that starts with `(` at the top level goes on
+/// from the line before as regorus reads it, so what follows it is no rule head; the split of
+/// chained bodies repeated it as one, and a module regorus parsed did not parse any more.
+#[test]
+fn a_statement_that_starts_with_a_paren_is_not_a_rule_head() {
+    let text = "package p\nallow rego.v0\n(f)x := f{ true\n} {\n  input.kind == \"Pod\"\n}\n";
+    let as_opa_reads = guardrail::policy::compat::insert_paren_separators(text);
+    let rewritten = guardrail::policy::compat::rewrite_v0(text);
+    assert_both_parse(&as_opa_reads, &rewritten, true);
+}

@@ -262,13 +262,12 @@ fn split_chained_bodies(text: &str) -> String {
                 if depth == 0 && c == b'{' && head.is_none() {
                     let start = stmt_start.unwrap_or(i);
                     let candidate = text[start..i].trim_end();
-                    // A "head" that starts with `:=`/`=` goes on from the line before, where
-                    // regorus reads it so (found by the rego_rewrite fuzz target); no rule starts so.
-                    // After an operator (`= 1312000 / { true }`) a `{` is an operand, not a body
-                    // (found by the rego_rewrite fuzz target).
+                    // A rule head starts with a name. A "head" that starts otherwise (`:= x`, `(f)x`)
+                    // goes on from the line before, where regorus reads it so; after an operator
+                    // (`= 1312000 / { true }`) a `{` is an operand, not a body (both found by the
+                    // rego_rewrite fuzz target).
                     let is_value = candidate.ends_with(['=', '/', '*', '+', '-', '%', '&', '|', ',', '(', ':'])
-                        || candidate.is_empty()
-                        || candidate.starts_with([':', '=']);
+                        || !candidate.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
                     if !is_value && !candidate.starts_with("package") && !candidate.starts_with("import") {
                         head = Some(candidate.to_string());
                     }
