@@ -234,3 +234,21 @@ fn a_statement_that_starts_with_a_paren_is_not_a_rule_head() {
     let rewritten = guardrail::policy::compat::rewrite_v0(text);
     assert_both_parse(&as_opa_reads, &rewritten, true);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite` (five inputs of 632-977 bytes, 3-5 s each in the fuzz
+/// build, 8.5 s to parse one in a debug build): unclosed brackets each in the first element of the
+/// one before, under the nesting bound of 13 but each level doubling the parser's attempts. Reduced
+/// here (the reduction still took over 300 ms in a debug build); refused before regorus parses it,
+/// at the bracket that crosses the bound, and a policy that nests as deep after commas is not.
+#[test]
+fn brackets_nested_in_first_elements_are_refused_before_parsing() {
+    use guardrail::policy::compat::{check_source, MAX_FIRST_NESTING};
+    let text = "package p\nr contains m if{ [[--[[[[[[[[[";
+    let err = check_source("p.rego", text).unwrap_err();
+    let column = "r contains m if{ [[--".len() + MAX_FIRST_NESTING - 1;
+    assert!(err.starts_with(&format!("--> p.rego:2:{column}\n")), "{err}");
+    assert!(err.contains("first element"), "{err}");
+    let after_commas = format!("package p\nr contains m if {{ x := {}1{} }}\n", "[1, ".repeat(12), "]".repeat(12));
+    assert_eq!(check_source("p.rego", &after_commas), Ok(()));
+    assert_both_parse(&after_commas, &guardrail::policy::compat::rewrite_v1(&after_commas), false);
+}

@@ -21,7 +21,7 @@ mod vm;
 
 pub use conftest::{combine, combined_entries, conftest_file_paths, install_conftest_builtins};
 pub use limits::{install_limits, memory_limit, LIMIT_MARK, MAX_EVAL_BYTES, MAX_STRING_BYTES};
-pub use nesting::{check_source, MAX_NESTING};
+pub use nesting::{check_source, MAX_FIRST_NESTING, MAX_NESTING};
 pub use vm::prepare_for_vm;
 
 /// A byte-level scan of Rego that knows strings, raw strings and comments.

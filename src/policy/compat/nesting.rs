@@ -9,14 +9,43 @@
 //! in the fuzz build, one parse of `x := {"a": {"a": … 1}}`: 16 levels 2.7 s, 13 levels 0.3 s, 12
 //! levels 0.15 s. Real policies nest 13 at most (across gatekeeper-library and the built-in pack, in
 //! a test file), so a policy deeper than that is refused at the bracket that crosses the bound.
+//!
+//! Only the first element is read twice (`[[[[x]]]]` doubles per level, `[1, [1, [1, x]]]` does
+//! not), and a parse that fails pays more per attempt: the fuzz target found 837-byte lines of
+//! unclosed brackets, each the first element of the one before, that took 3-5 s (8.5 s in a debug
+//! build). So a second bound counts only brackets opened in the first element of every bracket
+//! around them (`MAX_FIRST_NESTING`), and a third the characters read again because of it
+//! (`MAX_REREADS`: a character inside k such brackets is read 2^k times). Measured on
+//! gatekeeper-library and the built-in pack: policies reach 2 such levels and 1,277 re-reads; test
+//! files 5 levels and 31,000 re-reads, but for one (uniqueserviceselector's data literal, 11 levels).
 
 /// Deepest nesting of `[` and `{` accepted.
 pub const MAX_NESTING: usize = 13;
 
-/// The 1-based line and column of the first bracket nested deeper than `MAX_NESTING`, skipping
-/// comments and strings (quoted and raw).
-pub fn too_deep(text: &str) -> Option<(usize, usize)> {
-    let (mut depth, mut line, mut col) = (0usize, 1usize, 0usize);
+/// Deepest nesting accepted of brackets each opened in the first element of the one around it.
+pub const MAX_FIRST_NESTING: usize = 8;
+
+/// Most characters the parser may read again because they sit in first elements.
+pub const MAX_REREADS: u64 = 2_000_000;
+
+/// Which bound a text crosses.
+#[derive(Debug, PartialEq)]
+pub enum Over {
+    Nesting,
+    FirstNesting,
+    Rereads,
+}
+
+/// The 1-based line and column where the text crosses one of the bounds above, and which,
+/// skipping comments and strings (quoted and raw); their characters count as re-read.
+pub fn too_deep(text: &str) -> Option<(usize, usize, Over)> {
+    let (mut line, mut col) = (1usize, 0usize);
+    // One entry per open bracket: whether what follows is still its first element (and is read
+    // twice). A rule's body (`{` at the top after a name, `]`, `)`, a value or `}`) and a call's
+    // or group's `(` are read once; they are entries so that their commas stay theirs.
+    let mut open: Vec<(bool, char)> = Vec::new();
+    let (mut depth, mut first, mut rereads) = (0usize, 0usize, 0u64);
+    let mut prev = ' ';
     let mut chars = text.chars();
     // What the scanner is inside of.
     #[derive(PartialEq)]
@@ -36,6 +65,12 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
             }
             continue;
         }
+        if state != In::Comment && !c.is_whitespace() {
+            rereads += (1u64 << first) - 1;
+            if rereads > MAX_REREADS {
+                return Some((line, col, Over::Rereads));
+            }
+        }
         match state {
             In::Comment => {}
             In::Quoted => match c {
@@ -49,25 +84,50 @@ pub fn too_deep(text: &str) -> Option<(usize, usize)> {
                     state = In::Code;
                 }
             }
-            In::Code => match c {
-                '#' => state = In::Comment,
-                '"' => state = In::Quoted,
-                '`' => state = In::Raw,
-                '[' | '{' => {
-                    depth += 1;
-                    if depth > MAX_NESTING {
-                        return Some((line, col));
+            In::Code => {
+                match c {
+                    '#' => state = In::Comment,
+                    '"' => state = In::Quoted,
+                    '`' => state = In::Raw,
+                    '[' | '{' | '(' => {
+                        let body = c == '{'
+                            && open.is_empty()
+                            && (prev.is_alphanumeric() || matches!(prev, '_' | ']' | ')' | '"' | '`' | '}'));
+                        let twice = c != '(' && !body;
+                        open.push((twice, c));
+                        first += usize::from(twice);
+                        depth += usize::from(c != '(');
+                        if depth > MAX_NESTING {
+                            return Some((line, col, Over::Nesting));
+                        }
+                        if first > MAX_FIRST_NESTING {
+                            return Some((line, col, Over::FirstNesting));
+                        }
                     }
+                    ']' | '}' | ')' => {
+                        if let Some((twice, opener)) = open.pop() {
+                            first -= usize::from(twice);
+                            depth -= usize::from(opener != '(');
+                        }
+                    }
+                    ',' | '|' => {
+                        if let Some((twice @ true, _)) = open.last_mut() {
+                            *twice = false;
+                            first -= 1;
+                        }
+                    }
+                    _ => {}
                 }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
+                if !c.is_whitespace() {
+                    prev = c;
+                }
+            }
         }
     }
     None
 }
 
-/// A NUL character or `too_deep`, as the error regorus would give (`--> name:line:col`), so that
+/// A NUL character, a huge exponent or `too_deep`, as the error regorus would give (`--> name:line:col`), so that
 /// a template's error is moved into its YAML file like any other.
 pub fn check_source(name: &str, text: &str) -> Result<(), String> {
     let at = |byte: usize| {
@@ -88,12 +148,19 @@ pub fn check_source(name: &str, text: &str) -> Result<(), String> {
             at(byte)
         ));
     }
-    match too_deep(text) {
-        None => Ok(()),
-        Some((line, column)) => Err(format!(
-            "--> {name}:{line}:{column}\nerror: brackets nested more than {MAX_NESTING} deep (guardrail's limit: the Rego parser's time grows exponentially with nesting)"
-        )),
-    }
+    let Some((line, column, over)) = too_deep(text) else { return Ok(()) };
+    let what = match over {
+        Over::Nesting => format!("brackets nested more than {MAX_NESTING} deep"),
+        Over::FirstNesting => format!(
+            "brackets nested more than {MAX_FIRST_NESTING} deep each in the first element of the one around it"
+        ),
+        Over::Rereads => format!(
+            "more than {MAX_REREADS} characters that the parser reads again (each bracket it sits in the first element of doubles a character's reads)"
+        ),
+    };
+    Err(format!(
+        "--> {name}:{line}:{column}\nerror: {what} (guardrail's limit: the Rego parser's time grows exponentially with nesting)"
+    ))
 }
 
 /// Largest exponent a number literal may have: regorus's parser works out the number's digits, so
@@ -159,12 +226,48 @@ mod tests {
 
     #[test]
     fn counts_code_brackets_only() {
-        let deep = format!("x := {}1{}", "[".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
+        // Each bracket after a comma: read once, so only the nesting bound applies.
+        let deep = format!("x := {}1{}", "[1, ".repeat(MAX_NESTING), "]".repeat(MAX_NESTING));
         assert_eq!(too_deep(&deep), None);
-        let deeper = format!("p {{\n  x := {}1\n}}", "[".repeat(MAX_NESTING));
+        let deeper = format!("p {{\n  x := {}1\n}}", "[1, ".repeat(MAX_NESTING));
         // The rule's `{` is level 1, so the last `[` (after `  x := `, 7 columns) crosses the bound.
-        assert_eq!(too_deep(&deeper), Some((2, 7 + MAX_NESTING)));
+        assert_eq!(too_deep(&deeper), Some((2, 8 + 4 * (MAX_NESTING - 1), Over::Nesting)));
         let hidden = format!("# {}\nx := \"{}\\\"[\"\ny := `{}`", "[".repeat(40), "{".repeat(40), "[".repeat(40));
         assert_eq!(too_deep(&hidden), None);
+    }
+
+    #[test]
+    fn only_first_elements_count_as_read_twice() {
+        let first = |n: usize| format!("x := {}1{}", "[".repeat(n), "]".repeat(n));
+        assert_eq!(too_deep(&first(MAX_FIRST_NESTING)), None);
+        assert_eq!(too_deep(&first(MAX_FIRST_NESTING + 1)), Some((1, 6 + MAX_FIRST_NESTING, Over::FirstNesting)));
+        // Objects: the first key and value; a comma or a comprehension's `|` ends the first element.
+        let objects =
+            format!("x := {}1{}", "{\"a\": ".repeat(MAX_FIRST_NESTING + 1), "}".repeat(MAX_FIRST_NESTING + 1));
+        assert!(matches!(too_deep(&objects), Some((1, _, Over::FirstNesting))));
+        let comprehensions = format!("x := {}1{}", "[y | y := [".repeat(6), "]]".repeat(6));
+        assert_eq!(too_deep(&comprehensions), None);
+        // A call's commas are its own: what follows is still the bracket's first element.
+        let in_call = format!("x := {}f(1, 2){}", "[".repeat(MAX_FIRST_NESTING + 1), "]".repeat(MAX_FIRST_NESTING + 1));
+        assert!(matches!(too_deep(&in_call), Some((1, _, Over::FirstNesting))));
+        // A rule body is read once: `p { [[…]] }` and `f(x) { … }` do not spend a level.
+        let body = format!("p {{ x := {}1{} }}", "[".repeat(MAX_FIRST_NESTING), "]".repeat(MAX_FIRST_NESTING));
+        assert_eq!(too_deep(&body), None);
+        // Unclosed brackets (what the fuzz target found) count the same.
+        assert!(matches!(
+            too_deep(&format!("r contains m if {{ {}", "[".repeat(12))),
+            Some((1, _, Over::FirstNesting))
+        ));
+    }
+
+    #[test]
+    fn characters_in_first_elements_count_their_rereads() {
+        // 2^6 - 1 = 63 re-reads per character: a long first element six levels down is refused
+        // where the count crosses the bound, the same text after commas is not.
+        let long = "a + ".repeat(20_000);
+        let first = format!("x := {}{long}1{}", "[".repeat(6), "]".repeat(6));
+        assert!(matches!(too_deep(&first), Some((1, _, Over::Rereads))));
+        let last = format!("x := {}{long}1{}", "[1, ".repeat(6), "]".repeat(6));
+        assert_eq!(too_deep(&last), None);
     }
 }
