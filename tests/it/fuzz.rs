@@ -252,3 +252,14 @@ fn brackets_nested_in_first_elements_are_refused_before_parsing() {
     assert_eq!(check_source("p.rego", &after_commas), Ok(()));
     assert_both_parse(&after_commas, &guardrail::policy::compat::rewrite_v1(&after_commas), false);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: `p = s[p]` at the top level is a rule (its value is
+/// `s[p]`), but the rewrite of the self-keyed unification `x = s[x]` (which OPA iterates) turned it
+/// into the expression `s[p] == p`, and a module regorus parsed did not parse any more.
+#[test]
+fn a_top_level_rule_is_not_rewritten_as_a_self_keyed_unification() {
+    let text = "package evmiport re\np=air[p]\n";
+    assert_both_parse(text, &guardrail::policy::compat::rewrite_v0(text), true);
+    let in_body = "package p\nallow {\n  c = cs[c]\n}\n";
+    assert!(guardrail::policy::compat::rewrite_v0(in_body).contains("  cs[c] == c\n"));
+}

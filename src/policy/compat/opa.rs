@@ -301,18 +301,25 @@ fn rename_comprehension_locals(text: &str) -> String {
     out
 }
 
-/// `x = s[x]` -> `s[x] == x` (a whole expression on its own line).
+/// `x = s[x]` -> `s[x] == x` (a whole expression on its own line, inside a rule's body: at the
+/// top level `p = s[p]` is a rule, found by the rego_rewrite fuzz target).
 fn self_keyed_unification(text: &str) -> String {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
     let re = RE.get_or_init(|| {
         regex::Regex::new(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([A-Za-z_][A-Za-z0-9_.]*)\[\s*([A-Za-z_][A-Za-z0-9_]*)\s*\]\s*(#.*)?$")
             .expect("valid regex")
     });
-    let mut out = String::with_capacity(text.len());
+    let code = code_only(text);
+    let (mut out, mut at, mut depth) = (String::with_capacity(text.len()), 0usize, 0i64);
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
+        let in_body = depth > 0;
+        for b in &code[at..at + line.len()] {
+            depth += i64::from(*b == b'{') - i64::from(*b == b'}');
+        }
+        at += line.len();
         match re.captures(body) {
-            Some(cap) if cap[2] == cap[4] => {
+            Some(cap) if in_body && cap[2] == cap[4] => {
                 out.push_str(&format!("{}{}[{}] == {}", &cap[1], &cap[3], &cap[2], &cap[2]));
                 out.push_str(&line[body.len()..]);
             }
@@ -533,8 +540,14 @@ mod tests {
 
     #[test]
     fn self_keyed_unification_iterates() {
-        assert_eq!(rewrite("  container = containers[container]\n", true), "  containers[container] == container\n");
-        assert_eq!(rewrite("  x = ys[y]\n", true), "  x = ys[y]\n");
+        let body = |line: &str| format!("p {{\n{line}\n}}\n");
+        assert_eq!(
+            rewrite(&body("  container = containers[container]"), true),
+            body("  containers[container] == container")
+        );
+        assert_eq!(rewrite(&body("  x = ys[y]"), true), body("  x = ys[y]"));
+        // At the top level it is a rule whose value is `s[p]`.
+        assert_eq!(rewrite("p = s[p]\n", true), "p = s[p]\n");
     }
 
     #[test]
