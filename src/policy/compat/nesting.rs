@@ -11,22 +11,23 @@
 //! a test file), so a policy deeper than that is refused at the bracket that crosses the bound.
 //!
 //! Only the first element is read twice (`[[[[x]]]]` doubles per level, `[1, [1, [1, x]]]` does
-//! not), and a parse that fails pays more per attempt: the fuzz target found 837-byte lines of
-//! unclosed brackets, each the first element of the one before, that took 3-5 s (8.5 s in a debug
-//! build). So a second bound counts only brackets opened in the first element of every bracket
-//! around them (`MAX_FIRST_NESTING`), and a third the characters read again because of it
-//! (`MAX_REREADS`: a character inside k such brackets is read 2^k times). Measured on
-//! gatekeeper-library and the built-in pack: policies reach 2 such levels and 1,277 re-reads; test
-//! files 5 levels and 31,000 re-reads, but for one (uniqueserviceselector's data literal, 11 levels).
+//! not), and a parse that fails pays far more per attempt: the fuzz target found lines of under
+//! 1 KB of unclosed brackets, each in the first element of the one before, that took 3-5 s (8.5 s
+//! to parse one in a debug build), and with 8 such levels still 1.6-2 s. So a second bound counts
+//! only brackets opened in the first element of every bracket around them (`MAX_FIRST_NESTING`),
+//! and a third the characters read again because of it (`MAX_REREADS`: a character inside k such
+//! brackets is read 2^k times). Measured on gatekeeper-library and the built-in pack: policies
+//! reach 2 such levels and 1,277 re-reads; test files 5 levels and 33,713 re-reads, but for one
+//! (uniqueserviceselector's data literal, 11 levels).
 
 /// Deepest nesting of `[` and `{` accepted.
 pub const MAX_NESTING: usize = 13;
 
 /// Deepest nesting accepted of brackets each opened in the first element of the one around it.
-pub const MAX_FIRST_NESTING: usize = 8;
+pub const MAX_FIRST_NESTING: usize = 6;
 
 /// Most characters the parser may read again because they sit in first elements.
-pub const MAX_REREADS: u64 = 2_000_000;
+pub const MAX_REREADS: u64 = 250_000;
 
 /// Which bound a text crosses.
 #[derive(Debug, PartialEq)]
