@@ -263,3 +263,12 @@ fn a_top_level_rule_is_not_rewritten_as_a_self_keyed_unification() {
     let in_body = "package p\nallow {\n  c = cs[c]\n}\n";
     assert!(guardrail::policy::compat::rewrite_v0(in_body).contains("  cs[c] == c\n"));
 }
+
+/// Found by `scripts/fuzz run rego_rewrite`: regorus reads a line that starts with `in` (or another
+/// binary operator) as going on with the expression on the line before, so the collection of
+/// `some c in` runs on; the rewrite closed it at the line break and the module no longer parsed.
+#[test]
+fn a_collection_that_goes_on_on_the_next_line_is_wrapped_whole() {
+    let text = "package p\nimport rego.v1\nm if{some c in \"b\"---c\nin c }\n";
+    assert_both_parse(text, &guardrail::policy::compat::rewrite_v1(text), false);
+}

@@ -439,7 +439,9 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
                 b']' | b'}' | b')' => depth -= 1,
                 // A line that ends in a binary operator goes on on the next (found by the
                 // rego_rewrite fuzz target: `"abc" -` then `c` on the next line).
-                b'\n' if depth == 0 && ends_in_operator(&code[start..end]) => {}
+                // So does one whose next line starts with one (regorus reads `"b" - c` then
+                // `in c` as one expression; found by the rego_rewrite fuzz target).
+                b'\n' if depth == 0 && (ends_in_operator(&code[start..end]) || starts_with_operator(&code[end..])) => {}
                 b'\n' | b';' | b'|' if depth == 0 => break,
                 _ => {}
             }
@@ -495,6 +497,15 @@ fn ends_in_operator(code: &[u8]) -> bool {
     matches!(last, Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!'))
 }
 
+/// Whether the next code (line breaks and blank lines aside) starts with a binary operator or the
+/// keyword `in`, which regorus reads as going on with the expression before.
+fn starts_with_operator(code: &[u8]) -> bool {
+    let Some(at) = code.iter().position(|b| !b.is_ascii_whitespace()) else { return false };
+    let rest = &code[at..];
+    matches!(rest[0], b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!' | b':')
+        || (rest.starts_with(b"in") && !rest.get(2).is_some_and(|b| is_ident_byte(*b)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -511,6 +522,8 @@ mod tests {
         assert!(continued.contains("some c in __gr_iterable(input.a -\n  input.b) }"), "{continued}");
         let blank = rewrite("package x\np contains c if { some c in input.a -\n\n\n  input.b }\n", false);
         assert!(blank.contains("some c in __gr_iterable(input.a -\n\n\n  input.b) }"), "{blank}");
+        let next_line = rewrite("package x\np contains c if { some c in input.a\n  in input.b\n  c == 1 }\n", false);
+        assert!(next_line.contains("some c in __gr_iterable(input.a\n  in input.b)\n  c == 1 }"), "{next_line}");
         let glued = rewrite("package x\np contains c if { some c in-x }\n", false);
         assert!(glued.contains("some c in __gr_iterable(-x) }"), "{glued}");
     }
