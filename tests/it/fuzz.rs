@@ -271,4 +271,7 @@ fn a_top_level_rule_is_not_rewritten_as_a_self_keyed_unification() {
 fn a_collection_that_goes_on_on_the_next_line_is_wrapped_whole() {
     let text = "package p\nimport rego.v1\nm if{some c in \"b\"---c\nin c }\n";
     assert_both_parse(text, &guardrail::policy::compat::rewrite_v1(text), false);
+    // But nothing goes on from an empty collection: in v0 `in` can be a name (found next).
+    let v0 = "package pfm \ni{some in\n in\ny}\n";
+    assert_both_parse(v0, &guardrail::policy::compat::rewrite_v0(v0), true);
 }

@@ -441,7 +441,13 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
                 // rego_rewrite fuzz target: `"abc" -` then `c` on the next line).
                 // So does one whose next line starts with one (regorus reads `"b" - c` then
                 // `in c` as one expression; found by the rego_rewrite fuzz target).
-                b'\n' if depth == 0 && (ends_in_operator(&code[start..end]) || starts_with_operator(&code[end..])) => {}
+                // A collection does not start with one (`some in` then `in` in v0, where `in` is a
+                // name: found by the rego_rewrite fuzz target).
+                b'\n'
+                    if depth == 0
+                        && (ends_in_operator(&code[start..end])
+                            || (code[start..end].iter().any(|b| !b.is_ascii_whitespace())
+                                && starts_with_operator(&code[end..]))) => {}
                 b'\n' | b';' | b'|' if depth == 0 => break,
                 _ => {}
             }
