@@ -483,30 +483,41 @@ fn the_builtin_pack_stays_on_the_bytecode_vm() {
 
 /// regorus's parser backtracks over every `[` and `{`: 40 levels did not finish (a 2.8 KB policy
 /// found by the fuzzer stalled a worker). Deep nesting is refused at the bracket that crosses the
-/// bound, in the template's YAML file; the nesting real policies use still loads.
+/// bound, in the template's YAML file, and so is nesting each in the first element of the one
+/// around it (read twice per level) past its own bound; the nesting real policies use still loads.
 #[test]
 fn brackets_nested_past_the_bound_are_refused_at_the_bracket_not_parsed_for_ever() {
     let scratch = scratch("nesting");
     let dir = scratch.path();
-    let rego = |depth: usize| {
+    let rego = |open: &str, depth: usize| {
         format!(
-            "package hostiledeep\nviolation[{{\"msg\": m}}] {{\n  x := {}1{}\n  count(x) == 1\n  m := \"deep\"\n}}",
-            "[".repeat(depth),
+            "package hostiledeep\nviolation[{{\"msg\": m}}] {{\n  x := {}1{}\n  count(x) > 0\n  m := \"deep\"\n}}",
+            open.repeat(depth),
             "]".repeat(depth)
         )
     };
-    policy(&dir.join("deep"), "HostileDeep", &rego(40));
+    policy(&dir.join("deep"), "HostileDeep", &rego("[1, ", 40));
     let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "deep", "pod.yaml"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("brackets nested more than 13 deep"), "{stderr}");
     // Rego line 3 is the YAML file's line 15 (the block starts at line 13, indented by 6); the rule
-    // body's `{` is level 1, so the 13th `[` after `  x := ` (column 7 + 13) crosses the bound.
-    assert!(stderr.contains("template.yaml:15:26"), "{stderr}");
+    // body's `{` is level 1, so the 13th `[` after `  x := ` (Rego column 8 + 4 * 12, 6 more in YAML)
+    // crosses the bound.
+    assert!(stderr.contains("template.yaml:15:62"), "{stderr}");
 
-    policy(&dir.join("fine"), "HostileDeepFine", &rego(12));
-    let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
-    assert_eq!(code, 1, "{stderr}");
-    assert_eq!(messages(&stdout), vec!["deep"]);
+    policy(&dir.join("first"), "HostileFirst", &rego("[", 7));
+    let (code, _, stderr) = check(dir, &["--no-builtin", "--policy", "first", "pod.yaml"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("more than 6 deep each in the first element"), "{stderr}");
+    // The rule's body is read once, so the 7th `[` (Rego column 7 + 7) crosses it.
+    assert!(stderr.contains("template.yaml:15:20"), "{stderr}");
+
+    for (open, depth) in [("[1, ", 12), ("[", 6)] {
+        policy(&dir.join("fine"), "HostileDeepFine", &rego(open, depth));
+        let (code, stdout, stderr) = check(dir, &["--no-builtin", "--policy", "fine", "pod.yaml"]);
+        assert_eq!(code, 1, "{open} {depth}: {stderr}");
+        assert_eq!(messages(&stdout), vec!["deep"]);
+    }
 }
 
 /// regorus's lexer reads a NUL character as the end of the file: a rule after one would be dropped
