@@ -126,6 +126,13 @@ fn assert_both_parse(original: &str, rewritten: &str, v0: bool) {
     }
 }
 
+/// A v0 module as OPA reads it (a line starting with `(` is a new expression) parses, and so does
+/// its v0 rewrite: the rego_rewrite fuzz target's invariant.
+fn assert_v0_rewrite_parses(text: &str) {
+    let as_opa_reads = guardrail::policy::compat::insert_paren_separators(text);
+    assert_both_parse(&as_opa_reads, &guardrail::policy::compat::rewrite_v0(text), true);
+}
+
 /// Found by `scripts/fuzz run rego_rewrite`: a v0 module (a Gatekeeper template) that imports
 /// `rego.v1` is written in v1 syntax, and the `some x in "string"` rewrite appended v0 helper rules
 /// to it, so a policy that regorus and OPA read no longer parsed.
@@ -219,9 +226,7 @@ fn a_number_literal_with_a_huge_exponent_is_refused_before_parsing() {
 #[test]
 fn a_brace_after_an_operator_is_not_a_chained_body() {
     let text = "package k8scontaiontainerrequests\n\nimpori\n\nmissing(obj, field)canonify_cpu(orig) = 1312000/ { true } {` truscontaijerlimits\n*import data{ true } {` true }\n\nget_suscontaijerll";
-    let as_opa_reads = guardrail::policy::compat::insert_paren_separators(text);
-    let rewritten = guardrail::policy::compat::rewrite_v0(text);
-    assert_both_parse(&as_opa_reads, &rewritten, true);
+    assert_v0_rewrite_parses(text);
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: a line that starts with `(` at the top level goes on
@@ -230,9 +235,7 @@ fn a_brace_after_an_operator_is_not_a_chained_body() {
 #[test]
 fn a_statement_that_starts_with_a_paren_is_not_a_rule_head() {
     let text = "package p\nallow rego.v0\n(f)x := f{ true\n} {\n  input.kind == \"Pod\"\n}\n";
-    let as_opa_reads = guardrail::policy::compat::insert_paren_separators(text);
-    let rewritten = guardrail::policy::compat::rewrite_v0(text);
-    assert_both_parse(&as_opa_reads, &rewritten, true);
+    assert_v0_rewrite_parses(text);
 }
 
 /// Found by `scripts/fuzz run rego_rewrite` (five inputs of 632-977 bytes, 3-5 s each in the fuzz
