@@ -5,7 +5,13 @@
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_saphyr::{Budget, DuplicateKeyPolicy, MergeKeyPolicy, Options, Spanned};
 
-use super::node::{Node, NodeKind, Pos, Span};
+use super::node::{Node, NodeKind, Span};
+
+mod lines;
+mod scalar;
+
+use lines::LineIndex;
+use scalar::{as_kubectl_reads, is_legacy_octal, tag_before};
 
 /// Limits applied to every YAML document.
 #[derive(Clone, Copy, Debug, serde::Serialize, serde::Deserialize)]
@@ -231,112 +237,6 @@ fn describe_error(err: &serde_saphyr::Error) -> String {
     format!("YAML could not be read: {text}")
 }
 
-/// Maps serde-saphyr locations (relative to a document chunk) to file positions. Columns count
-/// characters: a prefix count per 64-byte block keeps each lookup constant, so a one-line 8 MiB
-/// document costs no more than a many-line one.
-struct LineIndex {
-    line_starts: Vec<usize>,
-    line_offset: u32,
-    /// Characters before each 64-byte block (empty when the text is ASCII: bytes are characters).
-    block_chars: Vec<u32>,
-}
-
-const BLOCK: usize = 64;
-
-impl LineIndex {
-    fn new(text: &str, line_offset: u32) -> Self {
-        let mut line_starts = vec![0];
-        line_starts.extend(text.match_indices('\n').map(|(i, _)| i + 1));
-        let mut block_chars = Vec::new();
-        if !text.is_ascii() {
-            let mut count = 0u32;
-            for block in text.as_bytes().chunks(BLOCK) {
-                block_chars.push(count);
-                count += block.iter().filter(|b| (**b as i8) >= -0x40).count() as u32;
-            }
-        }
-        LineIndex { line_starts, line_offset, block_chars }
-    }
-
-    /// Characters in `text[..byte]`.
-    fn chars_before(&self, text: &str, byte: usize) -> usize {
-        if self.block_chars.is_empty() {
-            return byte;
-        }
-        let block = byte / BLOCK;
-        let Some(&before) = self.block_chars.get(block) else {
-            return text.chars().count();
-        };
-        let rest = &text.as_bytes()[block * BLOCK..byte];
-        before as usize + rest.iter().filter(|b| (**b as i8) >= -0x40).count()
-    }
-
-    fn pos_of_byte(&self, text: &str, byte: usize) -> Pos {
-        let byte = byte.min(text.len());
-        let line = match self.line_starts.binary_search(&byte) {
-            Ok(l) => l,
-            Err(l) => l - 1,
-        };
-        let start = self.line_starts[line];
-        let column = self.chars_before(text, byte) - self.chars_before(text, start);
-        Pos { line: line as u32 + 1 + self.line_offset, column: column as u32 + 1 }
-    }
-
-    fn span_of(&self, loc: &serde_saphyr::Location, text: &str) -> Span {
-        let span = loc.span();
-        match (span.byte_offset(), span.byte_len()) {
-            (Some(offset), Some(len)) => {
-                let start = self.pos_of_byte(text, offset as usize);
-                let mut end = self.pos_of_byte(text, (offset + len) as usize);
-                if end <= start {
-                    end = Pos { line: start.line, column: start.column + 1 };
-                }
-                Span { start, end }
-            }
-            _ => {
-                // serde-saphyr counts lines as YAML does (a lone `\r` breaks a line too); findings
-                // count `\n` as editors and forges do, and must not point past the file's last line.
-                let byte = yaml_line_column_byte(text, loc.line().max(1) as usize, loc.column().max(1) as usize);
-                let start = self.pos_of_byte(text, byte);
-                Span { start, end: Pos { line: start.line, column: start.column + 1 } }
-            }
-        }
-    }
-
-    fn slice<'t>(&self, loc: &serde_saphyr::Location, text: &'t str) -> Option<&'t str> {
-        let span = loc.span();
-        let offset = span.byte_offset()? as usize;
-        let len = span.byte_len()? as usize;
-        text.get(offset..offset + len)
-    }
-}
-
-/// The byte at a 1-based YAML line and column (`\r\n`, `\r` and `\n` break lines; columns count
-/// characters), or the end of the text when it has no such place.
-fn yaml_line_column_byte(text: &str, line: usize, column: usize) -> usize {
-    let mut chars = text.char_indices().peekable();
-    let mut current = 1;
-    while current < line {
-        match chars.next() {
-            None => return text.len(),
-            Some((_, '\n')) => current += 1,
-            Some((_, '\r')) => {
-                chars.next_if(|(_, c)| *c == '\n');
-                current += 1;
-            }
-            Some(_) => {}
-        }
-    }
-    let mut byte = chars.peek().map_or(text.len(), |(i, _)| *i);
-    for (i, c) in chars.take(column - 1) {
-        if c == '\n' || c == '\r' {
-            break;
-        }
-        byte = i + c.len_utf8();
-    }
-    byte
-}
-
 /// What serde-saphyr hands us: values in source order, duplicates included.
 enum Raw {
     Null,
@@ -557,11 +457,6 @@ fn convert_at(
     Node::new(placed, kind)
 }
 
-fn is_legacy_octal(src: &str) -> bool {
-    let digits = src.trim_start_matches(['+', '-']);
-    digits.len() > 1 && digits.starts_with('0') && digits.bytes().all(|b| (b'0'..=b'7').contains(&b))
-}
-
 /// `<<` written plain (or tagged `!!merge`) is a merge key; a quoted `"<<"` is an ordinary key, as in go-yaml v2.
 fn is_merge_key(key: &Spanned<Raw>, index: &LineIndex, text: &str) -> bool {
     if !matches!(&key.value, Raw::Str(s) if s == "<<") {
@@ -634,133 +529,4 @@ impl MapBuilder {
             _ => refuse(key_span, issues),
         }
     }
-}
-
-/// A scalar as go-yaml v2 (kubectl) resolves it, from its source text. serde-saphyr resolves YAML
-/// 1.2 with 1.1 extensions and differs at the edges (`yEs`, `0X10`, `1__0`, local tags).
-fn as_kubectl_reads(value: Raw, src: &str, tag: Option<&str>) -> Raw {
-    if matches!(value, Raw::Seq(_) | Raw::Map(_)) || src.is_empty() || src.contains('\n') {
-        return value;
-    }
-    match tag {
-        // A local tag (`!custom 5`): go-yaml v2 keeps the text.
-        Some(t) if !t.starts_with("!!") && !t.starts_with("!<") => {
-            return match value {
-                Raw::Str(s) => Raw::Str(s),
-                _ => Raw::Str(src.to_string()),
-            }
-        }
-        Some(_) => return value,
-        None => {}
-    }
-    if src.starts_with(['"', '\'', '!', '|', '>', '*', '&', '[', '{']) {
-        return value;
-    }
-    resolve_plain(src)
-}
-
-/// The tag written before a scalar (`!!str 123`, `!custom 5`), if any: serde-saphyr's span covers
-/// the scalar's text only. An anchor between them (`!!str &a 1`) is passed over.
-fn tag_before<'t>(loc: &serde_saphyr::Location, text: &'t str) -> Option<&'t str> {
-    let offset = loc.span().byte_offset()? as usize;
-    let mut before = text.get(..offset)?;
-    for _ in 0..2 {
-        let trimmed = before.trim_end_matches([' ', '\t', '\n', '\r']);
-        if trimmed.len() == before.len() && !before.is_empty() {
-            return None; // the scalar follows its indicator directly (`[1`, `-1`): no tag
-        }
-        let start = trimmed.rfind([' ', '\t', '\n', '\r', '[', '{', ',']).map_or(0, |i| i + 1);
-        let token = &trimmed[start..];
-        if token.starts_with('!') {
-            return Some(token);
-        }
-        if !token.starts_with('&') {
-            return None;
-        }
-        before = &trimmed[..start];
-    }
-    None
-}
-
-/// go-yaml v2's `resolve` for a plain scalar (no timestamps: sigs.k8s.io/yaml keeps them strings).
-fn resolve_plain(src: &str) -> Raw {
-    match src {
-        "~" | "null" | "Null" | "NULL" => return Raw::Null,
-        "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => return Raw::Bool(true),
-        "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
-            return Raw::Bool(false)
-        }
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Raw::Float(f64::INFINITY),
-        "-.inf" | "-.Inf" | "-.INF" => return Raw::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Raw::Float(f64::NAN),
-        _ => {}
-    }
-    let first = src.as_bytes()[0];
-    if first == b'.' {
-        return match src.parse::<f64>() {
-            Ok(f) if src[1..].bytes().all(|b| b.is_ascii_digit() || matches!(b, b'e' | b'E' | b'+' | b'-')) => {
-                Raw::Float(f)
-            }
-            _ => Raw::Str(src.to_string()),
-        };
-    }
-    if !(first.is_ascii_digit() || first == b'+' || first == b'-') {
-        return Raw::Str(src.to_string());
-    }
-    let plain = src.replace('_', "");
-    if let Some(i) = go_parse_int(&plain) {
-        return Raw::Int(i);
-    }
-    if let Some(u) = go_parse_uint(&plain) {
-        return Raw::UInt(u);
-    }
-    if is_yaml_style_float(&plain) {
-        if let Ok(f) = plain.parse::<f64>() {
-            return Raw::Float(f);
-        }
-    }
-    Raw::Str(src.to_string())
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`: sign, then `0x`/`0o`/`0b` (any case) or a leading `0` for octal.
-fn go_parse_int(s: &str) -> Option<i64> {
-    let (negative, digits) = match s.as_bytes().first()? {
-        b'-' => (true, &s[1..]),
-        b'+' => (false, &s[1..]),
-        _ => (false, s),
-    };
-    let magnitude = go_parse_uint(digits)? as i128;
-    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
-}
-
-/// Go's `strconv.ParseUint(s, 0, 64)` (no sign).
-fn go_parse_uint(s: &str) -> Option<u64> {
-    let lower = s.get(..2).map(str::to_ascii_lowercase);
-    let (radix, digits) = match lower.as_deref() {
-        Some("0x") => (16, &s[2..]),
-        Some("0o") => (8, &s[2..]),
-        Some("0b") => (2, &s[2..]),
-        _ if s.len() > 1 && s.starts_with('0') => (8, &s[1..]),
-        _ => (10, s),
-    };
-    if digits.is_empty() || !digits.bytes().all(|b| (b as char).is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix).ok()
-}
-
-/// go-yaml v2's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
-fn is_yaml_style_float(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (mantissa, exponent) = match s.find(['e', 'E']) {
-        Some(i) => (&s[..i], Some(&s[i + 1..])),
-        None => (s, None),
-    };
-    let digits = |t: &str| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit());
-    let mantissa_ok = match mantissa.split_once('.') {
-        Some(("", frac)) => digits(frac),
-        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
-        None => digits(mantissa),
-    };
-    mantissa_ok && exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)))
 }
