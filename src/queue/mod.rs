@@ -3,11 +3,15 @@
 //! lease runs out. One contract (`Queue`) over SQLite (the default) and PostgreSQL: the SQL is shared
 //! where the dialects agree and chosen per backend where they do not.
 
+mod inspect;
+mod shared;
 pub mod worker;
+
+pub use inspect::JobCounts;
+pub use shared::RateLimitKey;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
 use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Row};
 
@@ -83,15 +87,6 @@ pub enum Recorded {
     Duplicate,
 }
 
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct JobCounts {
-    pub queued: i64,
-    pub running: i64,
-    pub done: i64,
-    pub failed: i64,
-    pub superseded: i64,
-}
-
 #[derive(Clone, Debug)]
 pub struct Queue {
     pool: AnyPool,
@@ -143,23 +138,6 @@ const ADDED_COLUMNS: &[(&str, &str)] = &[
     ("instance", "TEXT NOT NULL DEFAULT ''"),
     ("recency", "BIGINT NOT NULL DEFAULT 0"),
 ];
-
-/// Whose rate limit a row of `rate_limits` holds: a GitHub App installation (its id, positive) or the
-/// GitLab token (one per deployment; a negative key, which no installation id can take).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RateLimitKey {
-    Installation(u64),
-    GitLab,
-}
-
-impl RateLimitKey {
-    fn column(self) -> i64 {
-        match self {
-            RateLimitKey::Installation(id) => i64::try_from(id).unwrap_or(i64::MAX),
-            RateLimitKey::GitLab => -1,
-        }
-    }
-}
 
 /// A job is ready when it is queued and due, or running under a lease that ran out (its worker died).
 const READY: &str = "((state = 'queued' AND run_at <= $1) OR (state = 'running' AND lease_until < $1))";
@@ -530,51 +508,6 @@ impl Queue {
         Ok(Pruned { deliveries, jobs })
     }
 
-    /// Takes (or keeps) the named singleton for `hold`: true when `holder` has it now. Replicas that
-    /// call this at the same time: one gets it.
-    pub async fn hold_singleton(&self, name: &str, holder: &str, hold: Duration) -> Result<bool, QueueError> {
-        let now = now_ms();
-        let n = sqlx::query(
-            "INSERT INTO singletons (name, holder, until_ms) VALUES ($1, $2, $3)
-             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, until_ms = excluded.until_ms
-             WHERE singletons.until_ms < $4 OR singletons.holder = excluded.holder",
-        )
-        .bind(name)
-        .bind(holder)
-        .bind(now + hold.as_millis() as i64)
-        .bind(now)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n > 0)
-    }
-
-    /// Records that a forge asked an account to wait (GitHub's secondary rate limit, GitLab's 429), so
-    /// every replica waits too.
-    pub async fn set_rate_limit(&self, key: RateLimitKey, until_ms: i64) -> Result<(), QueueError> {
-        sqlx::query(
-            "INSERT INTO rate_limits (installation, until_ms) VALUES ($1, $2)
-             ON CONFLICT (installation) DO UPDATE SET until_ms = excluded.until_ms
-             WHERE rate_limits.until_ms < excluded.until_ms",
-        )
-        .bind(key.column())
-        .bind(until_ms)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Until when an account must wait, if a replica recorded a rate limit that still holds.
-    pub async fn rate_limit(&self, key: RateLimitKey) -> Result<Option<i64>, QueueError> {
-        let until: Option<i64> =
-            sqlx::query_scalar("SELECT until_ms FROM rate_limits WHERE installation = $1 AND until_ms > $2")
-                .bind(key.column())
-                .bind(now_ms())
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(until)
-    }
-
     /// Whether a job about newer state of the same pull request exists (by recency, not by id).
     pub async fn is_superseded(&self, job: &ClaimedJob) -> Result<bool, QueueError> {
         let n: i64 = sqlx::query_scalar(
@@ -586,87 +519,6 @@ impl Queue {
         .fetch_one(&self.pool)
         .await?;
         Ok(n > 0)
-    }
-
-    pub async fn counts(&self) -> Result<JobCounts, QueueError> {
-        let rows = sqlx::query("SELECT state, COUNT(*) AS n FROM jobs GROUP BY state").fetch_all(&self.pool).await?;
-        let mut counts = JobCounts::default();
-        for row in rows {
-            let state: String = row.try_get("state")?;
-            let n: i64 = row.try_get("n")?;
-            match state.as_str() {
-                "queued" => counts.queued = n,
-                "running" => counts.running = n,
-                "done" => counts.done = n,
-                "failed" => counts.failed = n,
-                "superseded" => counts.superseded = n,
-                _ => {}
-            }
-        }
-        Ok(counts)
-    }
-
-    /// Every job as (dedupe_key, state, attempts, last_error), oldest first: for operators and tests.
-    pub async fn jobs(&self) -> Result<Vec<(String, String, i64, String)>, QueueError> {
-        let rows = sqlx::query("SELECT dedupe_key, state, attempts, last_error FROM jobs ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?, r.try_get(3)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(QueueError)
-    }
-
-    /// The notes a job holds now (a handler's copy may be older).
-    pub async fn progress_of(&self, job: &ClaimedJob) -> Result<Option<String>, QueueError> {
-        Ok(sqlx::query_scalar("SELECT progress FROM jobs WHERE id = $1")
-            .bind(job.id)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// Running jobs as (dedupe_key, worker): for operators and tests.
-    pub async fn running(&self) -> Result<Vec<(String, String)>, QueueError> {
-        let rows = sqlx::query("SELECT dedupe_key, worker FROM jobs WHERE state = 'running' ORDER BY id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.into_iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-            .collect::<Result<_, sqlx::Error>>()
-            .map_err(QueueError)
-    }
-
-    pub async fn delivery_count(&self) -> Result<i64, QueueError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM deliveries").fetch_one(&self.pool).await?)
-    }
-
-    /// Remembers review comments guardrail minimised, so later runs do not minimise them again (GitHub's
-    /// REST listing does not say whether a comment is minimised).
-    pub async fn mark_minimized(&self, node_ids: &[String]) -> Result<(), QueueError> {
-        let now = now_ms();
-        for id in node_ids {
-            sqlx::query("INSERT INTO minimized_comments (node_id, minimized_at) VALUES ($1, $2) ON CONFLICT (node_id) DO NOTHING")
-                .bind(id)
-                .bind(now)
-                .execute(&self.pool)
-                .await?;
-        }
-        Ok(())
-    }
-
-    /// Which of `node_ids` guardrail already minimised.
-    pub async fn minimized(&self, node_ids: &[String]) -> Result<std::collections::HashSet<String>, QueueError> {
-        let mut out = std::collections::HashSet::new();
-        for id in node_ids {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM minimized_comments WHERE node_id = $1")
-                .bind(id)
-                .fetch_one(&self.pool)
-                .await?;
-            if n > 0 {
-                out.insert(id.clone());
-            }
-        }
-        Ok(out)
     }
 
     /// When the next queued job becomes due, if any: lets an idle worker sleep exactly that long.
