@@ -278,3 +278,23 @@ fn a_collection_that_goes_on_on_the_next_line_is_wrapped_whole() {
     let v0 = "package pfm \ni{some in\n in\ny}\n";
     assert_both_parse(v0, &guardrail::policy::compat::rewrite_v0(v0), true);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): a collection such as `-c in` (regorus reads
+/// a unary minus's operand with its membership) whose line ends in the keyword `in` goes on on the next
+/// non-blank line, as one ending in `-` does; the rewrite closed it after `in` and the module no longer
+/// parsed. `input.in` and `input.min` are names, not the keyword.
+#[test]
+fn a_collection_whose_line_ends_in_the_keyword_in_is_wrapped_whole() {
+    let text = "package p\nm if{some c in \"b\"---c\nin \n\nimc }\n";
+    assert_both_parse(text, &guardrail::policy::compat::rewrite_v1(text), false);
+    let plain = "package p\nimport rego.v1\nm if { some c in -input.a in\n\n  input.b\n  c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(plain);
+    assert!(rewritten.contains("__gr_iterable(-input.a in\n\n  input.b)\n"), "{rewritten}");
+    assert_both_parse(plain, &rewritten, false);
+    for name in ["input.in", "-input.min"] {
+        let field = format!("package p\nimport rego.v1\nm if {{ some c in {name}\n  c }}\n");
+        let rewritten = guardrail::policy::compat::rewrite_v1(&field);
+        assert!(rewritten.contains(&format!("__gr_iterable({name})\n")), "{rewritten}");
+        assert_both_parse(&field, &rewritten, false);
+    }
+}

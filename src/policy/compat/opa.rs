@@ -495,12 +495,16 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     out
 }
 
-/// Whether the last code byte (spaces and tabs aside) is a binary operator's, so that the
-/// expression goes on after the line break.
+/// Whether the code ends (white space aside) in a binary operator or the keyword `in`, so that
+/// the expression goes on after the line break.
 fn ends_in_operator(code: &[u8]) -> bool {
     // Blank lines between the operator and the rest do not end the expression either.
-    let last = code.iter().rev().find(|b| !b.is_ascii_whitespace());
-    matches!(last, Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!'))
+    let end = code.iter().rposition(|b| !b.is_ascii_whitespace()).map_or(0, |i| i + 1);
+    let code = &code[..end];
+    // `x.in` and `min` are names, not the keyword (found by the rego_rewrite fuzz target: `… - c`
+    // then a line `in` then `imc`).
+    let keyword_in = code.ends_with(b"in") && !code[..end - 2].last().is_some_and(|b| is_ident_byte(*b) || *b == b'.');
+    keyword_in || matches!(code.last(), Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!'))
 }
 
 /// Whether the next code (line breaks and blank lines aside) starts with a binary operator or the
