@@ -253,6 +253,54 @@ async fn a_push_to_the_gitlab_policy_project_reloads_the_policies_the_next_check
 }
 
 #[tokio::test]
+async fn a_merge_request_to_the_gitlab_policy_project_runs_its_tests_at_its_head() {
+    use crate::app::durability::{CONSTRAINT, TEMPLATE};
+    // The project is named in another case than GitLab spells it: GitLab routes paths without regard to case.
+    let h = GitLabHarness::new(&["--policy-repo", "gitlab:Sec/Policies:gatekeeper"]).await;
+    let (policies, _) = h.fake.add_project(
+        "sec/policies",
+        &[("gatekeeper/team/template.yaml", TEMPLATE), ("gatekeeper/team/constraint.yaml", CONSTRAINT)],
+    );
+    // The second case expects a violation the policy does not give until `has_team` says "no".
+    let suite = |has_team: &str| {
+        format!("kind: Suite\napiVersion: test.gatekeeper.sh/v1alpha1\ntests:\n- name: team\n  template: template.yaml\n  constraint: constraint.yaml\n  cases:\n  - name: no-team\n    object: no-team.yaml\n    assertions:\n    - violations: yes\n  - name: has-team\n    object: has-team.yaml\n    assertions:\n    - violations: {has_team}\n")
+    };
+    let no_team = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n";
+    let has_team = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: x\n  labels:\n    team: web\n";
+    h.fake.commit(
+        policies,
+        "tests",
+        &[
+            ("gatekeeper/team/suite.yaml", Some(&suite("yes"))),
+            ("gatekeeper/team/no-team.yaml", Some(no_team)),
+            ("gatekeeper/team/has-team.yaml", Some(has_team)),
+            // Outside the policy folder: not a policy test, and not scanned as a manifest either.
+            ("deploy/pod.yaml", Some(&privileged(CLEAN))),
+        ],
+    );
+    let iid = h.fake.open_mr(policies, policies, "tests", "Test the team label");
+    h.deliver("Merge Request Hook", &h.fake.merge_request_hook(policies, iid, "open", None, json!({}))).await;
+    h.drain().await;
+    let head = h.fake.mr_head(policies, iid);
+    assert_eq!(statuses(&h.fake, policies, &head), [("failed".to_string(), "tests".to_string())]);
+    let status = h.fake.statuses(policies, &head).into_iter().find(|s| s.name == "guardrail").unwrap();
+    assert_eq!(status.description.as_deref(), Some("Policy tests: 1 passed, 1 failed"), "{status:?}");
+    let notes = h.fake.plain_notes(policies, iid);
+    assert_eq!(notes.len(), 1);
+    assert!(notes[0].body.contains("has-team"), "the failing case is named: {}", notes[0].body);
+    assert!(h.fake.discussions(policies, iid).is_empty(), "policy tests, not a manifest scan");
+
+    // The author fixes the expectation: the same merge request passes.
+    let fixed = h.fake.commit(policies, "tests", &[("gatekeeper/team/suite.yaml", Some(&suite("no")))]);
+    let update = h.fake.merge_request_hook(policies, iid, "update", Some(&head), json!({}));
+    h.deliver("Merge Request Hook", &update).await;
+    h.drain().await;
+    assert_eq!(h.fake.mr_head(policies, iid), fixed);
+    assert_eq!(statuses(&h.fake, policies, &fixed), [("success".to_string(), "tests".to_string())]);
+    h.finish().await;
+}
+
+#[tokio::test]
 async fn a_rate_limit_is_waited_out_and_nothing_is_sent_early() {
     let h = GitLabHarness::new(&[]).await;
     let (project, iid) = open_violating(&h.fake);

@@ -282,10 +282,13 @@ impl<'a> Session for GitLabSession<'a> {
         self.status(StatusState::Running, "guardrail is checking the changed manifests", None).await
     }
 
-    /// A merge request to a GitLab policy project is checked as manifests: running its policy tests
-    /// is built for GitHub's policy repository only.
+    /// A merge request to the GitLab policy project runs its policy tests (GitLab routes project
+    /// paths without regard to case, so they are compared so here too).
     fn policy_repository(&self) -> Option<String> {
-        None
+        let policy = self.app.gitlab_policy.as_ref()?;
+        let ours = &self.req.project.0;
+        (policy.project.0.eq_ignore_ascii_case(ours) || policy.project == ProjectRef::id(self.req.project_id))
+            .then(|| policy.path.clone().unwrap_or_default())
     }
 
     /// The version whose head is the commit being checked and its changed files; where the head's

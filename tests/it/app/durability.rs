@@ -54,7 +54,7 @@ async fn a_newer_head_supersedes_a_queued_older_one() {
 
 const POLICY_REPO: &str = "acme/policies";
 
-const TEMPLATE: &str = r#"apiVersion: templates.gatekeeper.sh/v1
+pub(crate) const TEMPLATE: &str = r#"apiVersion: templates.gatekeeper.sh/v1
 kind: ConstraintTemplate
 metadata:
   name: k8srequiredteam
@@ -75,7 +75,7 @@ spec:
         }
 "#;
 
-const CONSTRAINT: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1
+pub(crate) const CONSTRAINT: &str = "apiVersion: constraints.gatekeeper.sh/v1beta1
 kind: K8sRequiredTeam
 metadata:
   name: workloads-need-a-team

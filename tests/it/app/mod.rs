@@ -6,7 +6,7 @@
 mod abuse;
 mod binary;
 mod builtins;
-mod durability;
+pub(crate) mod durability;
 mod faults;
 mod harness;
 mod isolation;
