@@ -298,3 +298,21 @@ fn a_collection_whose_line_ends_in_the_keyword_in_is_wrapped_whole() {
         assert_both_parse(&field, &rewritten, false);
     }
 }
+
+/// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): regorus places a token at the line it
+/// starts on, so after a raw string that spans lines whatever follows on its last line is a new
+/// literal (unless an operator goes on with it); the rewrite wrapped it into the collection of
+/// `some c in`, and a module regorus parsed no longer parsed.
+#[test]
+fn a_collection_ends_after_a_raw_string_that_spans_lines() {
+    let found = "package p\nm if { some c in `x\ny` \"c\"-i\nnp }\n";
+    assert_both_parse(found, &guardrail::policy::compat::rewrite_v1(found), false);
+    let new_literal = "package p\nimport rego.v1\nm if { some c in `a\nb` \"c\" == \"c\"\n  c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(new_literal);
+    assert!(rewritten.contains("__gr_iterable(`a\nb`); \"c\" == \"c\"\n"), "{rewritten}");
+    assert_both_parse(new_literal, &rewritten, false);
+    let goes_on = "package p\nimport rego.v1\nm if { some c in `a\nb` + \"z\"\n  c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(goes_on);
+    assert!(rewritten.contains("__gr_iterable(`a\nb` + \"z\")\n"), "{rewritten}");
+    assert_both_parse(goes_on, &rewritten, false);
+}

@@ -432,7 +432,20 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
         }
         let mut depth = 0i32;
         let mut end = start;
+        // A new literal follows on the line where the collection ends (see below): the call's `)`
+        // would put it on the line of a token, so a `;` keeps it apart.
+        let mut separate = false;
         while end < code.len() {
+            if depth == 0 {
+                if let Some(after) = multiline_raw_string_at(text.as_bytes(), &code, end) {
+                    end = after;
+                    if !goes_on_after_multiline_token(&code, after) {
+                        separate = true;
+                        break;
+                    }
+                    continue;
+                }
+            }
             match code[end] {
                 b'[' | b'{' | b'(' => depth += 1,
                 b']' | b'}' | b')' if depth == 0 => break,
@@ -457,7 +470,7 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
             end -= 1;
         }
         if end > start {
-            spans.push((start, end));
+            spans.push((start, end, separate));
         }
     }
     if spans.is_empty() {
@@ -465,7 +478,7 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     }
     let mut out = String::with_capacity(text.len() + 200);
     let mut last = 0;
-    for (start, end) in spans {
+    for (start, end, separate) in spans {
         // A `some … in` inside an earlier one's collection (or inside an unterminated string, which
         // runs to the end): the outer rewrite covers its text already (found by the rego_rewrite
         // fuzz target: the overlapping slice panicked).
@@ -481,6 +494,9 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
         out.push_str("__gr_iterable(");
         out.push_str(&text[start..end]);
         out.push(')');
+        if separate {
+            out.push(';');
+        }
         last = end;
     }
     out.push_str(&text[last..]);
@@ -493,6 +509,30 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     }
     out.push('\n');
     out
+}
+
+/// Where a raw string that starts at `at` and spans lines ends (`code` fills strings with `'`).
+fn multiline_raw_string_at(text: &[u8], code: &[u8], at: usize) -> Option<usize> {
+    if text[at] != b'`' {
+        return None;
+    }
+    let end = at + code[at..].iter().position(|b| *b != b'\'').unwrap_or(code.len() - at);
+    text[at..end].contains(&b'\n').then_some(end)
+}
+
+/// Whether an expression goes on after a token that spans lines. regorus places a token at the line
+/// it starts on, so whatever follows on its last line is on a new line, a new literal, unless it is
+/// a binary operator (or `in`), or a `[`/`.` right after it (found by the rego_rewrite fuzz target: a
+/// raw string over three lines, then `"c"------i`, a literal of its own).
+fn goes_on_after_multiline_token(code: &[u8], after: usize) -> bool {
+    let next = code[after..].iter().position(|b| *b != b' ' && *b != b'\t').map_or(code.len(), |i| after + i);
+    match code.get(next) {
+        // The line break decides, as after any token; what closes or separates ends the collection
+        // where the loop ends it.
+        None | Some(b'\n' | b']' | b'}' | b')' | b';' | b'|' | b',') => true,
+        Some(b'[' | b'.') => next == after,
+        Some(_) => starts_with_operator(&code[next..]),
+    }
 }
 
 /// Whether the code ends (white space aside) in a binary operator or the keyword `in`, so that
