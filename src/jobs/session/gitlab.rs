@@ -286,9 +286,8 @@ impl<'a> Session for GitLabSession<'a> {
     /// paths without regard to case, so they are compared so here too).
     fn policy_repository(&self) -> Option<String> {
         let policy = self.app.gitlab_policy.as_ref()?;
-        let ours = &self.req.project.0;
-        (policy.project.0.eq_ignore_ascii_case(ours) || policy.project == ProjectRef::id(self.req.project_id))
-            .then(|| policy.path.clone().unwrap_or_default())
+        // `PolicyProject::parse` takes a full path only, never a numeric id.
+        policy.project.0.eq_ignore_ascii_case(&self.req.project.0).then(|| policy.path.clone().unwrap_or_default())
     }
 
     /// The version whose head is the commit being checked and its changed files; where the head's
