@@ -315,4 +315,25 @@ fn a_collection_ends_after_a_raw_string_that_spans_lines() {
     let rewritten = guardrail::policy::compat::rewrite_v1(goes_on);
     assert!(rewritten.contains("__gr_iterable(`a\nb` + \"z\")\n"), "{rewritten}");
     assert_both_parse(goes_on, &rewritten, false);
+    // A string is no ref: `[0]` right after it is a new literal as well.
+    let attached = "package p\nimport rego.v1\nm if { some c in `a\nb`[0] == 1\n  c }\n";
+    assert_both_parse(attached, &guardrail::policy::compat::rewrite_v1(attached), false);
+}
+
+/// Found by hand while checking the raw-string fix (the fuzzer had not produced `with … as`): `with`
+/// modifies the whole `some c in` literal, and the rewrite wrapped it into the collection's call.
+#[test]
+fn a_with_modifier_is_not_part_of_the_collection() {
+    for (collection, wrapped) in [
+        ("input.x with input as 1\n", "__gr_iterable(input.x) with input as 1\n"),
+        ("input.x with input as 1; ", "__gr_iterable(input.x) with input as 1; "),
+        ("`a\nb` with input as 1\n", "__gr_iterable(`a\nb`) with input as 1\n"),
+        ("`a\nb` + \"x\" with input as 1\n", "__gr_iterable(`a\nb` + \"x\") with input as 1\n"),
+        ("input.with\n", "__gr_iterable(input.with)\n"),
+    ] {
+        let text = format!("package p\nimport rego.v1\nm if {{ some c in {collection} c }}\n");
+        let rewritten = guardrail::policy::compat::rewrite_v1(&text);
+        assert!(rewritten.contains(wrapped), "{rewritten}");
+        assert_both_parse(&text, &rewritten, false);
+    }
 }

@@ -462,6 +462,8 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
                             || (code[start..end].iter().any(|b| !b.is_ascii_whitespace())
                                 && starts_with_operator(&code[end..]))) => {}
                 b'\n' | b';' | b'|' if depth == 0 => break,
+                // `with` modifies the whole literal, not the collection (`some c in x with input as y`).
+                b'w' if depth == 0 && is_keyword_at(&code, end, b"with") => break,
                 _ => {}
             }
             end += 1;
@@ -511,6 +513,13 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     out
 }
 
+/// Whether the keyword `word` starts at `at` (not a field such as `x.with`, nor part of a name).
+fn is_keyword_at(code: &[u8], at: usize, word: &[u8]) -> bool {
+    code[at..].starts_with(word)
+        && !code.get(at + word.len()).is_some_and(|b| is_ident_byte(*b))
+        && !at.checked_sub(1).and_then(|i| code.get(i)).is_some_and(|b| is_ident_byte(*b) || *b == b'.')
+}
+
 /// Where a raw string that starts at `at` and spans lines ends (`code` fills strings with `'`).
 fn multiline_raw_string_at(text: &[u8], code: &[u8], at: usize) -> Option<usize> {
     if text[at] != b'`' {
@@ -522,15 +531,16 @@ fn multiline_raw_string_at(text: &[u8], code: &[u8], at: usize) -> Option<usize>
 
 /// Whether an expression goes on after a token that spans lines. regorus places a token at the line
 /// it starts on, so whatever follows on its last line is on a new line, a new literal, unless it is
-/// a binary operator (or `in`), or a `[`/`.` right after it (found by the rego_rewrite fuzz target: a
-/// raw string over three lines, then `"c"------i`, a literal of its own).
+/// a binary operator (or `in`) or `with` (found by the rego_rewrite fuzz target: a raw string over three
+/// lines, then `"c"------i`, a literal of its own).
 fn goes_on_after_multiline_token(code: &[u8], after: usize) -> bool {
     let next = code[after..].iter().position(|b| *b != b' ' && *b != b'\t').map_or(code.len(), |i| after + i);
     match code.get(next) {
         // The line break decides, as after any token; what closes or separates ends the collection
         // where the loop ends it.
         None | Some(b'\n' | b']' | b'}' | b')' | b';' | b'|' | b',') => true,
-        Some(b'[' | b'.') => next == after,
+        Some(b'w') if is_keyword_at(code, next, b"with") => true,
+        // A string is no ref: an attached `[0]` is a new literal too.
         Some(_) => starts_with_operator(&code[next..]),
     }
 }
