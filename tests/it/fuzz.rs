@@ -229,6 +229,19 @@ fn a_brace_after_an_operator_is_not_a_chained_body() {
     assert_v0_rewrite_parses(text);
 }
 
+/// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): after `contains` a `{` is the key (a set),
+/// and the body follows it; the split of chained bodies took the set for a first body and repeated
+/// the head before the real one, and a module regorus parsed did not parse any more.
+#[test]
+fn a_set_after_contains_is_a_key_not_a_chained_body() {
+    let found = "package p\nimport rego.v2\nf(x)\nf(x) := f(x)\ndeny contains {msoserlpec.serviceAccountName\n} {\n  obj.kind == \"DaemonSet\"\n  spec := otainers[_]\n}\n";
+    assert_v0_rewrite_parses(found);
+    let plain = "package p\nimport future.keywords.contains\ndeny contains {\"a\"} {\n  input.x\n}\n";
+    let rewritten = guardrail::policy::compat::rewrite_v0(plain);
+    assert!(!rewritten.contains("deny contains {\n"), "no second head: {rewritten}");
+    assert_v0_rewrite_parses(plain);
+}
+
 /// Found by `scripts/fuzz run rego_rewrite`: a line that starts with `(` at the top level goes on
 /// from the line before as regorus reads it, so what follows it is no rule head; the split of
 /// chained bodies repeated it as one, and a module regorus parsed did not parse any more.

@@ -238,6 +238,12 @@ fn strip_comment(line: &str) -> &str {
     line
 }
 
+/// Whether `text` ends in the word `word` (not in a longer name or a field such as `x.contains`).
+fn ends_with_word(text: &str, word: &str) -> bool {
+    text.strip_suffix(word)
+        .is_some_and(|before| !before.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+}
+
 fn split_chained_bodies(text: &str) -> String {
     let src = text.as_bytes();
     let scan = Scan { src };
@@ -265,8 +271,10 @@ fn split_chained_bodies(text: &str) -> String {
                     // A rule head starts with a name. A "head" that starts otherwise (`:= x`, `(f)x`)
                     // goes on from the line before, where regorus reads it so; after an operator
                     // (`= 1312000 / { true }`) a `{` is an operand, not a body (both found by the
-                    // rego_rewrite fuzz target).
+                    // rego_rewrite fuzz target). So is one after `contains` (`deny contains {x} { … }`:
+                    // a set as the key, then the body; found by the fuzz target too).
                     let is_value = candidate.ends_with(['=', '/', '*', '+', '-', '%', '&', '|', ',', '(', ':'])
+                        || ends_with_word(candidate, "contains")
                         || !candidate.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_');
                     if !is_value && !candidate.starts_with("package") && !candidate.starts_with("import") {
                         head = Some(candidate.to_string());
