@@ -331,6 +331,14 @@ fn a_collection_ends_after_a_raw_string_that_spans_lines() {
     // A string is no ref: `[0]` right after it is a new literal as well.
     let attached = "package p\nimport rego.v1\nm if { some c in `a\nb`[0] == 1\n  c }\n";
     assert_both_parse(attached, &guardrail::policy::compat::rewrite_v1(attached), false);
+    // The raw string ends at its backtick, even with a string right after it (found next).
+    let glued = "package p\npm if { some c in`\"ac\"--------/package p\npm if { some c in`\"ac\"--- c}\n";
+    assert_both_parse(glued, &guardrail::policy::compat::rewrite_v1(glued), false);
+    // A backtick inside a quoted string starts no raw string.
+    let quoted = "package p\nimport rego.v1\nm if { some c in \"a`b\" + \"x\"\n  c == `y` }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(quoted);
+    assert!(rewritten.contains("__gr_iterable(\"a`b\" + \"x\")\n"), "{rewritten}");
+    assert_both_parse(quoted, &rewritten, false);
 }
 
 /// Found by hand while checking the raw-string fix (the fuzzer had not produced `with … as`): `with`

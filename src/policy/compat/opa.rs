@@ -15,6 +15,7 @@
 //!   regorus; for OPA each comprehension's `i` is its own: the declaration is dropped (`true`).
 
 use super::vm::code_only;
+use super::Scan;
 
 /// The OPA-answer rewrites, for either dialect (`v0` says which rule syntax to append).
 pub fn rewrite(text: &str, v0: bool) -> String {
@@ -412,6 +413,7 @@ fn split_balanced(code: &[u8]) -> bool {
 /// `some x in E` -> `some x in __gr_iterable(E)`, with `__gr_iterable` appended to the module.
 fn some_in_iterable(text: &str, v0: bool) -> String {
     let code = code_only(text);
+    let raw_strings = multiline_raw_strings(text);
     let mut spans = Vec::new();
     for at in word_positions(&code, "some") {
         let mut i = at + "some".len();
@@ -437,7 +439,8 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
         let mut separate = false;
         while end < code.len() {
             if depth == 0 {
-                if let Some(after) = multiline_raw_string_at(text.as_bytes(), &code, end) {
+                if let Ok(k) = raw_strings.binary_search_by_key(&end, |r| r.0) {
+                    let after = raw_strings[k].1;
                     end = after;
                     if !goes_on_after_multiline_token(&code, after) {
                         separate = true;
@@ -520,13 +523,24 @@ fn is_keyword_at(code: &[u8], at: usize, word: &[u8]) -> bool {
         && !at.checked_sub(1).and_then(|i| code.get(i)).is_some_and(|b| is_ident_byte(*b) || *b == b'.')
 }
 
-/// Where a raw string that starts at `at` and spans lines ends (`code` fills strings with `'`).
-fn multiline_raw_string_at(text: &[u8], code: &[u8], at: usize) -> Option<usize> {
-    if text[at] != b'`' {
-        return None;
+/// The raw strings that span lines, as (start, end after the closing backtick), in order.
+fn multiline_raw_strings(text: &str) -> Vec<(usize, usize)> {
+    let src = text.as_bytes();
+    let scan = Scan { src };
+    let mut spans = Vec::new();
+    let mut i = 0;
+    while i < src.len() {
+        match scan.skip_non_code(i) {
+            Some(j) => {
+                if src[i] == b'`' && src[i..j].contains(&b'\n') {
+                    spans.push((i, j));
+                }
+                i = j;
+            }
+            None => i += 1,
+        }
     }
-    let end = at + code[at..].iter().position(|b| *b != b'\'').unwrap_or(code.len() - at);
-    text[at..end].contains(&b'\n').then_some(end)
+    spans
 }
 
 /// Whether an expression goes on after a token that spans lines. regorus places a token at the line
