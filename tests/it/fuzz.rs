@@ -358,3 +358,20 @@ fn a_with_modifier_is_not_part_of_the_collection() {
         assert_both_parse(&text, &rewritten, false);
     }
 }
+
+/// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): a `{` right after a complete operand
+/// ends the collection (regorus reads `m if some c in x {…}` as a rule with a second body), and
+/// `some in, x` declares `in` where it is a name (v0), so neither may be wrapped.
+#[test]
+fn a_brace_after_the_collection_and_a_declared_in_are_left_alone() {
+    let body = "package p\nm if some c in\"`c\"------i----c {some c in\"`c\"------i----c }\n";
+    assert_both_parse(body, &guardrail::policy::compat::rewrite_v1(body), false);
+    let declared = "package pfm\ni{some in,\n iy}";
+    assert_v0_rewrite_parses(declared);
+    assert!(!guardrail::policy::compat::rewrite_v0(declared).contains("__gr_iterable"));
+    // A set as the collection is still wrapped.
+    let set = "package p\nimport rego.v1\nm if { some c in {1, 2}\n  c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(set);
+    assert!(rewritten.contains("__gr_iterable({1, 2})\n"), "{rewritten}");
+    assert_both_parse(set, &rewritten, false);
+}

@@ -418,11 +418,15 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
     for at in word_positions(&code, "some") {
         let mut i = at + "some".len();
         let mut found_in = None;
+        let mut names = 0;
         while let Some((name, end)) = ident_at(&code, i) {
-            if name == "in" {
+            // `some in, x` declares `in` where it is a name (v0); `some in` with nothing before
+            // `in` is no `some … in` (found by the rego_rewrite fuzz target).
+            if name == "in" && names > 0 {
                 found_in = Some(end);
                 break;
             }
+            names += 1;
             i = end;
             while i < code.len() && (code[i] == b' ' || code[i] == b'\t' || code[i] == b',') {
                 i += 1;
@@ -450,6 +454,9 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
                 }
             }
             match code[end] {
+                // A `{` right after a complete operand is no part of it: a body follows (`m if some c
+                // in x {…}`, which regorus reads as a second body; found by the rego_rewrite fuzz target).
+                b'{' if depth == 0 && ends_an_operand(&code[start..end]) => break,
                 b'[' | b'{' | b'(' => depth += 1,
                 b']' | b'}' | b')' if depth == 0 => break,
                 b']' | b'}' | b')' => depth -= 1,
@@ -521,6 +528,16 @@ fn is_keyword_at(code: &[u8], at: usize, word: &[u8]) -> bool {
     code[at..].starts_with(word)
         && !code.get(at + word.len()).is_some_and(|b| is_ident_byte(*b))
         && !at.checked_sub(1).and_then(|i| code.get(i)).is_some_and(|b| is_ident_byte(*b) || *b == b'.')
+}
+
+/// Whether the code ends (white space aside) in a complete operand: a name, a number, a string or a
+/// closing bracket, after which no `{` can go on with the expression.
+fn ends_an_operand(code: &[u8]) -> bool {
+    code.iter()
+        .rev()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| is_ident_byte(*b) || matches!(b, b'\'' | b')' | b']' | b'}'))
+        && !ends_in_operator(code)
 }
 
 /// The raw strings that span lines, as (start, end after the closing backtick), in order.
