@@ -375,3 +375,21 @@ fn a_brace_after_the_collection_and_a_declared_in_are_left_alone() {
     assert!(rewritten.contains("__gr_iterable({1, 2})\n"), "{rewritten}");
     assert_both_parse(set, &rewritten, false);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): `|` after the collection is set union,
+/// which goes on like any binary operator (the rewrite cut the collection at it), and after a complete
+/// operand and a space a name starts what comes next (`m if some u in t m if …`: regorus reads a second
+/// rule on the line; the rewrite wrapped it into the call).
+#[test]
+fn a_union_goes_on_and_a_name_after_the_collection_starts_anew() {
+    let union = "package p\nm if{some c in \"b\"--p|\nc-c\nin c }\n";
+    assert_both_parse(union, &guardrail::policy::compat::rewrite_v1(union), false);
+    let plain = "package p\nimport rego.v1\nm if { some c in input.a | input.b\n  c }\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(plain);
+    assert!(rewritten.contains("__gr_iterable(input.a | input.b)\n"), "{rewritten}");
+    assert_both_parse(plain, &rewritten, false);
+    let two_rules = "package nt m if some u,n in\tt m if some u,n\n";
+    let rewritten = guardrail::policy::compat::rewrite_v1(two_rules);
+    assert!(rewritten.contains("__gr_iterable(t) m if"), "{rewritten}");
+    assert_both_parse(two_rules, &rewritten, false);
+}

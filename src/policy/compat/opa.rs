@@ -471,7 +471,20 @@ fn some_in_iterable(text: &str, v0: bool) -> String {
                         && (ends_in_operator(&code[start..end])
                             || (code[start..end].iter().any(|b| !b.is_ascii_whitespace())
                                 && starts_with_operator(&code[end..]))) => {}
-                b'\n' | b';' | b'|' if depth == 0 => break,
+                // `|` is set union here: a comprehension's `|` comes before its `some`.
+                b'\n' | b';' if depth == 0 => break,
+                // After a complete operand and a space, a name other than `in` starts what comes
+                // next (`m if some c in t m if …`: regorus reads a second rule on the line; found by
+                // the rego_rewrite fuzz target).
+                b'a'..=b'z' | b'A'..=b'Z' | b'_'
+                    if depth == 0
+                        && end > start
+                        && code[end - 1].is_ascii_whitespace()
+                        && !is_keyword_at(&code, end, b"in")
+                        && ends_an_operand(&code[start..end]) =>
+                {
+                    break
+                }
                 // `with` modifies the whole literal, not the collection (`some c in x with input as y`).
                 b'w' if depth == 0 && is_keyword_at(&code, end, b"with") => break,
                 _ => {}
@@ -569,7 +582,7 @@ fn goes_on_after_multiline_token(code: &[u8], after: usize) -> bool {
     match code.get(next) {
         // The line break decides, as after any token; what closes or separates ends the collection
         // where the loop ends it.
-        None | Some(b'\n' | b']' | b'}' | b')' | b';' | b'|' | b',') => true,
+        None | Some(b'\n' | b']' | b'}' | b')' | b';' | b',') => true,
         Some(b'w') if is_keyword_at(code, next, b"with") => true,
         // A string is no ref: an attached `[0]` is a new literal too.
         Some(_) => starts_with_operator(&code[next..]),
@@ -585,7 +598,8 @@ fn ends_in_operator(code: &[u8]) -> bool {
     // `x.in` and `min` are names, not the keyword (found by the rego_rewrite fuzz target: `… - c`
     // then a line `in` then `imc`).
     let keyword_in = code.ends_with(b"in") && !code[..end - 2].last().is_some_and(|b| is_ident_byte(*b) || *b == b'.');
-    keyword_in || matches!(code.last(), Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!'))
+    keyword_in
+        || matches!(code.last(), Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!'))
 }
 
 /// Whether the next code (line breaks and blank lines aside) starts with a binary operator or the
@@ -593,7 +607,7 @@ fn ends_in_operator(code: &[u8]) -> bool {
 fn starts_with_operator(code: &[u8]) -> bool {
     let Some(at) = code.iter().position(|b| !b.is_ascii_whitespace()) else { return false };
     let rest = &code[at..];
-    matches!(rest[0], b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'=' | b'<' | b'>' | b'!' | b':')
+    matches!(rest[0], b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!' | b':')
         || (rest.starts_with(b"in") && !rest.get(2).is_some_and(|b| is_ident_byte(*b)))
 }
 
