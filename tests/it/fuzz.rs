@@ -393,3 +393,14 @@ fn a_union_goes_on_and_a_name_after_the_collection_starts_anew() {
     assert!(rewritten.contains("__gr_iterable(t) m if"), "{rewritten}");
     assert_both_parse(two_rules, &rewritten, false);
 }
+
+/// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): `p contains _.k()` with its body on the
+/// next line (`if { }`) is no body-less head, but the rewrite moved its key into a body of its own and
+/// left the real body dangling.
+#[test]
+fn a_contains_head_whose_body_is_on_the_next_line_keeps_it() {
+    let found = "package p\niromtrepr contains _.k()\n if{ }\n";
+    assert_both_parse(found, &guardrail::policy::compat::rewrite_v1(found), false);
+    let bodyless = "package p\nimport rego.v1\nvolumes contains input.spec.volumes[_]\n\nq := 1\n";
+    assert!(guardrail::policy::compat::rewrite_v1(bodyless).contains("volumes contains __grh0 if"));
+}

@@ -368,7 +368,11 @@ fn ref_headed_sets(text: &str, v0: bool) -> String {
         } else {
             v1_re.captures(body)
         };
-        let rewritten = cap.and_then(|cap| {
+        // A body on the next line (`p contains x.y` then `if { … }`) makes it no body-less head
+        // (found by the rego_rewrite fuzz target).
+        let next = code[offset..].iter().position(|b| !b.is_ascii_whitespace()).map_or(code.len(), |i| offset + i);
+        let body_follows = code.get(next) == Some(&b'{') || is_keyword_at(&code, next.min(code.len()), b"if");
+        let rewritten = cap.filter(|_| !body_follows).and_then(|cap| {
             let term = cap[2].trim();
             let code = code_only(term);
             let balanced = split_balanced(&code);
