@@ -601,7 +601,7 @@ fn ends_in_operator(code: &[u8]) -> bool {
     let code = &code[..end];
     // `x.in` and `min` are names, not the keyword (found by the rego_rewrite fuzz target: `… - c`
     // then a line `in` then `imc`).
-    let keyword_in = code.ends_with(b"in") && !code[..end - 2].last().is_some_and(|b| is_ident_byte(*b) || *b == b'.');
+    let keyword_in = end >= 2 && is_keyword_at(code, end - 2, b"in");
     keyword_in
         || matches!(code.last(), Some(b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!'))
 }
@@ -612,7 +612,7 @@ fn starts_with_operator(code: &[u8]) -> bool {
     let Some(at) = code.iter().position(|b| !b.is_ascii_whitespace()) else { return false };
     let rest = &code[at..];
     matches!(rest[0], b'+' | b'-' | b'*' | b'/' | b'%' | b'&' | b'|' | b'=' | b'<' | b'>' | b'!' | b':')
-        || (rest.starts_with(b"in") && !rest.get(2).is_some_and(|b| is_ident_byte(*b)))
+        || is_keyword_at(rest, 0, b"in")
 }
 
 #[cfg(test)]
