@@ -126,6 +126,13 @@ fn assert_both_parse(original: &str, rewritten: &str, v0: bool) {
     }
 }
 
+/// A v1 module's rewrite holds `wanted` (how the collection is wrapped), and both texts parse.
+fn assert_v1_rewrite_wraps(text: &str, wanted: &str) {
+    let rewritten = guardrail::policy::compat::rewrite_v1(text);
+    assert!(rewritten.contains(wanted), "{rewritten}");
+    assert_both_parse(text, &rewritten, false);
+}
+
 /// A v0 module as OPA reads it (a line starting with `(` is a new expression) parses, and so does
 /// its v0 rewrite: the rego_rewrite fuzz target's invariant.
 fn assert_v0_rewrite_parses(text: &str) {
@@ -165,9 +172,7 @@ fn overlapping_some_in_rewrites_do_not_panic() {
 #[test]
 fn a_collection_glued_to_in_still_parses_after_the_rewrite() {
     let text = "package p\nimport rego.v1\nx contains c if { some c in-[1] }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(text);
-    assert!(rewritten.contains("some c in __gr_iterable(-[1])"), "{rewritten}");
-    assert_both_parse(text, &rewritten, false);
+    assert_v1_rewrite_wraps(text, "some c in __gr_iterable(-[1])");
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: regorus's lexer reads a NUL character as the end of
@@ -185,9 +190,7 @@ fn a_nul_character_in_rego_is_refused_at_its_place() {
 #[test]
 fn a_collection_that_goes_on_after_an_operator_is_wrapped_whole() {
     let text = "package p\nimport rego.v1\nx contains c if { some c in {1, 2} -\n\n\n  {2} }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(text);
-    assert!(rewritten.contains("some c in __gr_iterable({1, 2} -\n\n\n  {2}) }"), "{rewritten}");
-    assert_both_parse(text, &rewritten, false);
+    assert_v1_rewrite_wraps(text, "some c in __gr_iterable({1, 2} -\n\n\n  {2}) }");
 }
 
 /// Found by `scripts/fuzz run rego_rewrite`: regorus reads a line that starts with `:=` as going on
@@ -301,14 +304,10 @@ fn a_collection_whose_line_ends_in_the_keyword_in_is_wrapped_whole() {
     let text = "package p\nm if{some c in \"b\"---c\nin \n\nimc }\n";
     assert_both_parse(text, &guardrail::policy::compat::rewrite_v1(text), false);
     let plain = "package p\nimport rego.v1\nm if { some c in -input.a in\n\n  input.b\n  c }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(plain);
-    assert!(rewritten.contains("__gr_iterable(-input.a in\n\n  input.b)\n"), "{rewritten}");
-    assert_both_parse(plain, &rewritten, false);
+    assert_v1_rewrite_wraps(plain, "__gr_iterable(-input.a in\n\n  input.b)\n");
     for name in ["input.in", "-input.min"] {
         let field = format!("package p\nimport rego.v1\nm if {{ some c in {name}\n  c }}\n");
-        let rewritten = guardrail::policy::compat::rewrite_v1(&field);
-        assert!(rewritten.contains(&format!("__gr_iterable({name})\n")), "{rewritten}");
-        assert_both_parse(&field, &rewritten, false);
+        assert_v1_rewrite_wraps(&field, &format!("__gr_iterable({name})\n"));
     }
 }
 
@@ -321,13 +320,9 @@ fn a_collection_ends_after_a_raw_string_that_spans_lines() {
     let found = "package p\nm if { some c in `x\ny` \"c\"-i\nnp }\n";
     assert_both_parse(found, &guardrail::policy::compat::rewrite_v1(found), false);
     let new_literal = "package p\nimport rego.v1\nm if { some c in `a\nb` \"c\" == \"c\"\n  c }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(new_literal);
-    assert!(rewritten.contains("__gr_iterable(`a\nb`); \"c\" == \"c\"\n"), "{rewritten}");
-    assert_both_parse(new_literal, &rewritten, false);
+    assert_v1_rewrite_wraps(new_literal, "__gr_iterable(`a\nb`); \"c\" == \"c\"\n");
     let goes_on = "package p\nimport rego.v1\nm if { some c in `a\nb` + \"z\"\n  c }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(goes_on);
-    assert!(rewritten.contains("__gr_iterable(`a\nb` + \"z\")\n"), "{rewritten}");
-    assert_both_parse(goes_on, &rewritten, false);
+    assert_v1_rewrite_wraps(goes_on, "__gr_iterable(`a\nb` + \"z\")\n");
     // A string is no ref: `[0]` right after it is a new literal as well.
     let attached = "package p\nimport rego.v1\nm if { some c in `a\nb`[0] == 1\n  c }\n";
     assert_both_parse(attached, &guardrail::policy::compat::rewrite_v1(attached), false);
@@ -336,9 +331,7 @@ fn a_collection_ends_after_a_raw_string_that_spans_lines() {
     assert_both_parse(glued, &guardrail::policy::compat::rewrite_v1(glued), false);
     // A backtick inside a quoted string starts no raw string.
     let quoted = "package p\nimport rego.v1\nm if { some c in \"a`b\" + \"x\"\n  c == `y` }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(quoted);
-    assert!(rewritten.contains("__gr_iterable(\"a`b\" + \"x\")\n"), "{rewritten}");
-    assert_both_parse(quoted, &rewritten, false);
+    assert_v1_rewrite_wraps(quoted, "__gr_iterable(\"a`b\" + \"x\")\n");
 }
 
 /// Found by hand while checking the raw-string fix (the fuzzer had not produced `with … as`): `with`
@@ -353,9 +346,7 @@ fn a_with_modifier_is_not_part_of_the_collection() {
         ("input.with\n", "__gr_iterable(input.with)\n"),
     ] {
         let text = format!("package p\nimport rego.v1\nm if {{ some c in {collection} c }}\n");
-        let rewritten = guardrail::policy::compat::rewrite_v1(&text);
-        assert!(rewritten.contains(wrapped), "{rewritten}");
-        assert_both_parse(&text, &rewritten, false);
+        assert_v1_rewrite_wraps(&text, wrapped);
     }
 }
 
@@ -371,9 +362,7 @@ fn a_brace_after_the_collection_and_a_declared_in_are_left_alone() {
     assert!(!guardrail::policy::compat::rewrite_v0(declared).contains("__gr_iterable"));
     // A set as the collection is still wrapped.
     let set = "package p\nimport rego.v1\nm if { some c in {1, 2}\n  c }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(set);
-    assert!(rewritten.contains("__gr_iterable({1, 2})\n"), "{rewritten}");
-    assert_both_parse(set, &rewritten, false);
+    assert_v1_rewrite_wraps(set, "__gr_iterable({1, 2})\n");
 }
 
 /// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): `|` after the collection is set union,
@@ -385,13 +374,9 @@ fn a_union_goes_on_and_a_name_after_the_collection_starts_anew() {
     let union = "package p\nm if{some c in \"b\"--p|\nc-c\nin c }\n";
     assert_both_parse(union, &guardrail::policy::compat::rewrite_v1(union), false);
     let plain = "package p\nimport rego.v1\nm if { some c in input.a | input.b\n  c }\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(plain);
-    assert!(rewritten.contains("__gr_iterable(input.a | input.b)\n"), "{rewritten}");
-    assert_both_parse(plain, &rewritten, false);
+    assert_v1_rewrite_wraps(plain, "__gr_iterable(input.a | input.b)\n");
     let two_rules = "package nt m if some u,n in\tt m if some u,n\n";
-    let rewritten = guardrail::policy::compat::rewrite_v1(two_rules);
-    assert!(rewritten.contains("__gr_iterable(t) m if"), "{rewritten}");
-    assert_both_parse(two_rules, &rewritten, false);
+    assert_v1_rewrite_wraps(two_rules, "__gr_iterable(t) m if");
 }
 
 /// Found by `scripts/fuzz run rego_rewrite` (fifth campaign): `p contains _.k()` with its body on the
